@@ -1,0 +1,36 @@
+"""The small public surface the CLI and the desktop app use.
+
+Functions are imported on first use (PEP 562), so ``import engine.api`` stays fast: torch alone takes
+seconds to import, which a window that must open quickly cannot afford.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from engine.config import DEMO_TRAIN, DataConfig, ExperimentConfig, TrainConfig
+from engine.errors import Cancelled, EngineError
+from engine.progress import CancelToken, Progress
+
+_LAZY = {
+    "run_experiment": "engine.experiment",
+    "train_model": "engine.tasks",
+    "evaluate_checkpoint": "engine.tasks",
+    "export_checkpoint": "engine.tasks",
+    "attack_files": "engine.tasks",
+    "predict_files": "engine.predict_files",
+    "generate_demo_dataset": "engine.data.demo",
+    "discover": "engine.data.discover",
+    "list_models": "engine.models.registry",
+    "parse_eps": "engine.attacks.eps",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'engine.api' has no attribute {name!r}")
+
+
+__all__ = ["DEMO_TRAIN", "CancelToken", "Cancelled", "DataConfig", "EngineError", "ExperimentConfig", "Progress",
+           "TrainConfig", *_LAZY]

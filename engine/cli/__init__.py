@@ -1,0 +1,68 @@
+"""``histoguard``: no arguments opens the desktop app; a command runs the command line.
+
+Errors the user can fix print one line and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        from desktop_app import launch
+
+        return launch()
+    from engine.cli.parser import build_parser
+
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return 0
+    _setup_logging(args.debug, args.verbose)
+    return _run(args)
+
+
+def _setup_logging(debug: bool, verbose: bool) -> None:
+    from engine.cli.progress_bar import TqdmLoggingHandler
+
+    handler = TqdmLoggingHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
+
+
+def _run(args) -> int:
+    from engine.cli.commands import COMMANDS
+    from engine.cli.progress_bar import TerminalProgress
+    from engine.errors import Cancelled, EngineError
+
+    progress = TerminalProgress()
+    try:
+        return COMMANDS[args.command](args, progress)
+    except Cancelled as exc:
+        print(f"histoguard: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("histoguard: interrupted; an experiment can continue with --resume", file=sys.stderr)
+        return 130
+    except EngineError as exc:
+        if args.debug:
+            raise
+        print(f"histoguard: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"histoguard: unexpected error: {type(exc).__name__}: {exc} (run again with --debug for details)",
+              file=sys.stderr)
+        return 1
+    finally:
+        progress.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

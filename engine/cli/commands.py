@@ -1,0 +1,118 @@
+"""What each ``histoguard`` command does: build configs from arguments, call ``engine.api``, print results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine import api
+from engine.config import DEMO_TRAIN, DataConfig, ExperimentConfig, TrainConfig, replace_fields
+from engine.fileio import write_json
+
+TRAIN_FIELDS = ("arch", "image_size", "epochs", "batch_size", "lr", "patience", "weights", "device", "seed")
+
+
+def data_config(a) -> DataConfig:
+    return DataConfig(data=a.data, demo=a.demo, positive_class=a.positive_class, magnification=a.magnification,
+                      patient_regex=a.patient_regex, split_level=a.split_level, ratios=a.split_ratios,
+                      split_seed=a.split_seed, split_file=a.split_file)
+
+
+def experiment_config(a, base: TrainConfig | None = None) -> ExperimentConfig:
+    base = base or (DEMO_TRAIN if a.demo else TrainConfig())
+    train = replace_fields(base, **{k: getattr(a, k, None) for k in TRAIN_FIELDS})
+    extra = {"eps": a.eps} if getattr(a, "eps", None) else {}
+    if getattr(a, "sweep_eps", None):
+        extra["sweep_eps"] = a.sweep_eps
+    if getattr(a, "no_onnx", False):
+        extra["export_onnx"] = False
+    return ExperimentConfig(data=data_config(a), train=train, **extra)
+
+
+def cmd_experiment(a, progress) -> int:
+    result = api.run_experiment(experiment_config(a), a.out, force=a.force, resume=a.resume, on_progress=progress)
+    _print_result(result, a.out)
+    return 0
+
+
+def cmd_demo(a, progress) -> int:
+    cfg = ExperimentConfig(data=DataConfig(demo=True), train=replace_fields(DEMO_TRAIN, device=a.device))
+    result = api.run_experiment(cfg, a.out, force=a.force, resume=a.resume, on_progress=progress)
+    _print_result(result, a.out)
+    return 0
+
+
+def _print_result(result: dict, out: str) -> None:
+    from engine.report.tables import text_table
+
+    if result.get("synthetic_data"):
+        print("SYNTHETIC DEMO DATA: these numbers show the workflow runs, not diagnostic performance.")
+    base = next(e["majority_baseline"] for e in result["evaluations"] if e["level"] == "image")
+    print(f"\nImage-level results on the test split ({result['split']['level']}-level split); "
+          f"majority-class baseline accuracy {base:.3f}\n")
+    print(text_table(result["evaluations"], "image"))
+    print(f"\nReport: {Path(out) / 'report.md'}  (also report.json, split.csv, model_a.onnx, model_b.onnx)")
+
+
+def cmd_demo_data(a, progress) -> int:
+    root = api.generate_demo_dataset(Path(a.out), patients_per_class=a.patients_per_class,
+                                     images_per_patient=a.images_per_patient, seed=a.seed, on_progress=progress)
+    ds = api.discover(root)
+    print(f"SYNTHETIC demo dataset in {root}: {ds.summary()['per_class']} images, {ds.summary()['n_patients']} patients")
+    return 0
+
+
+def cmd_train(a, progress) -> int:
+    summary = api.train_model(experiment_config(a), a.out, adversarial_from=a.adversarial_from, force=a.force,
+                              resume=a.resume, on_progress=progress)
+    print(f"best epoch {summary['best_epoch']}, validation balanced accuracy "
+          f"{summary['best_val_balanced_accuracy']:.3f}; checkpoint {summary['checkpoint']}")
+    return 0
+
+
+def cmd_evaluate(a, progress) -> int:
+    from engine.report.tables import text_table
+
+    cfg = ExperimentConfig(data=data_config(a), train=TrainConfig(device=a.device), eps=a.eps)
+    result = api.evaluate_checkpoint(a.model, cfg, split=a.split, on_progress=progress)
+    print(text_table(result["evaluations"], "image"))
+    if a.out:
+        write_json(a.out, result)
+    return 0
+
+
+def cmd_attack(a, progress) -> int:
+    rows = api.attack_files(a.model, a.inputs, a.out, method=a.method, eps=a.eps, steps=a.steps, alpha=a.alpha,
+                            seed=a.seed, device=a.device, on_progress=progress)
+    flipped = sum(1 for r in rows if not r["error"] and r["clean_pred"] != r["adv_pred"])
+    failed = [r for r in rows if r["error"]]
+    write_json(Path(a.out) / "attack.json", rows)
+    print(f"{len(rows) - len(failed)} adversarial images in {a.out}; prediction flipped for {flipped}"
+          + (f"; {len(failed)} unreadable (see attack.json)" if failed else ""))
+    return 0
+
+
+def cmd_export(a, progress) -> int:
+    info = api.export_checkpoint(a.model, a.out)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_predict(a, progress) -> int:
+    rows = api.predict_files(a.model, a.inputs, a.out, device=a.device, on_progress=progress)
+    bad = sum(1 for r in rows if r["error"])
+    print(f"{len(rows) - bad} images predicted" + (f", {bad} unreadable" if bad else "") + f"; written to {a.out}")
+    return 0
+
+
+def cmd_models(a, progress) -> int:
+    from engine.models.registry import MODELS
+
+    for name in api.list_models():
+        print(f"{name:20s} {MODELS[name].description}")
+    return 0
+
+
+COMMANDS = {"experiment": cmd_experiment, "demo": cmd_demo, "demo-data": cmd_demo_data, "train": cmd_train,
+            "evaluate": cmd_evaluate, "attack": cmd_attack, "export": cmd_export, "predict": cmd_predict,
+            "models": cmd_models}

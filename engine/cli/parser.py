@@ -1,0 +1,133 @@
+"""argparse definitions of the ``histoguard`` commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine import __version__
+from engine.attacks.eps import parse_eps
+
+ARCHS = ("densenet121", "resnet18", "mobilenet_v3_small", "small_cnn")
+
+
+def _eps(value: str) -> float:
+    from engine.errors import ConfigError
+
+    try:
+        return parse_eps(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _eps_list(value: str) -> tuple[float, ...]:
+    return tuple(_eps(v) for v in value.split(",") if v.strip())
+
+
+def _ratios(value: str) -> tuple[float, float, float]:
+    parts = [float(v) for v in value.split(",")]
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError("give three ratios train,val,test such as 0.7,0.15,0.15")
+    return tuple(parts)  # type: ignore[return-value]
+
+
+def add_data_options(p: argparse.ArgumentParser, required: bool = True) -> None:
+    g = p.add_argument_group("data")
+    src = g.add_mutually_exclusive_group(required=required)
+    src.add_argument("--data", help="dataset folder (BreakHis tree, class folders) or CSV manifest path,label[,patient_id]")
+    src.add_argument("--demo", action="store_true", help="use the built-in SYNTHETIC demo dataset")
+    g.add_argument("--positive-class", default="malignant", help="the disease class of a two-class set (default: malignant)")
+    g.add_argument("--magnification", help="keep only one magnification (40X, 100X, 200X, 400X)")
+    g.add_argument("--patient-regex", help="regex whose first group is the patient id in a file name")
+    g.add_argument("--split-level", choices=("patient", "image"), default="patient",
+                   help="patient (default) or image (leaks patients between splits; only to reproduce old studies)")
+    g.add_argument("--split-ratios", type=_ratios, default=(0.7, 0.15, 0.15), metavar="TRAIN,VAL,TEST")
+    g.add_argument("--split-seed", type=int, default=0)
+    g.add_argument("--split-file", help="re-use the split.csv of an earlier run")
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--arch", choices=ARCHS, help="model architecture (default densenet121, the study's)")
+    g.add_argument("--image-size", type=int, help="square input size in pixels (default 224)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="peak learning rate of AdamW")
+    g.add_argument("--patience", type=int, help="early stopping: epochs without validation improvement")
+    g.add_argument("--weights", help="'auto' (ImageNet from the torch cache if present), 'imagenet', 'none' or a .pth file")
+    g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--eps", type=_eps, help="FGSM eps in pixel units, e.g. 2/255 or 0.0078 (default 4/255)")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run folder")
+    g.add_argument("--force", action="store_true", help="replace an existing run in --out")
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out from its checkpoints")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="histoguard", description=(
+        "HistoGuard: train, attack, harden and export breast-histopathology classifiers, offline. "
+        "Without a command it opens the desktop app."))
+    parser.add_argument("--version", action="version", version=f"histoguard {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show informational logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="the whole study on the built-in synthetic dataset (minutes on a CPU)")
+    p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
+    p.add_argument("--device", default="auto")
+    add_run_options(p)
+
+    p = sub.add_parser("experiment", help="train A, FGSM, train B, evaluate, export ONNX, report")
+    add_data_options(p)
+    add_train_options(p)
+    p.add_argument("--sweep-eps", type=_eps_list, help="comma-separated eps list for the sweep (default 0,1,2,4,8 /255)")
+    p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
+    p.add_argument("--out", required=True, help="run folder")
+    add_run_options(p)
+
+    p = sub.add_parser("demo-data", help="write the synthetic demo dataset (BreakHis-style names)")
+    p.add_argument("out")
+    p.add_argument("--patients-per-class", type=int, default=8)
+    p.add_argument("--images-per-patient", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train one model (clean, or --adversarial-from CKPT for the study's Model B)")
+    add_data_options(p)
+    add_train_options(p)
+    p.add_argument("--adversarial-from", help="checkpoint whose FGSM images are merged into the training set")
+    p.add_argument("--out", required=True, help="output folder")
+    add_run_options(p)
+
+    p = sub.add_parser("evaluate", help="clean and white-box FGSM metrics of a checkpoint on a dataset")
+    p.add_argument("--model", required=True, help="checkpoint (.pt) from a HistoGuard run")
+    add_data_options(p)
+    p.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
+    p.add_argument("--eps", type=_eps, default=4 / 255)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="write the results as JSON here")
+
+    p = sub.add_parser("attack", help="write adversarial PNGs of images or folders")
+    p.add_argument("--model", required=True, help="checkpoint (.pt); gradients need the torch model")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--out", required=True, help="folder for the adversarial images")
+    p.add_argument("--method", choices=("fgsm", "pgd"), default="fgsm")
+    p.add_argument("--eps", type=_eps, default=4 / 255)
+    p.add_argument("--steps", type=int, default=10, help="PGD steps")
+    p.add_argument("--alpha", type=_eps, help="PGD step size (default eps/4, at least 1/255)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (checked against torch)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+
+    p = sub.add_parser("predict", help="predict images or folders with an ONNX model (onnxruntime)")
+    p.add_argument("--model", required=True, help="an ONNX file exported by HistoGuard")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--out", default="predictions.csv")
+    p.add_argument("--device", default="auto")
+
+    sub.add_parser("models", help="list the model architectures")
+    return parser

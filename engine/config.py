@@ -1,0 +1,92 @@
+"""Frozen, validated configuration objects shared by the CLI, the GUI and the run folder."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from engine.errors import ConfigError
+
+DEFAULT_SWEEP = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    data: str | None = None  # folder or CSV; None with demo=True
+    demo: bool = False
+    positive_class: str = "malignant"
+    magnification: str | None = None
+    patient_regex: str | None = None
+    split_level: str = "patient"
+    ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_seed: int = 0
+    split_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.demo and not self.data:
+            raise ConfigError("no dataset given: pass --data PATH (a folder or CSV) or --demo")
+        if self.split_level not in ("patient", "image"):
+            raise ConfigError(f"split level {self.split_level!r} must be 'patient' or 'image'")
+        object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    arch: str = "densenet121"
+    image_size: int = 224
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 5
+    weights: str = "auto"  # 'auto' | 'imagenet' | 'none' | path
+    device: str = "auto"
+    seed: int = 0
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        _positive(self, "image_size", "epochs", "batch_size", "lr")
+        if self.image_size < 16:
+            raise ConfigError(f"image size {self.image_size} is too small; use at least 16 pixels")
+        if self.patience < 1:
+            raise ConfigError("patience must be at least 1 epoch")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig
+    train: TrainConfig
+    eps: float = 4 / 255  # FGSM size for Model B's training set and the "fgsm" evaluations
+    sweep_eps: tuple[float, ...] = DEFAULT_SWEEP
+    eval_batch_size: int = 64
+    export_onnx: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.eps <= 1 or any(not 0 <= e <= 1 for e in self.sweep_eps):
+            raise ConfigError("eps values must be in (0, 1], in pixel units such as 4/255")
+        object.__setattr__(self, "sweep_eps", tuple(sorted(set(float(e) for e in self.sweep_eps))))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ExperimentConfig:
+        return cls(data=DataConfig(**d["data"]), train=TrainConfig(**d["train"]),
+                   **{k: v for k, v in d.items() if k not in ("data", "train")})
+
+
+def _positive(obj, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(obj, name)}")
+
+
+def replace_fields(obj, **changes):
+    """``dataclasses.replace`` that ignores None values (CLI options left unset)."""
+    from dataclasses import replace
+
+    names = {f.name for f in fields(obj)}
+    return replace(obj, **{k: v for k, v in changes.items() if v is not None and k in names})
+
+
+DEMO_TRAIN = TrainConfig(arch="densenet121", image_size=64, epochs=8, batch_size=32, lr=2e-3, patience=4,
+                         weights="none")

@@ -1,0 +1,128 @@
+"""Decode every image once, resized, into one uint8 array cached on disk (memory-mapped when reused).
+
+The cache key covers each file's path, size and modification time, the image size and the decoder
+version, so a changed file or setting makes a new cache. Files that fail to decode are reported by
+name and left out; they never stop a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.data.decode import decode_image
+from engine.data.records import Dataset, Skipped
+from engine.errors import DecodeError
+from engine.fileio import atomic_open, write_json
+from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+
+log = logging.getLogger(__name__)
+DECODER_VERSION = 1
+
+
+@dataclass
+class DecodedImages:
+    """Decoded pixels of ``dataset.records`` in order (rows of records that failed are removed)."""
+
+    dataset: Dataset
+    images: np.ndarray  # (N, S, S, 3) uint8, maybe a read-only memmap
+    labels: np.ndarray  # (N,) int64, index into dataset.classes
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("HISTOGUARD_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "histoguard" / "decoded"
+
+
+def cache_key(dataset: Dataset, size: int) -> str:
+    h = hashlib.sha256(f"v{DECODER_VERSION}:{size}".encode())
+    for r in dataset.records:
+        st = r.path.stat()
+        h.update(f"\n{r.path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:32]
+
+
+def decode_dataset(
+    dataset: Dataset,
+    size: int,
+    *,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> DecodedImages:
+    """Decode (or load from the cache) every image of ``dataset`` at ``size`` x ``size``."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = cache_key(dataset, size)
+    arr_path, meta_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
+    if arr_path.exists() and meta_path.exists():
+        cached = _load_cached(dataset, arr_path, meta_path)
+        if cached is not None:
+            log.info("decoded images loaded from cache %s", arr_path)
+            return cached
+    images, failed = _decode_all(dataset, size, workers, on_progress, cancel)
+    _save_cache(arr_path, meta_path, images, failed)
+    return _result(dataset, images, failed)
+
+
+def _decode_all(dataset, size, workers, on_progress, cancel) -> tuple[np.ndarray, dict[int, str]]:
+    n = len(dataset.records)
+    images = np.zeros((n, size, size, 3), dtype=np.uint8)
+    failed: dict[int, str] = {}
+
+    def work(i: int) -> None:
+        check_cancel(cancel, "decoding images")
+        try:
+            images[i] = decode_image(dataset.records[i].path, size)
+        except DecodeError as exc:
+            failed[i] = str(exc)
+            log.warning("skipped: %s", exc)
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        for done, _ in enumerate(pool.map(work, range(n)), start=1):
+            if done % 64 == 0 or done == n:
+                report(on_progress, "decode", done, n, unit="images")
+    return images, failed
+
+
+def _save_cache(arr_path: Path, meta_path: Path, images: np.ndarray, failed: dict[int, str]) -> None:
+    try:
+        with atomic_open(arr_path, "wb") as handle:
+            np.save(handle, images)
+        write_json(meta_path, {"failed": {str(k): v for k, v in failed.items()}, "shape": list(images.shape)})
+    except Exception as exc:  # a cache that cannot be written only costs speed
+        log.warning("could not write the decoded-image cache in %s (%s); continuing without it", arr_path.parent, exc)
+
+
+def _load_cached(dataset: Dataset, arr_path: Path, meta_path: Path) -> DecodedImages | None:
+    try:
+        meta = json.loads(meta_path.read_text())
+        images = np.load(arr_path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable cache %s: %s", arr_path, exc)
+        return None
+    if images.shape[0] != len(dataset.records):
+        return None
+    return _result(dataset, images, {int(k): v for k, v in meta["failed"].items()})
+
+
+def _result(dataset: Dataset, images: np.ndarray, failed: dict[int, str]) -> DecodedImages:
+    if failed:
+        keep = [i for i in range(len(dataset.records)) if i not in failed]
+        skipped = [Skipped(dataset.records[i].path, reason) for i, reason in sorted(failed.items())]
+        dataset = dataset.subset(keep)
+        dataset.skipped.extend(skipped)
+        images = images[keep]
+    labels = np.asarray(dataset.labels(), dtype=np.int64)
+    return DecodedImages(dataset, images, labels)

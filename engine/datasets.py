@@ -1,0 +1,63 @@
+"""From a DataConfig to decoded, split arrays: discovery (or the demo set), decoding, patient split."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.config import DataConfig
+from engine.data.cache import DecodedImages, decode_dataset
+from engine.data.demo import generate_demo_dataset
+from engine.data.discover import discover
+from engine.data.records import Dataset
+from engine.data.split import Split, load_split, make_split
+from engine.data.tensors import ArraySet
+from engine.progress import CancelToken, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    dataset: Dataset  # records that decoded, in the order of ``decoded.images``
+    decoded: DecodedImages
+    split: Split
+
+    def arrays(self, name: str) -> ArraySet:
+        idx = self.split.indices(name)
+        patients = np.array([self.dataset.records[i].patient_id or f"image-{i}" for i in idx], dtype=object)
+        return ArraySet(np.asarray(self.decoded.images[idx]), self.decoded.labels[idx], patients)
+
+
+def default_demo_dir() -> Path:
+    env = os.environ.get("HISTOGUARD_DATA_DIR")
+    base = Path(env) if env else Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "histoguard"
+    return base / "demo-synthetic"
+
+
+def load_dataset(cfg: DataConfig, on_progress: ProgressCallback | None = None,
+                 cancel: CancelToken | None = None) -> Dataset:
+    root = cfg.data
+    if cfg.demo:
+        root = generate_demo_dataset(Path(cfg.data) if cfg.data else default_demo_dir(), on_progress=on_progress,
+                                     cancel=cancel)
+    return discover(root, positive_class=cfg.positive_class, magnification=cfg.magnification,
+                    patient_regex=cfg.patient_regex)
+
+
+def prepare_data(cfg: DataConfig, image_size: int, *, split_file: Path | None = None,
+                 on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> PreparedData:
+    """Discover, decode (cached) and split; ``split_file`` (or ``cfg.split_file``) re-applies a saved split."""
+    dataset = load_dataset(cfg, on_progress, cancel)
+    decoded = decode_dataset(dataset, image_size, on_progress=on_progress, cancel=cancel)
+    dataset = decoded.dataset
+    saved = split_file if split_file and split_file.exists() else (Path(cfg.split_file) if cfg.split_file else None)
+    if saved is not None:
+        split = load_split(saved, dataset, level=cfg.split_level, seed=cfg.split_seed)
+    else:
+        split = make_split(dataset, ratios=cfg.ratios, seed=cfg.split_seed, level=cfg.split_level)
+    return PreparedData(dataset, decoded, split)

@@ -1,0 +1,133 @@
+"""The study's whole workflow in one call: train A, FGSM from A, train B on original + FGSM images,
+evaluate both clean and under attack (transfer and white-box), sweep eps, export both to ONNX, report.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine import __version__
+from engine.attacks import fgsm
+from engine.config import ExperimentConfig
+from engine.data.split import save_split, split_hash, split_summary
+from engine.data.tensors import ArraySet, concat, to_tensor
+from engine.datasets import PreparedData, prepare_data
+from engine.device import describe_device, resolve_device
+from engine.evaluate.conditions import Evaluator
+from engine.evaluate.predict import adversarial_set
+from engine.export.onnx_export import export_verified
+from engine.models.checkpoint import make_metadata, weights_sha256
+from engine.models.registry import create_model
+from engine.progress import CancelToken, ProgressCallback, report
+from engine.report.write import write_reports
+from engine.runfolder import RunFolder
+from engine.train.loop import fit
+
+log = logging.getLogger(__name__)
+
+
+def run_experiment(cfg: ExperimentConfig, out: str | Path, *, force: bool = False, resume: bool = False,
+                   on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> dict:
+    """Run everything into the run folder ``out`` and return the report (also saved as report.json)."""
+    run = RunFolder.prepare(out, cfg, force=force, resume=resume)
+    with run.logging_to_file():
+        return _run(cfg, run, on_progress, cancel)
+
+
+def _run(cfg: ExperimentConfig, run: RunFolder, on_progress, cancel) -> dict:
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.train.device)
+    log.info("HistoGuard %s on %s, torch %s", __version__, describe_device(device), torch.__version__)
+    data = prepare_data(cfg.data, cfg.train.image_size, split_file=run.path("split.csv"),
+                        on_progress=on_progress, cancel=cancel)
+    if not run.path("split.csv").exists():
+        save_split(run.path("split.csv"), data.dataset, data.split)
+    shash = split_hash(data.dataset, data.split)
+    train, val, test = data.arrays("train"), data.arrays("val"), data.arrays("test")
+    timings: dict[str, float] = {}
+    model_a, hist_a, meta_a = _train_model("A", cfg, run, data, train, val, {"method": "clean"}, shash, timings,
+                                   on_progress, cancel)
+    t = time.perf_counter()
+    attack = partial(_fgsm, eps=cfg.eps)
+    adv_train = adversarial_set(model_a, train, attack, device, cfg.eval_batch_size, "FGSM from A (train)",
+                                on_progress, cancel)
+    adv_val = adversarial_set(model_a, val, attack, device, cfg.eval_batch_size, "FGSM from A (val)",
+                              on_progress, cancel)
+    timings["fgsm_train_set"] = round(time.perf_counter() - t, 2)
+    how_b = {"method": "merged-fgsm", "eps": cfg.eps, "attack": "fgsm", "attack_source": "A",
+             "source_weights_sha256": weights_sha256(model_a)}
+    model_b, hist_b, meta_b = _train_model("B", cfg, run, data, concat(train, adv_train), concat(val, adv_val), how_b, shash,
+                                   timings, on_progress, cancel)
+    t = time.perf_counter()
+    ev = Evaluator({"A": model_a, "B": model_b}, test, device, cfg.eval_batch_size, on_progress, cancel)
+    evaluations, sweep = ev.conditions(cfg.eps), ev.sweep(cfg.sweep_eps)
+    timings["evaluate"] = round(time.perf_counter() - t, 2)
+    models, metas = {"A": model_a, "B": model_b}, {"A": meta_a, "B": meta_b}
+    onnx = _export(cfg, run, models, metas, test, timings, on_progress) if cfg.export_onnx else {}
+    timings["total"] = round(time.perf_counter() - t0, 2)
+    result = {
+        "histoguard_version": __version__,
+        "synthetic_data": data.dataset.synthetic,
+        "dataset": data.dataset.summary(),
+        "split": split_summary(data.dataset, data.split),
+        "eps": cfg.eps,
+        "evaluations": evaluations,
+        "sweep": sweep,
+        "onnx": onnx,
+        "training": {"A": hist_a, "B": hist_b},
+        "config": cfg.to_dict(),
+        "environment": {"device": describe_device(device), "torch": torch.__version__, "python": platform.python_version(),
+                        "platform": platform.platform()},
+        "timings_s": timings,
+    }
+    write_reports(run, result)
+    report(on_progress, "done", 1, 1, message=f"report written to {run.path('report.md')}")
+    return result
+
+
+def _fgsm(model, x, y, *, eps: float):
+    return fgsm(model, x, y, eps=eps)
+
+
+def _train_model(name: str, cfg: ExperimentConfig, run: RunFolder, data: PreparedData, train: ArraySet,
+                 val: ArraySet, how: dict, shash: str, timings: dict, on_progress, cancel):
+    t = time.perf_counter()
+    torch.manual_seed(cfg.train.seed)
+    model = create_model(cfg.train.arch, weights=cfg.train.weights)
+    meta = make_metadata(cfg.train.arch, data.dataset.classes, cfg.train.image_size, how, split_hash=shash,
+                         train_config=asdict(cfg.train), model_name=f"Model {name}",
+                         synthetic_data=data.dataset.synthetic)
+    log.info("training Model %s (%s) on %d images, validating on %d", name, how["method"], len(train), len(val))
+    result = fit(model, train, val, cfg.train, out_dir=run.path(f"model_{name.lower()}"), name=name, metadata=meta,
+                 on_progress=on_progress, cancel=cancel)
+    model.to(resolve_device(cfg.train.device))
+    timings[f"train_{name}"] = round(time.perf_counter() - t, 2)
+    summary = {"best_epoch": result.best_epoch, "best_val_balanced_accuracy": result.best_score,
+               "epochs_run": result.epochs_run, "stopped_early": result.stopped_early, "history": result.history,
+               "checkpoint": str(result.checkpoint), "how_trained": how}
+    return model, summary, meta
+
+
+def _export(cfg, run: RunFolder, models: dict, metas: dict, test: ArraySet, timings: dict, on_progress) -> dict:
+    t = time.perf_counter()
+    clean = np.ascontiguousarray(test.images[:16])
+    out = {}
+    for i, (name, model) in enumerate(models.items(), start=1):
+        device = next(model.parameters()).device
+        x = to_tensor(clean, device)
+        y = torch.from_numpy(test.labels[:16]).to(device)
+        batches = [x.cpu().numpy(), fgsm(model, x, y, eps=cfg.eps).cpu().numpy()]
+        meta = dict(metas[name], eps=cfg.eps)
+        out[name] = export_verified(model, run.path(f"model_{name.lower()}.onnx"), meta, cfg.train.image_size, batches)
+        model.to(device)
+        report(on_progress, "export ONNX", i, len(models), unit="models")
+    timings["export"] = round(time.perf_counter() - t, 2)
+    return out

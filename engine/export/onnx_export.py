@@ -1,0 +1,104 @@
+"""Export a classifier to one self-contained ONNX file with its metadata, check it, and prove parity.
+
+The legacy TorchScript exporter (``dynamo=False``, opset 17) is used on purpose: the default dynamo
+exporter of torch 2.14 needs ``onnxscript`` and writes weights to a separate ``.onnx.data`` file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.errors import ExportError
+from engine.fileio import sha256_file, write_bytes
+from engine.models.checkpoint import weights_sha256
+
+log = logging.getLogger(__name__)
+OPSET = 17
+PARITY_TOLERANCE = 1e-4  # max |p_onnx - p_torch| on probabilities
+
+
+class _WithProbabilities(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(x)
+        return logits, torch.softmax(logits, dim=1)
+
+
+def export_onnx(model: nn.Module, path: str | Path, metadata: dict, image_size: int) -> dict:
+    """Write ``path`` (input 'image' N x 3 x S x S in [0, 1]; outputs 'logits', 'probabilities').
+
+    Returns {"path", "sha256", "weights_sha256"}; the ONNX metadata holds ``metadata`` plus the weights'
+    sha256, each value JSON-encoded.
+    """
+    import onnx
+
+    model = model.cpu().eval()
+    dummy = torch.rand(2, 3, image_size, image_size)
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_WithProbabilities(model), (dummy,), buffer, dynamo=False, opset_version=OPSET,
+                              input_names=["image"], output_names=["logits", "probabilities"],
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "probabilities": {0: "batch"}})
+        proto = onnx.load_from_string(buffer.getvalue())
+    except Exception as exc:
+        raise ExportError(f"ONNX export of {metadata.get('arch')} failed: {exc}") from exc
+    meta = dict(metadata, weights_sha256=weights_sha256(model), input="RGB float32 NCHW in [0, 1]")
+    onnx.helper.set_model_props(proto, {k: json.dumps(v) for k, v in meta.items()})
+    proto.producer_name = "histoguard"
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"the exported ONNX graph fails onnx.checker: {exc}") from exc
+    write_bytes(path, proto.SerializeToString())
+    return {"path": str(path), "sha256": sha256_file(path), "weights_sha256": meta["weights_sha256"]}
+
+
+def check_parity(model: nn.Module, path: str | Path, batches: list[np.ndarray],
+                 tolerance: float = PARITY_TOLERANCE) -> float:
+    """Max |probability difference| between onnxruntime (CPU) and torch over ``batches`` (float32 NCHW).
+
+    Raises ExportError when it exceeds ``tolerance``.
+    """
+    from engine.export.session import create_session, run_session
+
+    session = create_session(path, device="cpu")
+    model = model.cpu().eval()
+    worst = 0.0
+    for x in batches:
+        with torch.no_grad():
+            ref = torch.softmax(model(torch.from_numpy(x)), dim=1).numpy()
+        worst = max(worst, float(np.abs(run_session(session, x) - ref).max()))
+    if worst > tolerance:
+        raise ExportError(f"{path}: onnxruntime differs from torch by {worst:.2e} (> {tolerance:.0e}); not exported")
+    log.info("ONNX parity %s: max |dp| = %.2e", Path(path).name, worst)
+    return worst
+
+
+def export_verified(model: nn.Module, path: str | Path, metadata: dict, image_size: int,
+                    batches: list[np.ndarray]) -> dict:
+    """Export to a temporary file, check parity on ``batches``, and only then move it to ``path``."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        info = export_onnx(model, tmp, metadata, image_size)
+        info["max_abs_diff"] = check_parity(model, tmp, batches)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    info["path"] = str(path)
+    return info

@@ -1,0 +1,78 @@
+"""onnxruntime sessions: CUDA when a GPU is really there, else CPU, and say which one is used.
+
+``onnxruntime-gpu`` lists the CUDA provider even on machines without a GPU and silently falls back to
+the CPU, so the provider reported is the one ``session.get_providers()`` says is active.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import ModelError
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before onnxruntime is imported
+log = logging.getLogger(__name__)
+
+
+def _gpu_driver_present() -> bool:
+    if "torch" in sys.modules:
+        return bool(sys.modules["torch"].cuda.is_available())
+    for lib in ("libcuda.so.1", "nvcuda.dll"):
+        try:
+            ctypes.CDLL(lib)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def create_session(path: str | Path, device: str = "auto", threads: int | None = None):
+    """An ``InferenceSession`` with full graph optimisation; ``device`` is 'auto', 'cpu' or 'cuda'."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    providers = ["CPUExecutionProvider"]
+    if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers() and _gpu_driver_present():
+        providers.insert(0, "CUDAExecutionProvider")
+    elif device == "cuda":
+        raise ModelError("onnxruntime has no usable CUDA GPU here; use device 'cpu' or 'auto'")
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:
+        raise ModelError(f"onnxruntime cannot open {path}: {exc}") from exc
+    log.info("onnxruntime session for %s uses %s", Path(path).name, session.get_providers()[0])
+    return session
+
+
+def session_provider(session) -> str:
+    return session.get_providers()[0]
+
+
+def session_metadata(session) -> dict:
+    """The HistoGuard metadata stored in the ONNX file (values that were JSON are decoded)."""
+    props = session.get_modelmeta().custom_metadata_map
+    out = {}
+    for key, value in props.items():
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def run_session(session, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Probabilities (N, classes) for float32 NCHW images in [0, 1]."""
+    name = session.get_inputs()[0].name
+    outs = [session.run(["probabilities"], {name: images[i:i + batch_size]})[0] for i in range(0, len(images), batch_size)]
+    return np.concatenate(outs) if outs else np.zeros((0, 2), np.float32)

@@ -1,0 +1,87 @@
+"""Checkpoints: weights plus the metadata that says what they are, loaded with ``weights_only=True``.
+
+Metadata (plain JSON-able dict): arch, classes, positive_class, image_size, mean, std, training (how it
+was trained: "clean" | "merged-fgsm", eps, source model), split_hash, config, histoguard_version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine import __version__
+from engine.errors import ModelError
+from engine.fileio import atomic_open
+from engine.models.registry import Classifier, create_model
+
+log = logging.getLogger(__name__)
+REQUIRED = ("arch", "classes", "image_size", "mean", "std", "training")
+FORMAT = "histoguard-checkpoint-1"
+
+
+def make_metadata(arch: str, classes, image_size: int, training: dict, **extra: Any) -> dict:
+    from engine.models.registry import IMAGENET_MEAN, IMAGENET_STD
+
+    meta = {"format": FORMAT, "arch": arch, "classes": list(classes), "positive_class": classes[1],
+            "image_size": int(image_size), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+            "training": dict(training), "histoguard_version": __version__}
+    meta.update(extra)
+    return meta
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """Hash of the parameters and buffers in state-dict order: equal weights give equal hashes."""
+    digest = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, metadata: dict, **state: Any) -> None:
+    """Write weights + metadata (+ optional training state such as the optimizer) atomically."""
+    missing = [k for k in REQUIRED if k not in metadata]
+    if missing:
+        raise ModelError(f"checkpoint metadata lacks {missing}")
+    payload = {"metadata": metadata, "state_dict": model.state_dict(), **state}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_open(path, "wb") as handle:
+        handle.write(buffer.getbuffer())
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict, unpickled safely (``weights_only=True``); refuses anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(
+            f"refused to load {path}: it is not a plain weights checkpoint ({type(exc).__name__}); "
+            "files that need arbitrary code to load are never opened"
+        ) from exc
+    if not isinstance(payload, dict) or "metadata" not in payload or "state_dict" not in payload:
+        raise ModelError(f"{path} is not a HistoGuard checkpoint (no metadata); export it from a HistoGuard run")
+    missing = [k for k in REQUIRED if k not in payload["metadata"]]
+    if missing:
+        raise ModelError(f"checkpoint {path} has incomplete metadata (missing {missing})")
+    return payload
+
+
+def load_checkpoint(path: str | Path) -> tuple[Classifier, dict]:
+    """Rebuild the model described by the checkpoint's metadata and load its weights (eval mode)."""
+    payload = read_checkpoint(path)
+    meta = payload["metadata"]
+    model = create_model(meta["arch"], num_classes=len(meta["classes"]), weights=None)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ModelError(f"weights in {path} do not match its metadata (arch {meta['arch']}): {exc}") from exc
+    return model.eval(), meta

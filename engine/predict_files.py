@@ -1,0 +1,73 @@
+"""Offline prediction of image files with an exported ONNX model (onnxruntime only, no torch)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from engine import __version__
+from engine.data.decode import load_rgb, resize_center
+from engine.errors import DecodeError, ModelError
+from engine.export.session import create_session, run_session, session_metadata, session_provider
+from engine.fileio import sha256_file, write_text
+from engine.inputs import collect_images
+from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+
+log = logging.getLogger(__name__)
+
+
+def predict_files(model_path: str | Path, inputs: list, out_csv: str | Path | None = None, *, batch_size: int = 16,
+                  device: str = "auto", on_progress: ProgressCallback | None = None,
+                  cancel: CancelToken | None = None) -> list[dict]:
+    """One row per image: predicted class and class probabilities, or the reason it could not be read."""
+    paths = collect_images(inputs)
+    session = create_session(model_path, device=device)
+    meta = session_metadata(session)
+    classes, size = meta.get("classes"), meta.get("image_size")
+    if not classes or not size:
+        raise ModelError(f"{model_path} has no HistoGuard metadata (classes, image_size); export it with HistoGuard")
+    common = {"model": Path(model_path).name, "model_sha256": sha256_file(model_path), "app_version": __version__,
+              "provider": session_provider(session)}
+    rows: list[dict] = []
+    for start in range(0, len(paths), batch_size):
+        check_cancel(cancel, "prediction")
+        rows += _predict_batch(session, paths[start:start + batch_size], classes, int(size), common)
+        report(on_progress, "predict", min(start + batch_size, len(paths)), len(paths), unit="images")
+    if out_csv is not None:
+        write_text(out_csv, rows_to_csv(rows, classes))
+    return rows
+
+
+def _predict_batch(session, paths: list[Path], classes: list[str], size: int, common: dict) -> list[dict]:
+    arrays, rows = [], []
+    for path in paths:
+        row = {"path": str(path), "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **common}
+        try:
+            arrays.append(np.asarray(resize_center(load_rgb(path), size), dtype=np.float32) / 255.0)
+            row["error"] = ""
+        except DecodeError as exc:
+            row["error"] = str(exc)
+            log.warning("%s", exc)
+        rows.append(row)
+    if arrays:
+        probs = run_session(session, np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)))
+        ok = [r for r in rows if not r["error"]]
+        for row, p in zip(ok, probs):
+            row["predicted"] = classes[int(p.argmax())]
+            row.update({f"p_{c}": float(p[i]) for i, c in enumerate(classes)})
+    return rows
+
+
+def rows_to_csv(rows: list[dict], classes: list[str]) -> str:
+    fields = ["path", "predicted", *(f"p_{c}" for c in classes), "error", "model", "model_sha256", "app_version",
+              "provider", "time"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

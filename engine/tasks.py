@@ -1,0 +1,147 @@
+"""Single-model tasks behind the CLI commands train, attack, evaluate and export."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine.attacks import ATTACKS
+from engine.config import ExperimentConfig
+from engine.data.decode import load_rgb, resize_center
+from engine.data.split import save_split, split_hash
+from engine.data.tensors import ArraySet, concat, to_tensor, to_uint8
+from engine.datasets import prepare_data
+from engine.device import resolve_device
+from engine.errors import DecodeError
+from engine.evaluate.conditions import Evaluator
+from engine.evaluate.predict import adversarial_set
+from engine.export.onnx_export import export_verified
+from engine.fileio import atomic_open, write_json
+from engine.inputs import collect_images
+from engine.models.checkpoint import load_checkpoint, make_metadata, weights_sha256
+from engine.models.registry import create_model
+from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.runfolder import RunFolder
+from engine.train.loop import fit
+
+log = logging.getLogger(__name__)
+
+
+def train_model(cfg: ExperimentConfig, out: str | Path, *, adversarial_from: str | Path | None = None,
+                force: bool = False, resume: bool = False, on_progress: ProgressCallback | None = None,
+                cancel: CancelToken | None = None) -> dict:
+    """Train one model into ``out`` (best.pt, last.pt, split.csv, train.json); with ``adversarial_from``,
+    the study's Model B: FGSM images made on that checkpoint merged with the originals."""
+    run = RunFolder.prepare(out, cfg, force=force, resume=resume)
+    with run.logging_to_file():
+        data = prepare_data(cfg.data, cfg.train.image_size, split_file=run.path("split.csv"), on_progress=on_progress,
+                            cancel=cancel)
+        if not run.path("split.csv").exists():
+            save_split(run.path("split.csv"), data.dataset, data.split)
+        train, val = data.arrays("train"), data.arrays("val")
+        how: dict = {"method": "clean"}
+        if adversarial_from:
+            source, _ = load_checkpoint(adversarial_from)
+            device = resolve_device(cfg.train.device)
+            source.to(device)
+            attack = partial(ATTACKS["fgsm"], eps=cfg.eps)
+            train = concat(train, adversarial_set(source, train, attack, device, cfg.eval_batch_size, "FGSM (train)",
+                                                   on_progress, cancel))
+            val = concat(val, adversarial_set(source, val, attack, device, cfg.eval_batch_size, "FGSM (val)",
+                                               on_progress, cancel))
+            how = {"method": "merged-fgsm", "eps": cfg.eps, "attack": "fgsm", "attack_source": str(adversarial_from),
+                   "source_weights_sha256": weights_sha256(source)}
+        torch.manual_seed(cfg.train.seed)
+        model = create_model(cfg.train.arch, weights=cfg.train.weights)
+        meta = make_metadata(cfg.train.arch, data.dataset.classes, cfg.train.image_size, how,
+                             split_hash=split_hash(data.dataset, data.split), train_config=asdict(cfg.train),
+                             synthetic_data=data.dataset.synthetic)
+        result = fit(model, train, val, cfg.train, out_dir=run.root, name="model", metadata=meta,
+                     on_progress=on_progress, cancel=cancel)
+        summary = {"checkpoint": str(result.checkpoint), "best_epoch": result.best_epoch,
+                   "best_val_balanced_accuracy": result.best_score, "history": result.history, "how_trained": how}
+        write_json(run.path("train.json"), summary)
+        return summary
+
+
+def evaluate_checkpoint(model_path: str | Path, cfg: ExperimentConfig, *, split: str = "test",
+                        on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> dict:
+    """Clean and white-box FGSM metrics of one checkpoint on a dataset split (``all`` for every image)."""
+    model, meta = load_checkpoint(model_path)
+    device = resolve_device(cfg.train.device)
+    model.to(device)
+    data = prepare_data(cfg.data, meta["image_size"], on_progress=on_progress, cancel=cancel)
+    test = _all_arrays(data) if split == "all" else data.arrays(split)
+    ev = Evaluator({"M": model}, test, device, cfg.eval_batch_size, on_progress, cancel)
+    evaluations = [ev.entry("M", s, cfg.eps, level) for level in ("image", "patient") for s in (None, "M")]
+    sweep = []
+    for eps in cfg.sweep_eps:
+        e = ev.entry("M", "M" if eps > 0 else None, eps, "image")
+        sweep.append({"model": "M", "attack_source": "M", "eps": eps, "accuracy": e["accuracy"],
+                      "balanced_accuracy": e["balanced_accuracy"], "missed_cancer_rate": e["missed_cancer_rate"]})
+    return {"model": str(model_path), "metadata": meta, "split": split, "eps": cfg.eps, "evaluations": evaluations,
+            "sweep": sweep, "dataset": data.dataset.summary()}
+
+
+def _all_arrays(data) -> ArraySet:
+    patients = np.array([r.patient_id or f"image-{i}" for i, r in enumerate(data.dataset.records)], dtype=object)
+    return ArraySet(np.asarray(data.decoded.images), data.decoded.labels, patients)
+
+
+def export_checkpoint(model_path: str | Path, out: str | Path, eps: float = 4 / 255) -> dict:
+    """Export a checkpoint to ONNX, with parity checked on random clean and FGSM images."""
+    model, meta = load_checkpoint(model_path)
+    size = meta["image_size"]
+    x = torch.rand(8, 3, size, size, generator=torch.Generator().manual_seed(0))
+    y = model(x).argmax(1).detach()
+    batches = [x.numpy(), ATTACKS["fgsm"](model, x, y, eps=eps).numpy()]
+    return export_verified(model, out, meta, size, batches)
+
+
+def attack_files(model_path: str | Path, inputs: list, out_dir: str | Path, *, method: str = "fgsm", eps: float,
+                 steps: int = 10, alpha: float | None = None, seed: int = 0, device: str = "auto",
+                 on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> list[dict]:
+    """Write an adversarial PNG of every input image (at the model's input size) into ``out_dir``.
+
+    The label attacked is the model's own prediction on the clean image (untargeted: push it away).
+    """
+    model, meta = load_checkpoint(model_path)
+    dev = resolve_device(device)
+    model.to(dev)
+    size, classes = meta["image_size"], meta["classes"]
+    kwargs = {"eps": eps} if method == "fgsm" else {
+        "eps": eps, "steps": steps, "alpha": alpha or max(eps / 4, 1 / 255),
+        "generator": torch.Generator().manual_seed(seed)}
+    out_dir = Path(out_dir)
+    paths, rows = collect_images(inputs), []
+    for i, path in enumerate(paths, start=1):
+        check_cancel(cancel, "attack")
+        rows.append(_attack_one(model, path, out_dir, size, classes, dev, method, kwargs))
+        report(on_progress, f"attack ({method})", i, len(paths), unit="images")
+    return rows
+
+
+def _attack_one(model, path: Path, out_dir: Path, size: int, classes, dev, method: str, kwargs: dict) -> dict:
+    try:
+        clean = np.asarray(resize_center(load_rgb(path), size), dtype=np.uint8)[None]
+    except DecodeError as exc:
+        log.warning("%s", exc)
+        return {"path": str(path), "error": str(exc)}
+    x = to_tensor(clean, dev)
+    with torch.no_grad():
+        p_clean = torch.softmax(model(x), 1)[0]
+    adv = ATTACKS[method](model, x, p_clean.argmax()[None], **kwargs)
+    with torch.no_grad():
+        p_adv = torch.softmax(model(adv), 1)[0]
+    target = out_dir / f"{path.stem}_{method}.png"
+    with atomic_open(target, "wb") as handle:
+        Image.fromarray(to_uint8(adv)[0]).save(handle, format="PNG")
+    return {"path": str(path), "adversarial": str(target), "clean_pred": classes[int(p_clean.argmax())],
+            "clean_prob": float(p_clean.max()), "adv_pred": classes[int(p_adv.argmax())],
+            "adv_prob": float(p_adv.max()), "error": ""}

@@ -1,0 +1,163 @@
+"""One training loop for every model: AdamW, warm-up + cosine schedule, class-weighted loss, early
+stopping on validation balanced accuracy, best/last checkpoints, resume, progress and cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.config import TrainConfig
+from engine.data.tensors import ArraySet, augment, batches, to_tensor
+from engine.device import autocast_dtype, resolve_device
+from engine.errors import ConfigError, DataError
+from engine.models.checkpoint import read_checkpoint, save_checkpoint
+from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.train.state import TrainState, class_weights, make_optimizer, make_scheduler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_score: float
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict] = field(default_factory=list)
+    checkpoint: Path | None = None
+
+
+def fit(model: nn.Module, train: ArraySet, val: ArraySet | None, cfg: TrainConfig, *, out_dir: Path, name: str,
+        metadata: dict, resume: bool = True, on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None) -> TrainResult:
+    """Train ``model`` in place; keep the best weights (by validation balanced accuracy) in ``best.pt``.
+
+    ``last.pt`` in ``out_dir`` holds the full state after each epoch; with ``resume`` a later call
+    continues from it (same config required), so an interrupted run loses at most one epoch.
+    """
+    if len(train) < 2 or len(np.unique(train.labels)) < 2:
+        raise DataError(f"training set of {name} has {len(train)} images of {len(np.unique(train.labels))} class(es); "
+                        "need both classes")
+    device = resolve_device(cfg.device)
+    channels_last = device.type == "cuda" or cfg.arch != "small_cnn"
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    steps = math.ceil(len(train) / cfg.batch_size)
+    opt = make_optimizer(model, cfg)
+    sched = make_scheduler(opt, steps, cfg.epochs)
+    state = TrainState()
+    last, best = out_dir / "last.pt", out_dir / "best.pt"
+    if resume and last.exists():
+        state = _restore(last, model, opt, sched, cfg, name)
+    weights = class_weights(train.labels).to(device)
+    amp = autocast_dtype(device)
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        if state.bad_epochs >= cfg.patience:
+            break
+        t0 = time.perf_counter()
+        tr = _train_epoch(model, train, cfg, opt, sched, scaler, weights, device, amp, channels_last, epoch, name,
+                          on_progress, cancel)
+        va = evaluate_loss(model, val, weights, device, cfg.batch_size, amp, channels_last) if val and len(val) else tr
+        row = {"epoch": epoch, "train_loss": tr["loss"], "train_acc": tr["acc"], "val_loss": va["loss"],
+               "val_acc": va["acc"], "val_balanced_accuracy": va["bacc"], "lr": opt.param_groups[0]["lr"],
+               "seconds": round(time.perf_counter() - t0, 2), "images_per_s": round(len(train) / (time.perf_counter() - t0), 1)}
+        state.history.append(row)
+        improved = _is_better(va, state)
+        if improved:
+            state.best_score, state.best_loss, state.best_epoch, state.bad_epochs = va["bacc"], va["loss"], epoch, 0
+            save_checkpoint(best, model, metadata, history=state.history, epoch=epoch)
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch
+        save_checkpoint(last, model, metadata, **state.to_payload(opt, sched, cfg))
+        log.info("%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f bacc %.3f%s (%.1f img/s)", name,
+                 epoch, cfg.epochs, tr["loss"], tr["acc"], va["loss"], va["acc"], va["bacc"],
+                 " *best*" if improved else "", row["images_per_s"])
+        report(on_progress, f"train {name}", epoch, cfg.epochs, unit="epochs", metrics=row,
+               message=f"epoch {epoch}: val balanced accuracy {va['bacc']:.3f}")
+    stopped = state.bad_epochs >= cfg.patience and state.epoch < cfg.epochs
+    if stopped:
+        log.info("%s: early stop, no improvement for %d epochs; best epoch %d", name, cfg.patience, state.best_epoch)
+    model.load_state_dict(read_checkpoint(best)["state_dict"])
+    model.to(memory_format=torch.contiguous_format).eval()
+    return TrainResult(state.best_epoch, state.best_score, state.epoch, stopped, state.history, best)
+
+
+def _is_better(va: dict, state: TrainState) -> bool:
+    return va["bacc"] > state.best_score + 1e-9 or (abs(va["bacc"] - state.best_score) <= 1e-9 and va["loss"] < state.best_loss)
+
+
+def _restore(last: Path, model, opt, sched, cfg: TrainConfig, name: str) -> TrainState:
+    payload = read_checkpoint(last)
+    saved = payload.get("train_config", {})
+    if saved and saved != {k: v for k, v in cfg.__dict__.items()}:
+        raise ConfigError(f"{last} was written with another training configuration; use a new run folder or --force")
+    model.load_state_dict(payload["state_dict"])
+    opt.load_state_dict(payload["optimizer"])
+    sched.load_state_dict(payload["scheduler"])
+    state = TrainState.from_payload(payload)
+    log.info("%s: resuming after epoch %d (best epoch %d)", name, state.epoch, state.best_epoch)
+    return state
+
+
+def _train_epoch(model, train: ArraySet, cfg, opt, sched, scaler, weights, device, amp, channels_last, epoch, name,
+                 on_progress, cancel) -> dict:
+    model.train()
+    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    order = torch.randperm(len(train), generator=gen).numpy()
+    total_loss, correct, seen = 0.0, 0, 0
+    n_batches = math.ceil(len(train) / cfg.batch_size)
+    for b, idx in enumerate(batches(len(train), cfg.batch_size, order), start=1):
+        check_cancel(cancel, f"training {name}")
+        if len(idx) < 2:  # BatchNorm cannot train on a batch of one
+            continue
+        x = to_tensor(train.images[idx], device, channels_last)
+        y = torch.from_numpy(train.labels[idx]).to(device)
+        if cfg.augment:
+            x = augment(x, gen)
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, weight=weights)
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        sched.step()
+        total_loss += loss.item() * len(idx)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(idx)
+        report(on_progress, f"train {name}", b, n_batches, unit="batches",
+               metrics={"epoch": epoch, "loss": loss.item()})
+    return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1)}
+
+
+@torch.no_grad()
+def evaluate_loss(model, data: ArraySet, weights, device, batch_size, amp=None, channels_last=False) -> dict:
+    """Weighted loss, accuracy and balanced accuracy of ``model`` on ``data`` (eval mode)."""
+    model.eval()
+    total, preds = 0.0, []
+    for idx in batches(len(data), batch_size):
+        x = to_tensor(data.images[idx], device, channels_last)
+        y = torch.from_numpy(data.labels[idx]).to(device)
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            logits = model(x).float()
+        total += F.cross_entropy(logits, y, weight=weights, reduction="sum").item()
+        preds.append(logits.argmax(1).cpu().numpy())
+    pred = np.concatenate(preds)
+    recalls = [float((pred[data.labels == c] == c).mean()) for c in np.unique(data.labels)]
+    return {"loss": total / len(data), "acc": float((pred == data.labels).mean()), "bacc": float(np.mean(recalls))}
