@@ -55,7 +55,7 @@ def prepare_data(cfg: DataConfig, image_size: int, *, split_file: Path | None = 
     dataset = load_dataset(cfg, on_progress, cancel)
     decoded = decode_dataset(dataset, image_size, on_progress=on_progress, cancel=cancel)
     dataset = decoded.dataset
-    saved = split_file if split_file and split_file.exists() else (Path(cfg.split_file) if cfg.split_file else None)
+    saved = split_file if split_file is not None else (Path(cfg.split_file) if cfg.split_file else None)
     if saved is not None:
         split = load_split(saved, dataset, level=cfg.split_level, seed=cfg.split_seed)
     else:

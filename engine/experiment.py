@@ -37,24 +37,28 @@ log = logging.getLogger(__name__)
 def run_experiment(cfg: ExperimentConfig, out: str | Path, *, force: bool = False, resume: bool = False,
                    on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> dict:
     """Run everything into the run folder ``out`` and return the report (also saved as report.json)."""
+    resuming = RunFolder.check(out, cfg, force=force, resume=resume)
+    split_file = RunFolder.saved_split(out, resuming)
+    # bad data fails here, before anything is written to the run folder
+    data = prepare_data(cfg.data, cfg.train.image_size, split_file=split_file, on_progress=on_progress, cancel=cancel)
     run = RunFolder.prepare(out, cfg, force=force, resume=resume)
     with run.logging_to_file():
-        return _run(cfg, run, on_progress, cancel)
+        return _run(cfg, run, data, on_progress, cancel)
 
 
-def _run(cfg: ExperimentConfig, run: RunFolder, on_progress, cancel) -> dict:
+def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress, cancel) -> dict:
     t0 = time.perf_counter()
     device = resolve_device(cfg.train.device)
     log.info("HistoGuard %s on %s, torch %s", __version__, describe_device(device), torch.__version__)
-    data = prepare_data(cfg.data, cfg.train.image_size, split_file=run.path("split.csv"),
-                        on_progress=on_progress, cancel=cancel)
+    if data.dataset.skipped:
+        log.warning("%d files skipped (see report.json): %s", len(data.dataset.skipped), data.dataset.skipped[0].reason)
     if not run.path("split.csv").exists():
         save_split(run.path("split.csv"), data.dataset, data.split)
     shash = split_hash(data.dataset, data.split)
     train, val, test = data.arrays("train"), data.arrays("val"), data.arrays("test")
     timings: dict[str, float] = {}
     model_a, hist_a, meta_a = _train_model("A", cfg, run, data, train, val, {"method": "clean"}, shash, timings,
-                                   on_progress, cancel)
+                                           on_progress, cancel)
     t = time.perf_counter()
     attack = partial(_fgsm, eps=cfg.eps)
     adv_train = adversarial_set(model_a, train, attack, device, cfg.eval_batch_size, "FGSM from A (train)",
@@ -64,8 +68,8 @@ def _run(cfg: ExperimentConfig, run: RunFolder, on_progress, cancel) -> dict:
     timings["fgsm_train_set"] = round(time.perf_counter() - t, 2)
     how_b = {"method": "merged-fgsm", "eps": cfg.eps, "attack": "fgsm", "attack_source": "A",
              "source_weights_sha256": weights_sha256(model_a)}
-    model_b, hist_b, meta_b = _train_model("B", cfg, run, data, concat(train, adv_train), concat(val, adv_val), how_b, shash,
-                                   timings, on_progress, cancel)
+    model_b, hist_b, meta_b = _train_model("B", cfg, run, data, concat(train, adv_train), concat(val, adv_val), how_b,
+                                           shash, timings, on_progress, cancel)
     t = time.perf_counter()
     ev = Evaluator({"A": model_a, "B": model_b}, test, device, cfg.eval_batch_size, on_progress, cancel)
     evaluations, sweep = ev.conditions(cfg.eps), ev.sweep(cfg.sweep_eps)

@@ -31,13 +31,24 @@ class RunFolder:
         return self.root / name
 
     @classmethod
-    def prepare(cls, root: str | Path, config: ExperimentConfig, *, force: bool = False,
-                resume: bool = False) -> RunFolder:
+    def check(cls, root: str | Path, config: ExperimentConfig, *, force: bool = False, resume: bool = False) -> bool:
+        """Raise RunFolderError unless ``root`` may be used; True when an earlier run there will be resumed."""
         root = Path(root).expanduser()
         if root.exists() and not root.is_dir():
             raise RunFolderError(f"{root} is a file; give a folder for the run")
         if root.exists() and any(root.iterdir()):
-            cls._reuse(root, config, force, resume)
+            return cls._reuse(root, config, force, resume)
+        return False
+
+    @classmethod
+    def prepare(cls, root: str | Path, config: ExperimentConfig, *, force: bool = False,
+                resume: bool = False) -> RunFolder:
+        """Check ``root`` (see ``check``), delete an old run there only with ``force``, and write config.json."""
+        root = Path(root).expanduser()
+        resuming = cls.check(root, config, force=force, resume=resume)
+        if root.exists() and force and not resuming:
+            log.warning("--force: deleting the previous run in %s", root)
+            shutil.rmtree(root)
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -48,7 +59,7 @@ class RunFolder:
         return run
 
     @staticmethod
-    def _reuse(root: Path, config: ExperimentConfig, force: bool, resume: bool) -> None:
+    def _reuse(root: Path, config: ExperimentConfig, force: bool, resume: bool) -> bool:
         saved = _read_config(root / CONFIG)
         if saved is None:
             raise RunFolderError(f"{root} is not empty and is not a HistoGuard run folder; choose a new or empty folder")
@@ -58,11 +69,16 @@ class RunFolder:
                 raise RunFolderError(f"{root} holds a run with another configuration; resume it with the same "
                                      "settings, or pass --force to start again there")
             log.info("resuming the run in %s", root)
-            return
+            return True
         if not force:
             raise RunFolderError(f"{root} already holds a run; pass --resume to continue it or --force to replace it")
-        log.warning("--force: deleting the previous run in %s", root)
-        shutil.rmtree(root)
+        return False
+
+    @staticmethod
+    def saved_split(root: str | Path, resuming: bool) -> Path | None:
+        """The split.csv of the run being resumed, so the resumed run uses exactly the same split."""
+        path = Path(root).expanduser() / "split.csv"
+        return path if resuming and path.is_file() else None
 
     @contextlib.contextmanager
     def logging_to_file(self) -> Iterator[None]:

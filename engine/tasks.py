@@ -38,10 +38,11 @@ def train_model(cfg: ExperimentConfig, out: str | Path, *, adversarial_from: str
                 cancel: CancelToken | None = None) -> dict:
     """Train one model into ``out`` (best.pt, last.pt, split.csv, train.json); with ``adversarial_from``,
     the study's Model B: FGSM images made on that checkpoint merged with the originals."""
+    resuming = RunFolder.check(out, cfg, force=force, resume=resume)
+    data = prepare_data(cfg.data, cfg.train.image_size, split_file=RunFolder.saved_split(out, resuming),
+                        on_progress=on_progress, cancel=cancel)
     run = RunFolder.prepare(out, cfg, force=force, resume=resume)
     with run.logging_to_file():
-        data = prepare_data(cfg.data, cfg.train.image_size, split_file=run.path("split.csv"), on_progress=on_progress,
-                            cancel=cancel)
         if not run.path("split.csv").exists():
             save_split(run.path("split.csv"), data.dataset, data.split)
         train, val = data.arrays("train"), data.arrays("val")

@@ -28,11 +28,14 @@ def main(argv: list[str] | None = None) -> int:
 def _setup_logging(debug: bool, verbose: bool) -> None:
     from engine.cli.progress_bar import TqdmLoggingHandler
 
-    handler = TqdmLoggingHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, TqdmLoggingHandler)]:
+        root.removeHandler(old)
+    handler = TqdmLoggingHandler(level)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
+    root.setLevel(level)
 
 
 def _run(args) -> int:

@@ -40,7 +40,7 @@ class BreakHisName:
 
 def parse_breakhis_name(name: str) -> BreakHisName | None:
     """Parse a BreakHis file name; ``None`` when ``name`` does not follow the pattern."""
-    m = BREAKHIS_NAME.match(name)
+    m = BREAKHIS_NAME.fullmatch(name)
     if m is None:
         return None
     bm, code = m["bm"].upper(), m["type"].upper()

@@ -47,8 +47,12 @@ def default_cache_dir() -> Path:
 def cache_key(dataset: Dataset, size: int) -> str:
     h = hashlib.sha256(f"v{DECODER_VERSION}:{size}".encode())
     for r in dataset.records:
-        st = r.path.stat()
-        h.update(f"\n{r.path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+        try:
+            st = r.path.stat()
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:  # gone or unreadable: decoding reports it as skipped
+            stamp = "missing"
+        h.update(f"\n{r.path.resolve()}:{stamp}".encode())
     return h.hexdigest()[:32]
 
 

@@ -19,9 +19,10 @@ MAX_PIXELS = 100_000_000  # whole-slide images go through engine.slides, not her
 RESAMPLE = Image.Resampling.BILINEAR
 
 
-def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def load_rgb(path: str | Path, max_pixels: int | None = None) -> Image.Image:
     """Open ``path`` as an 8-bit RGB PIL image, or raise DecodeError with the file's name."""
     path = Path(path)
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -95,10 +95,11 @@ def _from_class_folders(root: Path, images: list[Path]) -> Dataset:
 def _from_csv(manifest: Path) -> Dataset:
     try:
         with open(manifest, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = set(reader.fieldnames or ())
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read CSV manifest {manifest}: {exc}") from exc
-    columns = set(rows[0]) if rows else set()
     if not {"path", "label"} <= columns:
         raise DataError(f"CSV manifest {manifest} needs the columns path,label[,patient_id]; it has {sorted(columns)}")
     records, skipped = [], []
@@ -107,9 +108,17 @@ def _from_csv(manifest: Path) -> Dataset:
         if not row["path"] or not path.is_file():
             skipped.append(Skipped(path, "listed in the manifest but not found"))
             continue
+        label = (row["label"] or "").strip()
+        if not label:
+            skipped.append(Skipped(path, "listed in the manifest without a label"))
+            continue
         mag = row.get("magnification") or None
-        records.append(ImageRecord(path, row["label"].strip(), (row.get("patient_id") or "").strip() or None,
-                                   normalise_magnification(mag) if mag else None, row.get("tumor_type") or None))
+        try:
+            mag = normalise_magnification(mag) if mag else None
+        except ValueError as exc:
+            raise DataError(f"CSV manifest {manifest}, row {row['path']}: {exc} (use 40X, 100X, 200X or 400X)") from exc
+        records.append(ImageRecord(path, label, (row.get("patient_id") or "").strip() or None,
+                                   mag, row.get("tumor_type") or None))
     return Dataset(manifest.parent, "csv", records, ("", ""), skipped)
 
 

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import logging
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,12 @@ def make_split(dataset: Dataset, *, ratios=(0.7, 0.15, 0.15), seed: int = 0, lev
 
 
 def _check_ratios(ratios) -> tuple[float, float, float]:
-    r = tuple(float(x) for x in ratios)
-    if len(r) != 3 or min(r) < 0 or r[0] <= 0 or r[2] <= 0 or abs(sum(r) - 1) > 1e-6:
+    try:
+        r = tuple(float(x) for x in ratios)
+    except (TypeError, ValueError):
+        r = ()
+    if (len(r) != 3 or not all(map(math.isfinite, r)) or min(r) < 0 or r[0] <= 0 or r[2] <= 0
+            or abs(sum(r) - 1) > 1e-6):
         raise DataError(f"split ratios {ratios} must be three numbers train,val,test >= 0 that sum to 1")
     return r
 
@@ -149,8 +154,12 @@ def load_split(path: str | Path, dataset: Dataset, *, level: str = "patient", se
     """Re-apply a saved ``split.csv`` to ``dataset``; every record must be listed, with the same label."""
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            rows = {row["path"]: row for row in csv.DictReader(handle)}
-    except (OSError, KeyError, csv.Error) as exc:
+            reader = csv.DictReader(handle)
+            missing = {"path", "label", "split"} - set(reader.fieldnames or ())
+            if missing:
+                raise KeyError(f"missing columns {sorted(missing)}")
+            rows = {row["path"]: row for row in reader}
+    except (OSError, UnicodeDecodeError, KeyError, csv.Error) as exc:
         raise DataError(f"cannot read split file {path}: {exc}") from exc
     assignment = []
     for r in dataset.records:

@@ -22,7 +22,7 @@ class ArraySet:
 
 
 def to_tensor(batch: np.ndarray, device: torch.device, channels_last: bool = False) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
+    x = torch.from_numpy(np.require(batch, requirements=["C", "W"])).to(device, non_blocking=True)
     x = x.permute(0, 3, 1, 2).float().div_(255.0)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 

@@ -67,10 +67,14 @@ def load_pretrained(backbone: nn.Module, spec, weights: str) -> None:
     state = _canonical_keys(state)
     own = backbone.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    skipped_head = [k for k in state if k.startswith(f"{spec.head}.")] if spec.head else []
-    if len(usable) < 0.9 * (len(own) - len(skipped_head) - 2):
+    # BatchNorm's num_batches_tracked counters are not weights (torchvision's own files predate them) and
+    # the head is replaced, so neither counts towards "does this file fit the architecture".
+    head = f"{spec.head}." if spec.head else None
+    needed = [k for k in own if not k.endswith("num_batches_tracked") and not (head and k.startswith(head))]
+    matched = sum(k in usable for k in needed)
+    if matched < 0.9 * len(needed):
         raise ModelError(
-            f"weights file {path} does not fit {spec.name}: only {len(usable)} of {len(own)} tensors match; "
+            f"weights file {path} does not fit {spec.name}: only {matched} of {len(needed)} tensors match; "
             "was it saved from another architecture?"
         )
     backbone.load_state_dict(usable, strict=False)

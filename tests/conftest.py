@@ -1,0 +1,50 @@
+"""Shared test fixtures: an isolated cache/data folder per test session, and where the shared real data is."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_user_dirs(tmp_path_factory):
+    """Tests never touch the user's cache or data folders."""
+    base = tmp_path_factory.mktemp("user")
+    old = {k: os.environ.get(k) for k in ("HISTOGUARD_CACHE_DIR", "HISTOGUARD_DATA_DIR")}
+    os.environ["HISTOGUARD_CACHE_DIR"] = str(base / "cache")
+    os.environ["HISTOGUARD_DATA_DIR"] = str(base / "data")
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def shared_data_dir() -> Path | None:
+    env = os.environ.get("HISTOGUARD_SHARED_DATA")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("shared real data (../shared/data or HISTOGUARD_SHARED_DATA) is not available")
+    return path
+
+
+def toy_arrays(n: int = 64, size: int = 16, seed: int = 0):
+    """Two separable classes: class 1 has a bright square in the middle, class 0 does not."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(40, 120, size=(n, size, size, 3), dtype=np.uint8)
+    labels = np.arange(n) % 2
+    q = size // 4
+    images[labels == 1, q:-q, q:-q, :] = 230
+    return images, labels.astype(np.int64)

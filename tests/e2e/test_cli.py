@@ -1,0 +1,153 @@
+"""The ``histoguard`` command line end to end on a tiny synthetic demo dataset."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+FAST = ["--arch", "small_cnn", "--image-size", "32", "--epochs", "2", "--batch-size", "16", "--weights", "none",
+        "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("demo") / "data"
+    assert main(["demo-data", str(root), "--patients-per-class", "4", "--images-per-patient", "8"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def run_dir(demo_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "run"
+    assert main(["experiment", "--data", str(demo_root), "--out", str(out), *FAST]) == 0
+    return out
+
+
+def test_experiment_writes_the_run_folder(run_dir):
+    for name in ("config.json", "split.csv", "log.txt", "report.md", "report.json", "model_a.onnx", "model_b.onnx",
+                 "model_a/best.pt", "model_b/best.pt", "cm_A_clean.png", "cm_B_fgsm_from_A.png", "sweep_accuracy.png"):
+        assert (run_dir / name).is_file(), name
+    assert not list(run_dir.glob("*.onnx.data")), "ONNX files must be self-contained"
+    assert "SYNTHETIC" in (run_dir / "report.md").read_text()
+
+
+def test_report_json_has_the_promised_schema(run_dir):
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["split"]["level"] == "patient"
+    assert report["dataset"]["synthetic"] is True and report["eps"] == pytest.approx(4 / 255)
+    keys = {"model", "condition", "attack_source", "eps", "level", "accuracy", "balanced_accuracy", "sensitivity",
+            "specificity", "precision", "recall", "f1", "roc_auc", "confusion_matrix", "n"}
+    combos = set()
+    for e in report["evaluations"]:
+        assert keys <= set(e)
+        (tn, fp), (fn, tp) = e["confusion_matrix"]
+        assert tn + fp + fn + tp == e["n"]
+        combos.add((e["model"], e["condition"], e["attack_source"], e["level"]))
+    for level in ("image", "patient"):
+        assert {("A", "clean", None, level), ("A", "fgsm", "A", level), ("B", "clean", None, level),
+                ("B", "fgsm", "A", level), ("B", "fgsm", "B", level)} <= combos
+    assert {r["eps"] for r in report["sweep"]} >= {0.0, 8 / 255}
+    for name in ("A", "B"):
+        assert report["onnx"][name]["max_abs_diff"] <= 1e-4 and Path(report["onnx"][name]["path"]).is_file()
+
+
+def test_split_csv_keeps_patients_apart(run_dir):
+    rows = list(csv.DictReader(open(run_dir / "split.csv")))
+    assert {"path", "label", "patient_id", "split"} <= set(rows[0])
+    splits_of: dict[str, set] = {}
+    for r in rows:
+        splits_of.setdefault(r["patient_id"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in splits_of.values())
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
+
+
+def test_existing_run_is_not_overwritten_without_force(run_dir, demo_root, capsys):
+    before = (run_dir / "report.json").stat().st_mtime_ns
+    code = main(["experiment", "--data", str(demo_root), "--out", str(run_dir), *FAST])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--force" in err and len(err.splitlines()) == 1
+    assert (run_dir / "report.json").stat().st_mtime_ns == before
+
+
+def test_resume_of_a_finished_run_reuses_checkpoints(run_dir, demo_root):
+    best = (run_dir / "model_a" / "best.pt").stat().st_mtime_ns
+    assert main(["experiment", "--data", str(demo_root), "--out", str(run_dir), *FAST, "--resume"]) == 0
+    assert (run_dir / "model_a" / "best.pt").stat().st_mtime_ns == best
+
+
+def test_predict_attack_export_evaluate(run_dir, demo_root, tmp_path, capsys):
+    images = sorted((demo_root / "malignant").glob("*.png"))[:3]
+    preds = tmp_path / "preds.csv"
+    assert main(["predict", "--model", str(run_dir / "model_a.onnx"), *map(str, images), "--out", str(preds)]) == 0
+    rows = list(csv.DictReader(open(preds)))
+    assert len(rows) == 3 and all(r["model_sha256"] and r["predicted"] in ("benign", "malignant") for r in rows)
+    assert all(abs(float(r["p_benign"]) + float(r["p_malignant"]) - 1) < 1e-5 for r in rows)
+
+    adv = tmp_path / "adv"
+    assert main(["attack", "--model", str(run_dir / "model_a" / "best.pt"), str(images[0]), "--out", str(adv),
+                 "--eps", "8/255", "--method", "pgd", "--steps", "3"]) == 0
+    assert len(list(adv.glob("*_pgd.png"))) == 1
+
+    onnx_file = tmp_path / "a.onnx"
+    assert main(["export", "--model", str(run_dir / "model_a" / "best.pt"), "--out", str(onnx_file)]) == 0
+    assert onnx_file.is_file()
+
+    assert main(["evaluate", "--model", str(run_dir / "model_b" / "best.pt"), "--data", str(demo_root),
+                 "--split", "all", "--out", str(tmp_path / "eval.json")]) == 0
+    assert json.loads((tmp_path / "eval.json").read_text())["evaluations"][0]["n"] > 0
+
+
+@pytest.mark.parametrize("make", ["empty", "text_only", "one_class"])
+def test_bad_datasets_end_with_one_line(tmp_path, capsys, make):
+    root = tmp_path / "data"
+    root.mkdir()
+    if make == "text_only":
+        (root / "notes.txt").write_text("hello")
+    if make == "one_class":
+        from PIL import Image
+
+        (root / "benign").mkdir()
+        for i in range(3):
+            Image.new("RGB", (8, 8), (200, 100, 150)).save(root / "benign" / f"{i}.png")
+    code = main(["experiment", "--data", str(root), "--out", str(tmp_path / "run"), *FAST])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(root) in err
+
+
+def test_bad_files_are_skipped_and_reported(demo_root, tmp_path, capsys):
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_root, data)
+    bad = data / "benign"
+    (bad / "SOB_B_A-99-9001-40-900.png").write_text("not an image")
+    good = sorted(bad.glob("*.png"))[0].read_bytes()
+    (bad / "SOB_B_A-99-9001-40-901.png").write_bytes(good[: len(good) // 2])
+    Image.fromarray(np.full((40, 60), 40000, dtype=np.uint16)).save(bad / "SOB_B_A-99-9001-40-902.png")
+    Image.new("RGBA", (60, 40), (200, 100, 150, 128)).save(bad / "SOB_B_A-99-9001-40-903.png")
+    out = tmp_path / "run"
+    assert main(["experiment", "--data", str(data), "--out", str(out), *FAST, "--no-onnx"]) == 0
+    skipped = {Path(s["path"]).name: s["reason"] for s in json.loads((out / "report.json").read_text())["dataset"]["skipped"]}
+    assert set(skipped) == {"SOB_B_A-99-9001-40-900.png", "SOB_B_A-99-9001-40-901.png"}
+    assert "SOB_B_A-99-9001-40-900.png" in skipped["SOB_B_A-99-9001-40-900.png"]
+    split = (out / "split.csv").read_text()
+    assert "40-902.png" in split and "40-903.png" in split
+
+
+def test_console_script_runs_in_a_subprocess(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "engine", "experiment", "--data", str(tmp_path / "missing"),
+                           "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("histoguard: error:") and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
