@@ -27,6 +27,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
     except OSError as exc:
         raise RunFolderError(f"cannot write {path}: {exc.strerror}; check the folder exists and is writable") from exc
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; honour the user's umask instead
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()
@@ -38,6 +39,15 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask() is process-wide and not thread-safe
 
 
 def _remove_quietly(path: str) -> None:

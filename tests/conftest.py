@@ -26,6 +26,17 @@ def _isolated_user_dirs(tmp_path_factory):
             os.environ[k] = v
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests use tiny tensors: one thread is as fast, and avoids OpenMP's stalls when the cores are busy."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def shared_data_dir() -> Path | None:
     env = os.environ.get("HISTOGUARD_SHARED_DATA")
     path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -7,7 +7,6 @@ are decoded (decompression bombs); anything Pillow cannot read raises DecodeErro
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +23,12 @@ def load_rgb(path: str | Path, max_pixels: int | None = None) -> Image.Image:
     path = Path(path)
     max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > max_pixels or w <= 0 or h <= 0:
-                    raise DecodeError(f"{path}: {w}x{h} pixels is too large for an image tile (limit {max_pixels:,})")
-                img.load()
-                return to_rgb8(img)
+        with Image.open(path) as img:  # reads the header only; the size is checked before any decoding
+            w, h = img.size
+            if w * h > max_pixels or w <= 0 or h <= 0:
+                raise DecodeError(f"{path}: {w}x{h} pixels is too large for an image tile (limit {max_pixels:,})")
+            img.load()
+            return to_rgb8(img)
     except DecodeError:
         raise
     except UnidentifiedImageError as exc:

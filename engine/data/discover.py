@@ -56,7 +56,9 @@ def discover(
 
 
 def _image_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    """Files below ``root``, leaving out hidden files and folders (.ipynb_checkpoints, .Trash-1000, ...)."""
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def _from_folder(root: Path, patient_regex: str | None) -> Dataset:

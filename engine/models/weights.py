@@ -53,7 +53,11 @@ def resolve_weights(spec, weights: str) -> Path | None:
 
 
 def load_pretrained(backbone: nn.Module, spec, weights: str) -> None:
-    """Copy matching tensors from the weights file into ``backbone``; the new 2-class head stays random."""
+    """Copy the tensors of the weights file that fit ``backbone`` (same name and shape).
+
+    An ImageNet file's 1000-class head does not fit, so the new 2-class head stays random; a 2-class
+    HistoGuard state dict fits entirely (fine-tuning from an earlier model).
+    """
     path = resolve_weights(spec, weights)
     if path is None:
         return
@@ -78,7 +82,7 @@ def load_pretrained(backbone: nn.Module, spec, weights: str) -> None:
             "was it saved from another architecture?"
         )
     backbone.load_state_dict(usable, strict=False)
-    log.info("loaded %d tensors of pretrained weights from %s (head left random)", len(usable), path)
+    log.info("loaded %d tensors of pretrained weights from %s", len(usable), path)
 
 
 _OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
