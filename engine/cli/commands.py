@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from engine import api
-from engine.config import DEMO_TRAIN, DataConfig, ExperimentConfig, TrainConfig, replace_fields
+from engine.config import DEMO_EPS, DEMO_TRAIN, DataConfig, ExperimentConfig, TrainConfig, demo_config, replace_fields
 from engine.fileio import write_json
 
 TRAIN_FIELDS = ("arch", "image_size", "epochs", "batch_size", "lr", "patience", "weights", "device", "seed")
@@ -21,7 +21,8 @@ def data_config(a) -> DataConfig:
 def experiment_config(a, base: TrainConfig | None = None) -> ExperimentConfig:
     base = base or (DEMO_TRAIN if a.demo else TrainConfig())
     train = replace_fields(base, **{k: getattr(a, k, None) for k in TRAIN_FIELDS})
-    extra = {"eps": a.eps} if getattr(a, "eps", None) else {}
+    eps = getattr(a, "eps", None) or (DEMO_EPS if a.demo else None)
+    extra = {"eps": eps} if eps else {}
     if getattr(a, "sweep_eps", None):
         extra["sweep_eps"] = a.sweep_eps
     if getattr(a, "no_onnx", False):
@@ -36,8 +37,7 @@ def cmd_experiment(a, progress) -> int:
 
 
 def cmd_demo(a, progress) -> int:
-    cfg = ExperimentConfig(data=DataConfig(demo=True), train=replace_fields(DEMO_TRAIN, device=a.device))
-    result = api.run_experiment(cfg, a.out, force=a.force, resume=a.resume, on_progress=progress)
+    result = api.run_experiment(demo_config(device=a.device), a.out, force=a.force, resume=a.resume, on_progress=progress)
     _print_result(result, a.out)
     return 0
 

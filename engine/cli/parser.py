@@ -56,7 +56,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", help="'auto' (ImageNet from the torch cache if present), 'imagenet', 'none' or a .pth file")
     g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     g.add_argument("--seed", type=int)
-    g.add_argument("--eps", type=_eps, help="FGSM eps in pixel units, e.g. 2/255 or 0.0078 (default 4/255)")
+    g.add_argument("--eps", type=_eps, help="FGSM eps in pixel units, e.g. 2/255 or 0.0078 (default 4/255; 8/255 with --demo)")
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo-data", help="write the synthetic demo dataset (BreakHis-style names)")
     p.add_argument("out")
-    p.add_argument("--patients-per-class", type=int, default=8)
-    p.add_argument("--images-per-patient", type=int, default=24)
+    p.add_argument("--patients-per-class", type=int, default=12)
+    p.add_argument("--images-per-patient", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("train", help="train one model (clean, or --adversarial-from CKPT for the study's Model B)")

@@ -63,8 +63,8 @@ class _Patient:
 def generate_demo_dataset(
     out_dir: str | os.PathLike,
     *,
-    patients_per_class: int = 8,
-    images_per_patient: int = 24,
+    patients_per_class: int = 12,
+    images_per_patient: int = 20,
     image_size: tuple[int, int] = (175, 115),
     seed: int = 0,
     on_progress: ProgressCallback | None = None,

@@ -61,7 +61,7 @@ def markdown(result: dict) -> str:
         _onnx_md(result.get("onnx", {})),
         _training_md(result["training"]),
     ]
-    return "\n".join(p for p in parts if p) + "\n"
+    return "\n\n".join(p.strip("\n") for p in parts if p and p.strip()) + "\n"
 
 
 def _onnx_md(onnx: dict) -> str:

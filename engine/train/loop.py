@@ -41,6 +41,10 @@ def fit(model: nn.Module, train: ArraySet, val: ArraySet | None, cfg: TrainConfi
         cancel: CancelToken | None = None) -> TrainResult:
     """Train ``model`` in place; keep the best weights (by validation balanced accuracy) in ``best.pt``.
 
+    Of epochs with equal validation balanced accuracy the later one is kept (on an easy validation set
+    the metric saturates early, and the first perfect epoch is rarely the best trained); training stops
+    after ``cfg.patience`` epochs without a strict improvement.
+
     ``last.pt`` in ``out_dir`` holds the full state after each epoch; with ``resume`` a later call
     continues from it (same config required), so an interrupted run loses at most one epoch.
     """
@@ -73,17 +77,16 @@ def fit(model: nn.Module, train: ArraySet, val: ArraySet | None, cfg: TrainConfi
                "val_acc": va["acc"], "val_balanced_accuracy": va["bacc"], "lr": opt.param_groups[0]["lr"],
                "seconds": round(time.perf_counter() - t0, 2), "images_per_s": round(len(train) / (time.perf_counter() - t0), 1)}
         state.history.append(row)
-        improved = _is_better(va, state)
-        if improved:
-            state.best_score, state.best_loss, state.best_epoch, state.bad_epochs = va["bacc"], va["loss"], epoch, 0
+        improved = va["bacc"] > state.best_score + 1e-9
+        if improved or abs(va["bacc"] - state.best_score) <= 1e-9:  # a tie goes to the later, longer-trained epoch
+            state.best_score, state.best_loss, state.best_epoch = va["bacc"], va["loss"], epoch
             save_checkpoint(best, model, metadata, history=state.history, epoch=epoch)
-        else:
-            state.bad_epochs += 1
+        state.bad_epochs = 0 if improved else state.bad_epochs + 1
         state.epoch = epoch
         save_checkpoint(last, model, metadata, **state.to_payload(opt, sched, cfg))
         log.info("%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f bacc %.3f%s (%.1f img/s)", name,
                  epoch, cfg.epochs, tr["loss"], tr["acc"], va["loss"], va["acc"], va["bacc"],
-                 " *best*" if improved else "", row["images_per_s"])
+                 " *best*" if state.best_epoch == epoch else "", row["images_per_s"])
         report(on_progress, f"train {name}", epoch, cfg.epochs, unit="epochs", metrics=row,
                message=f"epoch {epoch}: val balanced accuracy {va['bacc']:.3f}")
     stopped = state.bad_epochs >= cfg.patience and state.epoch < cfg.epochs
@@ -92,10 +95,6 @@ def fit(model: nn.Module, train: ArraySet, val: ArraySet | None, cfg: TrainConfi
     model.load_state_dict(read_checkpoint(best)["state_dict"])
     model.to(memory_format=torch.contiguous_format).eval()
     return TrainResult(state.best_epoch, state.best_score, state.epoch, stopped, state.history, best)
-
-
-def _is_better(va: dict, state: TrainState) -> bool:
-    return va["bacc"] > state.best_score + 1e-9 or (abs(va["bacc"] - state.best_score) <= 1e-9 and va["loss"] < state.best_loss)
 
 
 def _restore(last: Path, model, opt, sched, cfg: TrainConfig, name: str) -> TrainState:
