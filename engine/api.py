@@ -32,5 +32,14 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'engine.api' has no attribute {name!r}")
 
 
-__all__ = ["DEMO_TRAIN", "CancelToken", "Cancelled", "DataConfig", "EngineError", "ExperimentConfig", "Progress",
-           "TrainConfig", *_LAZY]
+__all__ = [
+    "DEMO_TRAIN",
+    "CancelToken",
+    "Cancelled",
+    "DataConfig",
+    "EngineError",
+    "ExperimentConfig",
+    "Progress",
+    "TrainConfig",
+    *_LAZY,
+]

@@ -70,8 +70,11 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ExperimentConfig:
-        return cls(data=DataConfig(**d["data"]), train=TrainConfig(**d["train"]),
-                   **{k: v for k, v in d.items() if k not in ("data", "train")})
+        return cls(
+            data=DataConfig(**d["data"]),
+            train=TrainConfig(**d["train"]),
+            **{k: v for k, v in d.items() if k not in ("data", "train")},
+        )
 
 
 def _positive(obj, *names: str) -> None:
@@ -89,8 +92,9 @@ def replace_fields(obj, **changes):
 
 
 # The demo: the study's DenseNet121 from scratch at 64x64 on the synthetic set, a few minutes on 2 CPU cores.
-DEMO_TRAIN = TrainConfig(arch="densenet121", image_size=64, epochs=8, batch_size=32, lr=2e-3, patience=4,
-                         weights="none")
+DEMO_TRAIN = TrainConfig(
+    arch="densenet121", image_size=64, epochs=8, batch_size=32, lr=2e-3, patience=4, weights="none"
+)
 DEMO_EPS = 8 / 255
 
 

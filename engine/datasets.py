@@ -35,22 +35,33 @@ class PreparedData:
 
 def default_demo_dir() -> Path:
     env = os.environ.get("HISTOGUARD_DATA_DIR")
-    base = Path(env) if env else Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "histoguard"
+    base = (
+        Path(env) if env else Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "histoguard"
+    )
     return base / "demo-synthetic"
 
 
-def load_dataset(cfg: DataConfig, on_progress: ProgressCallback | None = None,
-                 cancel: CancelToken | None = None) -> Dataset:
+def load_dataset(
+    cfg: DataConfig, on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None
+) -> Dataset:
     root = cfg.data
     if cfg.demo:
-        root = generate_demo_dataset(Path(cfg.data) if cfg.data else default_demo_dir(), on_progress=on_progress,
-                                     cancel=cancel)
-    return discover(root, positive_class=cfg.positive_class, magnification=cfg.magnification,
-                    patient_regex=cfg.patient_regex)
+        root = generate_demo_dataset(
+            Path(cfg.data) if cfg.data else default_demo_dir(), on_progress=on_progress, cancel=cancel
+        )
+    return discover(
+        root, positive_class=cfg.positive_class, magnification=cfg.magnification, patient_regex=cfg.patient_regex
+    )
 
 
-def prepare_data(cfg: DataConfig, image_size: int, *, split_file: Path | None = None,
-                 on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> PreparedData:
+def prepare_data(
+    cfg: DataConfig,
+    image_size: int,
+    *,
+    split_file: Path | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> PreparedData:
     """Discover, decode (cached) and split; ``split_file`` (or ``cfg.split_file``) re-applies a saved split."""
     dataset = load_dataset(cfg, on_progress, cancel)
     decoded = decode_dataset(dataset, image_size, on_progress=on_progress, cancel=cancel)

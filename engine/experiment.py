@@ -34,8 +34,15 @@ from engine.train.loop import fit
 log = logging.getLogger(__name__)
 
 
-def run_experiment(cfg: ExperimentConfig, out: str | Path, *, force: bool = False, resume: bool = False,
-                   on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> dict:
+def run_experiment(
+    cfg: ExperimentConfig,
+    out: str | Path,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> dict:
     """Run everything into the run folder ``out`` and return the report (also saved as report.json)."""
     resuming = RunFolder.check(out, cfg, force=force, resume=resume)
     split_file = RunFolder.saved_split(out, resuming)
@@ -57,19 +64,28 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
     shash = split_hash(data.dataset, data.split)
     train, val, test = data.arrays("train"), data.arrays("val"), data.arrays("test")
     timings: dict[str, float] = {}
-    model_a, hist_a, meta_a = _train_model("A", cfg, run, data, train, val, {"method": "clean"}, shash, timings,
-                                           on_progress, cancel)
+    model_a, hist_a, meta_a = _train_model(
+        "A", cfg, run, data, train, val, {"method": "clean"}, shash, timings, on_progress, cancel
+    )
     t = time.perf_counter()
-    attack = partial(_fgsm, eps=cfg.eps)
-    adv_train = adversarial_set(model_a, train, attack, device, cfg.eval_batch_size, "FGSM from A (train)",
-                                on_progress, cancel)
-    adv_val = adversarial_set(model_a, val, attack, device, cfg.eval_batch_size, "FGSM from A (val)",
-                              on_progress, cancel)
+    attack = partial(fgsm, eps=cfg.eps)
+    adv_train = adversarial_set(
+        model_a, train, attack, device, cfg.eval_batch_size, "FGSM from A (train)", on_progress, cancel
+    )
+    adv_val = adversarial_set(
+        model_a, val, attack, device, cfg.eval_batch_size, "FGSM from A (val)", on_progress, cancel
+    )
     timings["fgsm_train_set"] = round(time.perf_counter() - t, 2)
-    how_b = {"method": "merged-fgsm", "eps": cfg.eps, "attack": "fgsm", "attack_source": "A",
-             "source_weights_sha256": weights_sha256(model_a)}
-    model_b, hist_b, meta_b = _train_model("B", cfg, run, data, concat(train, adv_train), concat(val, adv_val), how_b,
-                                           shash, timings, on_progress, cancel)
+    how_b = {
+        "method": "merged-fgsm",
+        "eps": cfg.eps,
+        "attack": "fgsm",
+        "attack_source": "A",
+        "source_weights_sha256": weights_sha256(model_a),
+    }
+    model_b, hist_b, meta_b = _train_model(
+        "B", cfg, run, data, concat(train, adv_train), concat(val, adv_val), how_b, shash, timings, on_progress, cancel
+    )
     t = time.perf_counter()
     ev = Evaluator({"A": model_a, "B": model_b}, test, device, cfg.eval_batch_size, on_progress, cancel)
     evaluations, sweep = ev.conditions(cfg.eps), ev.sweep(cfg.sweep_eps)
@@ -88,8 +104,12 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
         "onnx": onnx,
         "training": {"A": hist_a, "B": hist_b},
         "config": cfg.to_dict(),
-        "environment": {"device": describe_device(device), "torch": torch.__version__, "python": platform.python_version(),
-                        "platform": platform.platform()},
+        "environment": {
+            "device": describe_device(device),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "timings_s": timings,
     }
     write_reports(run, result)
@@ -97,26 +117,55 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
     return result
 
 
-def _fgsm(model, x, y, *, eps: float):
-    return fgsm(model, x, y, eps=eps)
-
-
-def _train_model(name: str, cfg: ExperimentConfig, run: RunFolder, data: PreparedData, train: ArraySet,
-                 val: ArraySet, how: dict, shash: str, timings: dict, on_progress, cancel):
+def _train_model(
+    name: str,
+    cfg: ExperimentConfig,
+    run: RunFolder,
+    data: PreparedData,
+    train: ArraySet,
+    val: ArraySet,
+    how: dict,
+    shash: str,
+    timings: dict,
+    on_progress,
+    cancel,
+):
     t = time.perf_counter()
     torch.manual_seed(cfg.train.seed)
     model = create_model(cfg.train.arch, weights=cfg.train.weights)
-    meta = make_metadata(cfg.train.arch, data.dataset.classes, cfg.train.image_size, how, split_hash=shash,
-                         train_config=asdict(cfg.train), model_name=f"Model {name}",
-                         synthetic_data=data.dataset.synthetic)
+    meta = make_metadata(
+        cfg.train.arch,
+        data.dataset.classes,
+        cfg.train.image_size,
+        how,
+        split_hash=shash,
+        train_config=asdict(cfg.train),
+        model_name=f"Model {name}",
+        synthetic_data=data.dataset.synthetic,
+    )
     log.info("training Model %s (%s) on %d images, validating on %d", name, how["method"], len(train), len(val))
-    result = fit(model, train, val, cfg.train, out_dir=run.path(f"model_{name.lower()}"), name=name, metadata=meta,
-                 on_progress=on_progress, cancel=cancel)
+    result = fit(
+        model,
+        train,
+        val,
+        cfg.train,
+        out_dir=run.path(f"model_{name.lower()}"),
+        name=name,
+        metadata=meta,
+        on_progress=on_progress,
+        cancel=cancel,
+    )
     model.to(resolve_device(cfg.train.device))
     timings[f"train_{name}"] = round(time.perf_counter() - t, 2)
-    summary = {"best_epoch": result.best_epoch, "best_val_balanced_accuracy": result.best_score,
-               "epochs_run": result.epochs_run, "stopped_early": result.stopped_early, "history": result.history,
-               "checkpoint": str(result.checkpoint), "how_trained": how}
+    summary = {
+        "best_epoch": result.best_epoch,
+        "best_val_balanced_accuracy": result.best_score,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "history": result.history,
+        "checkpoint": str(result.checkpoint),
+        "how_trained": how,
+    }
     return model, summary, meta
 
 

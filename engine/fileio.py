@@ -35,7 +35,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         os.replace(tmp, path)
     except OSError as exc:
         _remove_quietly(tmp)
-        raise RunFolderError(f"cannot write {path}: {exc.strerror}; free some disk space or choose another folder") from exc
+        raise RunFolderError(
+            f"cannot write {path}: {exc.strerror}; free some disk space or choose another folder"
+        ) from exc
     except BaseException:
         _remove_quietly(tmp)
         raise

@@ -22,5 +22,7 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
     seen: set[Path] = set()
     unique = [p for p in out if not (p in seen or seen.add(p))]
     if not unique:
-        raise DataError(f"no images found in {', '.join(map(str, inputs))} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise DataError(
+            f"no images found in {', '.join(map(str, inputs))} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
     return unique

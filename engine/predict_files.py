@@ -21,9 +21,16 @@ from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 log = logging.getLogger(__name__)
 
 
-def predict_files(model_path: str | Path, inputs: list, out_csv: str | Path | None = None, *, batch_size: int = 16,
-                  device: str = "auto", on_progress: ProgressCallback | None = None,
-                  cancel: CancelToken | None = None) -> list[dict]:
+def predict_files(
+    model_path: str | Path,
+    inputs: list,
+    out_csv: str | Path | None = None,
+    *,
+    batch_size: int = 16,
+    device: str = "auto",
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> list[dict]:
     """One row per image: predicted class and class probabilities, or the reason it could not be read."""
     paths = collect_images(inputs)
     session = create_session(model_path, device=device)
@@ -31,12 +38,16 @@ def predict_files(model_path: str | Path, inputs: list, out_csv: str | Path | No
     classes, size = meta.get("classes"), meta.get("image_size")
     if not classes or not size:
         raise ModelError(f"{model_path} has no HistoGuard metadata (classes, image_size); export it with HistoGuard")
-    common = {"model": Path(model_path).name, "model_sha256": sha256_file(model_path), "app_version": __version__,
-              "provider": session_provider(session)}
+    common = {
+        "model": Path(model_path).name,
+        "model_sha256": sha256_file(model_path),
+        "app_version": __version__,
+        "provider": session_provider(session),
+    }
     rows: list[dict] = []
     for start in range(0, len(paths), batch_size):
         check_cancel(cancel, "prediction")
-        rows += _predict_batch(session, paths[start:start + batch_size], classes, int(size), common)
+        rows += _predict_batch(session, paths[start : start + batch_size], classes, int(size), common)
         report(on_progress, "predict", min(start + batch_size, len(paths)), len(paths), unit="images")
     if out_csv is not None:
         write_text(out_csv, rows_to_csv(rows, classes))
@@ -64,8 +75,17 @@ def _predict_batch(session, paths: list[Path], classes: list[str], size: int, co
 
 
 def rows_to_csv(rows: list[dict], classes: list[str]) -> str:
-    fields = ["path", "predicted", *(f"p_{c}" for c in classes), "error", "model", "model_sha256", "app_version",
-              "provider", "time"]
+    fields = [
+        "path",
+        "predicted",
+        *(f"p_{c}" for c in classes),
+        "error",
+        "model",
+        "model_sha256",
+        "app_version",
+        "provider",
+        "time",
+    ]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", restval="")
     writer.writeheader()

@@ -41,8 +41,9 @@ class RunFolder:
         return False
 
     @classmethod
-    def prepare(cls, root: str | Path, config: ExperimentConfig, *, force: bool = False,
-                resume: bool = False) -> RunFolder:
+    def prepare(
+        cls, root: str | Path, config: ExperimentConfig, *, force: bool = False, resume: bool = False
+    ) -> RunFolder:
         """Check ``root`` (see ``check``), delete an old run there only with ``force``, and write config.json."""
         root = Path(root).expanduser()
         resuming = cls.check(root, config, force=force, resume=resume)
@@ -62,12 +63,16 @@ class RunFolder:
     def _reuse(root: Path, config: ExperimentConfig, force: bool, resume: bool) -> bool:
         saved = _read_config(root / CONFIG)
         if saved is None:
-            raise RunFolderError(f"{root} is not empty and is not a HistoGuard run folder; choose a new or empty folder")
+            raise RunFolderError(
+                f"{root} is not empty and is not a HistoGuard run folder; choose a new or empty folder"
+            )
         if resume:
             saved.pop("histoguard_version", None)
             if ExperimentConfig.from_dict(saved) != config:
-                raise RunFolderError(f"{root} holds a run with another configuration; resume it with the same "
-                                     "settings, or pass --force to start again there")
+                raise RunFolderError(
+                    f"{root} holds a run with another configuration; resume it with the same "
+                    "settings, or pass --force to start again there"
+                )
             log.info("resuming the run in %s", root)
             return True
         if not force:

@@ -33,14 +33,26 @@ from engine.train.loop import fit
 log = logging.getLogger(__name__)
 
 
-def train_model(cfg: ExperimentConfig, out: str | Path, *, adversarial_from: str | Path | None = None,
-                force: bool = False, resume: bool = False, on_progress: ProgressCallback | None = None,
-                cancel: CancelToken | None = None) -> dict:
+def train_model(
+    cfg: ExperimentConfig,
+    out: str | Path,
+    *,
+    adversarial_from: str | Path | None = None,
+    force: bool = False,
+    resume: bool = False,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> dict:
     """Train one model into ``out`` (best.pt, last.pt, split.csv, train.json); with ``adversarial_from``,
     the study's Model B: FGSM images made on that checkpoint merged with the originals."""
     resuming = RunFolder.check(out, cfg, force=force, resume=resume)
-    data = prepare_data(cfg.data, cfg.train.image_size, split_file=RunFolder.saved_split(out, resuming),
-                        on_progress=on_progress, cancel=cancel)
+    data = prepare_data(
+        cfg.data,
+        cfg.train.image_size,
+        split_file=RunFolder.saved_split(out, resuming),
+        on_progress=on_progress,
+        cancel=cancel,
+    )
     run = RunFolder.prepare(out, cfg, force=force, resume=resume)
     with run.logging_to_file():
         if not run.path("split.csv").exists():
@@ -52,42 +64,103 @@ def train_model(cfg: ExperimentConfig, out: str | Path, *, adversarial_from: str
             device = resolve_device(cfg.train.device)
             source.to(device)
             attack = partial(ATTACKS["fgsm"], eps=cfg.eps)
-            train = concat(train, adversarial_set(source, train, attack, device, cfg.eval_batch_size, "FGSM (train)",
-                                                   on_progress, cancel))
-            val = concat(val, adversarial_set(source, val, attack, device, cfg.eval_batch_size, "FGSM (val)",
-                                               on_progress, cancel))
-            how = {"method": "merged-fgsm", "eps": cfg.eps, "attack": "fgsm", "attack_source": str(adversarial_from),
-                   "source_weights_sha256": weights_sha256(source)}
+            train = concat(
+                train,
+                adversarial_set(
+                    source, train, attack, device, cfg.eval_batch_size, "FGSM (train)", on_progress, cancel
+                ),
+            )
+            val = concat(
+                val,
+                adversarial_set(source, val, attack, device, cfg.eval_batch_size, "FGSM (val)", on_progress, cancel),
+            )
+            how = {
+                "method": "merged-fgsm",
+                "eps": cfg.eps,
+                "attack": "fgsm",
+                "attack_source": str(adversarial_from),
+                "source_weights_sha256": weights_sha256(source),
+            }
         torch.manual_seed(cfg.train.seed)
         model = create_model(cfg.train.arch, weights=cfg.train.weights)
-        meta = make_metadata(cfg.train.arch, data.dataset.classes, cfg.train.image_size, how,
-                             split_hash=split_hash(data.dataset, data.split), train_config=asdict(cfg.train),
-                             synthetic_data=data.dataset.synthetic)
-        result = fit(model, train, val, cfg.train, out_dir=run.root, name="model", metadata=meta,
-                     on_progress=on_progress, cancel=cancel)
-        summary = {"checkpoint": str(result.checkpoint), "best_epoch": result.best_epoch,
-                   "best_val_balanced_accuracy": result.best_score, "history": result.history, "how_trained": how}
+        meta = make_metadata(
+            cfg.train.arch,
+            data.dataset.classes,
+            cfg.train.image_size,
+            how,
+            split_hash=split_hash(data.dataset, data.split),
+            train_config=asdict(cfg.train),
+            synthetic_data=data.dataset.synthetic,
+        )
+        result = fit(
+            model,
+            train,
+            val,
+            cfg.train,
+            out_dir=run.root,
+            name="model",
+            metadata=meta,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
+        summary = {
+            "checkpoint": str(result.checkpoint),
+            "best_epoch": result.best_epoch,
+            "best_val_balanced_accuracy": result.best_score,
+            "history": result.history,
+            "how_trained": how,
+        }
         write_json(run.path("train.json"), summary)
         return summary
 
 
-def evaluate_checkpoint(model_path: str | Path, cfg: ExperimentConfig, *, split: str = "test",
-                        on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> dict:
+def evaluate_checkpoint(
+    model_path: str | Path,
+    cfg: ExperimentConfig,
+    *,
+    split: str = "test",
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> dict:
     """Clean and white-box FGSM metrics of one checkpoint on a dataset split (``all`` for every image)."""
     model, meta = load_checkpoint(model_path)
     device = resolve_device(cfg.train.device)
     model.to(device)
     data = prepare_data(cfg.data, meta["image_size"], on_progress=on_progress, cancel=cancel)
+    same_split = meta.get("split_hash") == split_hash(data.dataset, data.split)
+    if split != "all" and meta.get("split_hash") and not same_split:
+        log.warning(
+            "this split differs from the one %s was trained with, so its '%s' images may include training "
+            "patients; pass --split-file <run>/split.csv",
+            Path(model_path).name,
+            split,
+        )
     test = _all_arrays(data) if split == "all" else data.arrays(split)
     ev = Evaluator({"M": model}, test, device, cfg.eval_batch_size, on_progress, cancel)
     evaluations = [ev.entry("M", s, cfg.eps, level) for level in ("image", "patient") for s in (None, "M")]
     sweep = []
     for eps in cfg.sweep_eps:
         e = ev.entry("M", "M" if eps > 0 else None, eps, "image")
-        sweep.append({"model": "M", "attack_source": "M", "eps": eps, "accuracy": e["accuracy"],
-                      "balanced_accuracy": e["balanced_accuracy"], "missed_cancer_rate": e["missed_cancer_rate"]})
-    return {"model": str(model_path), "metadata": meta, "split": split, "eps": cfg.eps, "evaluations": evaluations,
-            "sweep": sweep, "dataset": data.dataset.summary()}
+        sweep.append(
+            {
+                "model": "M",
+                "attack_source": "M",
+                "eps": eps,
+                "accuracy": e["accuracy"],
+                "balanced_accuracy": e["balanced_accuracy"],
+                "missed_cancer_rate": e["missed_cancer_rate"],
+            }
+        )
+    return {
+        "model": str(model_path),
+        "metadata": meta,
+        "split": split,
+        "split_matches_training": same_split,
+        "eps": cfg.eps,
+        "evaluations": evaluations,
+        "sweep": sweep,
+        "dataset": data.dataset.summary(),
+    }
 
 
 def _all_arrays(data) -> ArraySet:
@@ -105,9 +178,20 @@ def export_checkpoint(model_path: str | Path, out: str | Path, eps: float = 4 / 
     return export_verified(model, out, meta, size, batches)
 
 
-def attack_files(model_path: str | Path, inputs: list, out_dir: str | Path, *, method: str = "fgsm", eps: float,
-                 steps: int = 10, alpha: float | None = None, seed: int = 0, device: str = "auto",
-                 on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> list[dict]:
+def attack_files(
+    model_path: str | Path,
+    inputs: list,
+    out_dir: str | Path,
+    *,
+    method: str = "fgsm",
+    eps: float,
+    steps: int = 10,
+    alpha: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> list[dict]:
     """Write an adversarial PNG of every input image (at the model's input size) into ``out_dir``.
 
     The label attacked is the model's own prediction on the clean image (untargeted: push it away).
@@ -116,9 +200,16 @@ def attack_files(model_path: str | Path, inputs: list, out_dir: str | Path, *, m
     dev = resolve_device(device)
     model.to(dev)
     size, classes = meta["image_size"], meta["classes"]
-    kwargs = {"eps": eps} if method == "fgsm" else {
-        "eps": eps, "steps": steps, "alpha": alpha or max(eps / 4, 1 / 255),
-        "generator": torch.Generator().manual_seed(seed)}
+    kwargs = (
+        {"eps": eps}
+        if method == "fgsm"
+        else {
+            "eps": eps,
+            "steps": steps,
+            "alpha": alpha or max(eps / 4, 1 / 255),
+            "generator": torch.Generator().manual_seed(seed),
+        }
+    )
     out_dir = Path(out_dir)
     paths, rows = collect_images(inputs), []
     for i, path in enumerate(paths, start=1):
@@ -143,6 +234,12 @@ def _attack_one(model, path: Path, out_dir: Path, size: int, classes, dev, metho
     target = out_dir / f"{path.stem}_{method}.png"
     with atomic_open(target, "wb") as handle:
         Image.fromarray(to_uint8(adv)[0]).save(handle, format="PNG")
-    return {"path": str(path), "adversarial": str(target), "clean_pred": classes[int(p_clean.argmax())],
-            "clean_prob": float(p_clean.max()), "adv_pred": classes[int(p_adv.argmax())],
-            "adv_prob": float(p_adv.max()), "error": ""}
+    return {
+        "path": str(path),
+        "adversarial": str(target),
+        "clean_pred": classes[int(p_clean.argmax())],
+        "clean_prob": float(p_clean.max()),
+        "adv_pred": classes[int(p_adv.argmax())],
+        "adv_prob": float(p_adv.max()),
+        "error": "",
+    }

@@ -8,8 +8,9 @@ from torch import nn
 from engine.attacks._common import attack_mode, check_inputs, input_gradient
 
 
-def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float = 8 / 255,
-         targeted: bool = False) -> torch.Tensor:
+def fgsm(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float = 8 / 255, targeted: bool = False
+) -> torch.Tensor:
     """One step of size ``eps`` along the sign of the input gradient; result clamped to [0, 1].
 
     ``x`` is a batch of RGB images in [0, 1]; ``eps`` is in pixel units (2/255 = two grey levels).

@@ -9,9 +9,18 @@ from engine.attacks._common import attack_mode, check_inputs, input_gradient, pr
 from engine.errors import AttackError
 
 
-def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float = 8 / 255, alpha: float = 2 / 255,
-        steps: int = 10, random_start: bool = True, generator: torch.Generator | None = None,
-        targeted: bool = False) -> torch.Tensor:
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float = 8 / 255,
+    alpha: float = 2 / 255,
+    steps: int = 10,
+    random_start: bool = True,
+    generator: torch.Generator | None = None,
+    targeted: bool = False,
+) -> torch.Tensor:
     """``steps`` signed-gradient steps of size ``alpha``, each projected to the ``eps`` ball and [0, 1].
 
     With ``random_start`` the attack starts from a uniform point in the ball, drawn from ``generator``

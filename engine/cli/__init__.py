@@ -1,4 +1,4 @@
-"""``histoguard``: no arguments opens the desktop app; a command runs the command line.
+"""The ``histoguard`` command line (``desktop_app.launcher`` opens the app when there are no arguments).
 
 Errors the user can fix print one line and exit 2; ``--debug`` shows the traceback.
 """
@@ -10,16 +10,12 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        from desktop_app import launch
-
-        return launch()
     from engine.cli.parser import build_parser
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.command is None:
-        build_parser().print_help()
+        parser.print_help()
         return 0
     _setup_logging(args.debug, args.verbose)
     return _run(args)
@@ -60,8 +56,10 @@ def _run(args) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"histoguard: unexpected error: {type(exc).__name__}: {exc} (run again with --debug for details)",
-              file=sys.stderr)
+        print(
+            f"histoguard: unexpected error: {type(exc).__name__}: {exc} (run again with --debug for details)",
+            file=sys.stderr,
+        )
         return 1
     finally:
         progress.close()

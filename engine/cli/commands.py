@@ -13,9 +13,17 @@ TRAIN_FIELDS = ("arch", "image_size", "epochs", "batch_size", "lr", "patience", 
 
 
 def data_config(a) -> DataConfig:
-    return DataConfig(data=a.data, demo=a.demo, positive_class=a.positive_class, magnification=a.magnification,
-                      patient_regex=a.patient_regex, split_level=a.split_level, ratios=a.split_ratios,
-                      split_seed=a.split_seed, split_file=a.split_file)
+    return DataConfig(
+        data=a.data,
+        demo=a.demo,
+        positive_class=a.positive_class,
+        magnification=a.magnification,
+        patient_regex=a.patient_regex,
+        split_level=a.split_level,
+        ratios=a.split_ratios,
+        split_seed=a.split_seed,
+        split_file=a.split_file,
+    )
 
 
 def experiment_config(a, base: TrainConfig | None = None) -> ExperimentConfig:
@@ -37,7 +45,9 @@ def cmd_experiment(a, progress) -> int:
 
 
 def cmd_demo(a, progress) -> int:
-    result = api.run_experiment(demo_config(device=a.device), a.out, force=a.force, resume=a.resume, on_progress=progress)
+    result = api.run_experiment(
+        demo_config(device=a.device), a.out, force=a.force, resume=a.resume, on_progress=progress
+    )
     _print_result(result, a.out)
     return 0
 
@@ -48,25 +58,42 @@ def _print_result(result: dict, out: str) -> None:
     if result.get("synthetic_data"):
         print("SYNTHETIC DEMO DATA: these numbers show the workflow runs, not diagnostic performance.")
     base = next(e["majority_baseline"] for e in result["evaluations"] if e["level"] == "image")
-    print(f"\nImage-level results on the test split ({result['split']['level']}-level split); "
-          f"majority-class baseline accuracy {base:.3f}\n")
+    print(
+        f"\nImage-level results on the test split ({result['split']['level']}-level split); "
+        f"majority-class baseline accuracy {base:.3f}\n"
+    )
     print(text_table(result["evaluations"], "image"))
     print(f"\nReport: {Path(out) / 'report.md'}  (also report.json, split.csv, model_a.onnx, model_b.onnx)")
 
 
 def cmd_demo_data(a, progress) -> int:
-    root = api.generate_demo_dataset(Path(a.out), patients_per_class=a.patients_per_class,
-                                     images_per_patient=a.images_per_patient, seed=a.seed, on_progress=progress)
+    root = api.generate_demo_dataset(
+        Path(a.out),
+        patients_per_class=a.patients_per_class,
+        images_per_patient=a.images_per_patient,
+        seed=a.seed,
+        on_progress=progress,
+    )
     ds = api.discover(root)
-    print(f"SYNTHETIC demo dataset in {root}: {ds.summary()['per_class']} images, {ds.summary()['n_patients']} patients")
+    print(
+        f"SYNTHETIC demo dataset in {root}: {ds.summary()['per_class']} images, {ds.summary()['n_patients']} patients"
+    )
     return 0
 
 
 def cmd_train(a, progress) -> int:
-    summary = api.train_model(experiment_config(a), a.out, adversarial_from=a.adversarial_from, force=a.force,
-                              resume=a.resume, on_progress=progress)
-    print(f"best epoch {summary['best_epoch']}, validation balanced accuracy "
-          f"{summary['best_val_balanced_accuracy']:.3f}; checkpoint {summary['checkpoint']}")
+    summary = api.train_model(
+        experiment_config(a),
+        a.out,
+        adversarial_from=a.adversarial_from,
+        force=a.force,
+        resume=a.resume,
+        on_progress=progress,
+    )
+    print(
+        f"best epoch {summary['best_epoch']}, validation balanced accuracy "
+        f"{summary['best_val_balanced_accuracy']:.3f}; checkpoint {summary['checkpoint']}"
+    )
     return 0
 
 
@@ -82,13 +109,25 @@ def cmd_evaluate(a, progress) -> int:
 
 
 def cmd_attack(a, progress) -> int:
-    rows = api.attack_files(a.model, a.inputs, a.out, method=a.method, eps=a.eps, steps=a.steps, alpha=a.alpha,
-                            seed=a.seed, device=a.device, on_progress=progress)
+    rows = api.attack_files(
+        a.model,
+        a.inputs,
+        a.out,
+        method=a.method,
+        eps=a.eps,
+        steps=a.steps,
+        alpha=a.alpha,
+        seed=a.seed,
+        device=a.device,
+        on_progress=progress,
+    )
     flipped = sum(1 for r in rows if not r["error"] and r["clean_pred"] != r["adv_pred"])
     failed = [r for r in rows if r["error"]]
     write_json(Path(a.out) / "attack.json", rows)
-    print(f"{len(rows) - len(failed)} adversarial images in {a.out}; prediction flipped for {flipped}"
-          + (f"; {len(failed)} unreadable (see attack.json)" if failed else ""))
+    print(
+        f"{len(rows) - len(failed)} adversarial images in {a.out}; prediction flipped for {flipped}"
+        + (f"; {len(failed)} unreadable (see attack.json)" if failed else "")
+    )
     return 0
 
 
@@ -113,6 +152,14 @@ def cmd_models(a, progress) -> int:
     return 0
 
 
-COMMANDS = {"experiment": cmd_experiment, "demo": cmd_demo, "demo-data": cmd_demo_data, "train": cmd_train,
-            "evaluate": cmd_evaluate, "attack": cmd_attack, "export": cmd_export, "predict": cmd_predict,
-            "models": cmd_models}
+COMMANDS = {
+    "experiment": cmd_experiment,
+    "demo": cmd_demo,
+    "demo-data": cmd_demo_data,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "attack": cmd_attack,
+    "export": cmd_export,
+    "predict": cmd_predict,
+    "models": cmd_models,
+}

@@ -33,13 +33,21 @@ def _ratios(value: str) -> tuple[float, float, float]:
 def add_data_options(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_argument_group("data")
     src = g.add_mutually_exclusive_group(required=required)
-    src.add_argument("--data", help="dataset folder (BreakHis tree, class folders) or CSV manifest path,label[,patient_id]")
+    src.add_argument(
+        "--data", help="dataset folder (BreakHis tree, class folders) or CSV manifest path,label[,patient_id]"
+    )
     src.add_argument("--demo", action="store_true", help="use the built-in SYNTHETIC demo dataset")
-    g.add_argument("--positive-class", default="malignant", help="the disease class of a two-class set (default: malignant)")
+    g.add_argument(
+        "--positive-class", default="malignant", help="the disease class of a two-class set (default: malignant)"
+    )
     g.add_argument("--magnification", help="keep only one magnification (40X, 100X, 200X, 400X)")
     g.add_argument("--patient-regex", help="regex whose first group is the patient id in a file name")
-    g.add_argument("--split-level", choices=("patient", "image"), default="patient",
-                   help="patient (default) or image (leaks patients between splits; only to reproduce old studies)")
+    g.add_argument(
+        "--split-level",
+        choices=("patient", "image"),
+        default="patient",
+        help="patient (default) or image (leaks patients between splits; only to reproduce old studies)",
+    )
     g.add_argument("--split-ratios", type=_ratios, default=(0.7, 0.15, 0.15), metavar="TRAIN,VAL,TEST")
     g.add_argument("--split-seed", type=int, default=0)
     g.add_argument("--split-file", help="re-use the split.csv of an earlier run")
@@ -53,10 +61,14 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="peak learning rate of AdamW")
     g.add_argument("--patience", type=int, help="early stopping: epochs without validation improvement")
-    g.add_argument("--weights", help="'auto' (ImageNet from the torch cache if present), 'imagenet', 'none' or a .pth file")
+    g.add_argument(
+        "--weights", help="'auto' (ImageNet from the torch cache if present), 'imagenet', 'none' or a .pth file"
+    )
     g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     g.add_argument("--seed", type=int)
-    g.add_argument("--eps", type=_eps, help="FGSM eps in pixel units, e.g. 2/255 or 0.0078 (default 4/255; 8/255 with --demo)")
+    g.add_argument(
+        "--eps", type=_eps, help="FGSM eps in pixel units, e.g. 2/255 or 0.0078 (default 4/255; 8/255 with --demo)"
+    )
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -66,9 +78,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="histoguard", description=(
-        "HistoGuard: train, attack, harden and export breast-histopathology classifiers, offline. "
-        "Without a command it opens the desktop app."))
+    parser = argparse.ArgumentParser(
+        prog="histoguard",
+        description=(
+            "HistoGuard: train, attack, harden and export breast-histopathology classifiers, offline. "
+            "Without a command it opens the desktop app."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"histoguard {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-v", "--verbose", action="store_true", help="show informational logs")
@@ -82,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="train A, FGSM, train B, evaluate, export ONNX, report")
     add_data_options(p)
     add_train_options(p)
-    p.add_argument("--sweep-eps", type=_eps_list, help="comma-separated eps list for the sweep (default 0,1,2,4,8 /255)")
+    p.add_argument(
+        "--sweep-eps", type=_eps_list, help="comma-separated eps list for the sweep (default 0,1,2,4,8 /255)"
+    )
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
     p.add_argument("--out", required=True, help="run folder")
     add_run_options(p)

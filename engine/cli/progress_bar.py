@@ -24,8 +24,15 @@ class TerminalProgress:
         key = (p.stage, p.unit, p.total)
         if key != self._key:
             self.close()
-            self._bar = tqdm(total=p.total, desc=p.stage, unit=p.unit.rstrip("s") or "it", leave=False,
-                             disable=None, file=sys.stderr, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=p.total,
+                desc=p.stage,
+                unit=p.unit.rstrip("s") or "it",
+                leave=False,
+                disable=None,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
             self._key = key
         self._bar.n = p.done
         if "loss" in p.metrics:
@@ -36,9 +43,12 @@ class TerminalProgress:
 
     def _epoch_line(self, p: Progress) -> None:
         m = p.metrics
-        tqdm.write(f"{p.stage}: epoch {p.done}/{p.total}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.3f}  "
-                   f"val loss {m['val_loss']:.4f} acc {m['val_acc']:.3f} bal.acc {m['val_balanced_accuracy']:.3f}  "
-                   f"({m['images_per_s']:.0f} img/s)", file=sys.stderr)
+        tqdm.write(
+            f"{p.stage}: epoch {p.done}/{p.total}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.3f}  "
+            f"val loss {m['val_loss']:.4f} acc {m['val_acc']:.3f} bal.acc {m['val_balanced_accuracy']:.3f}  "
+            f"({m['images_per_s']:.0f} img/s)",
+            file=sys.stderr,
+        )
 
     def close(self) -> None:
         if self._bar is not None:

@@ -112,9 +112,14 @@ def _parameters(patients: int, images: int, size: tuple[int, int], seed: int) ->
         raise DataError(f"demo image_size {size!r} must be (width, height), each 32..4096 pixels")
     if not isinstance(seed, int) or seed < 0:
         raise DataError(f"demo seed {seed!r} must be a non-negative integer")
-    return {"generator": "HistoGuard engine.data.demo", "version": GENERATOR_VERSION,
-            "patients_per_class": patients, "images_per_patient": images,
-            "image_size": [size[0], size[1]], "seed": seed}
+    return {
+        "generator": "HistoGuard engine.data.demo",
+        "version": GENERATOR_VERSION,
+        "patients_per_class": patients,
+        "images_per_patient": images,
+        "image_size": [size[0], size[1]],
+        "seed": seed,
+    }
 
 
 def _plan(patients: int, images: int) -> list[_Spec]:
@@ -142,8 +147,10 @@ def _prepare(root: Path, params: dict[str, Any], plan: list[_Spec]) -> bool:
         return False
     status, old = _read_marker(root)
     if status is None:
-        raise DataError(f"{root} is not empty and is not a HistoGuard demo dataset; choose a new or empty "
-                        "folder for the demo data (nothing was written)")
+        raise DataError(
+            f"{root} is not empty and is not a HistoGuard demo dataset; choose a new or empty "
+            "folder for the demo data (nothing was written)"
+        )
     if status == "complete" and old == params and all((root / s.relpath).is_file() for s in plan):
         return True
     expected = {s.relpath for s in plan}
@@ -198,8 +205,13 @@ def _make_patient(seed: int, label: int, patient: int) -> _Patient:
     h_od = _H_OD * strength * rng.uniform(0.85, 1.15) * (1 + rng.normal(0, 0.05, 3))
     e_od = _E_OD * strength * rng.uniform(0.8, 1.25) * (1 + rng.normal(0, 0.1, 3))
     tumours = _CLASSES[label][2]
-    return _Patient(tumours[patient % len(tumours)], h_od.astype(np.float32), e_od.astype(np.float32),
-                    float(rng.uniform(0.8, 1.25)), float(rng.uniform(0.0, 0.15)))
+    return _Patient(
+        tumours[patient % len(tumours)],
+        h_od.astype(np.float32),
+        e_od.astype(np.float32),
+        float(rng.uniform(0.8, 1.25)),
+        float(rng.uniform(0.0, 0.15)),
+    )
 
 
 def _render(patient: _Patient, spec: _Spec, size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
@@ -217,8 +229,9 @@ def _render(patient: _Patient, spec: _Spec, size: tuple[int, int], rng: np.rando
         _draw_glands(draw, rng, w, h, unit, patient, area)
     else:
         nest = _draw_carcinoma(draw["nuclei"], rng, w, h, unit, theta, patient)
-    lumen, cyto, nuclei = (np.asarray(layers[k].resize((w, h), Image.BOX), np.float32) / 255
-                           for k in ("lumen", "cyto", "nuclei"))
+    lumen, cyto, nuclei = (
+        np.asarray(layers[k].resize((w, h), Image.BOX), np.float32) / 255 for k in ("lumen", "cyto", "nuclei")
+    )
     mucin = 0.0
     if nest is not None:
         cyto = np.maximum(cyto, nest)
@@ -249,11 +262,22 @@ def _stroma(rng: np.random.Generator, w: int, h: int, theta: float, unit: float)
     return 0.55 + 0.7 * fibres**2 * _noise(rng, h, w, 8 * unit) + 0.3 * _noise(rng, h, w, 30 * unit)
 
 
-def _blobs(draw: ImageDraw.ImageDraw, rng: np.random.Generator, x: Any, y: Any, rx: Any, ry: Any,
-           angle: Any, jitter: float, darkness: Any, n: int = 10) -> None:
+def _blobs(
+    draw: ImageDraw.ImageDraw,
+    rng: np.random.Generator,
+    x: Any,
+    y: Any,
+    rx: Any,
+    ry: Any,
+    angle: Any,
+    jitter: float,
+    darkness: Any,
+    n: int = 10,
+) -> None:
     """Draw rotated ellipses with jittered outlines (arguments are arrays or scalars, pixel units)."""
-    x, y, rx, ry, angle, darkness = np.broadcast_arrays(*(np.atleast_1d(np.asarray(a, float))
-                                                          for a in (x, y, rx, ry, angle, darkness)))
+    x, y, rx, ry, angle, darkness = np.broadcast_arrays(
+        *(np.atleast_1d(np.asarray(a, float)) for a in (x, y, rx, ry, angle, darkness))
+    )
     if x.size == 0:
         return
     t = np.linspace(0, 2 * math.pi, n, endpoint=False)
@@ -269,22 +293,50 @@ def _blobs(draw: ImageDraw.ImageDraw, rng: np.random.Generator, x: Any, y: Any, 
 def _draw_spaces(draw: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, h: int, unit: float, n: int) -> None:
     """Pale empty spaces (fat, tears) in the stroma."""
     r = rng.uniform(5, 13, n) * unit
-    _blobs(draw, rng, rng.uniform(0, w, n), rng.uniform(0, h, n), r, r * rng.uniform(0.6, 1, n),
-           rng.uniform(0, math.pi, n), 0.2, _H_MAX, 12)
+    _blobs(
+        draw,
+        rng,
+        rng.uniform(0, w, n),
+        rng.uniform(0, h, n),
+        r,
+        r * rng.uniform(0.6, 1, n),
+        rng.uniform(0, math.pi, n),
+        0.2,
+        _H_MAX,
+        12,
+    )
 
 
-def _draw_fibroblasts(draw: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, h: int, unit: float,
-                      theta: float, n: int) -> None:
+def _draw_fibroblasts(
+    draw: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, h: int, unit: float, theta: float, n: int
+) -> None:
     """Thin spindle-shaped stromal nuclei lying along the fibres."""
-    _blobs(draw, rng, rng.uniform(0, w, n), rng.uniform(0, h, n), 4 * unit, unit, theta + rng.normal(0, 0.3, n),
-           0.1, rng.uniform(0.8, 1.0, n), 8)
+    _blobs(
+        draw,
+        rng,
+        rng.uniform(0, w, n),
+        rng.uniform(0, h, n),
+        4 * unit,
+        unit,
+        theta + rng.normal(0, 0.3, n),
+        0.1,
+        rng.uniform(0.8, 1.0, n),
+        8,
+    )
 
 
 _GLANDS = {"A": (7, 0.6, 1.0), "F": (4, 0.15, 0.4), "PT": (3, 0.12, 0.3), "TA": (10, 0.7, 1.0)}
 
 
-def _draw_glands(draw: dict[str, ImageDraw.ImageDraw], rng: np.random.Generator, w: int, h: int,
-                 unit: float, patient: _Patient, area: float) -> None:
+def _draw_glands(
+    draw: dict[str, ImageDraw.ImageDraw],
+    rng: np.random.Generator,
+    w: int,
+    h: int,
+    unit: float,
+    patient: _Patient,
+    area: float,
+) -> None:
     """Benign: lumens lined by one row of small round epithelial nuclei and flat myoepithelial ones."""
     count, lo, hi = _GLANDS[patient.tumour]
     wanted, glands, r = max(1, round(count * area * patient.density)), [], 2.0 * unit
@@ -297,11 +349,22 @@ def _draw_glands(draw: dict[str, ImageDraw.ImageDraw], rng: np.random.Generator,
     _blobs(draw["cyto"], rng, cx, cy, a + 3 * r, b + 3 * r, angle, 0.04, _H_MAX, 24)
     _blobs(draw["lumen"], rng, cx, cy, a, b, angle, 0.06, _H_MAX, 24)
     for offset, spacing, shape, darkness in ((1.3, 2.6, (1.1, 0.85), 0.9), (3.1, 6.0, (0.5, 1.3), 1.0)):
-        x, y, normal = np.concatenate([_ring(rng, g[:2] + (g[2] + offset * r, g[3] + offset * r, g[4]), spacing * r)
-                                       for g in glands], axis=1)
+        x, y, normal = np.concatenate(
+            [_ring(rng, g[:2] + (g[2] + offset * r, g[3] + offset * r, g[4]), spacing * r) for g in glands], axis=1
+        )
         x, y = x + rng.normal(0, 0.15 * r, x.size), y + rng.normal(0, 0.15 * r, x.size)
-        _blobs(draw["nuclei"], rng, x, y, shape[0] * r, shape[1] * r, normal, 0.06,
-               darkness * rng.uniform(0.9, 1.1, x.size), 10)
+        _blobs(
+            draw["nuclei"],
+            rng,
+            x,
+            y,
+            shape[0] * r,
+            shape[1] * r,
+            normal,
+            0.06,
+            darkness * rng.uniform(0.9, 1.1, x.size),
+            10,
+        )
 
 
 def _ring(rng: np.random.Generator, ellipse: tuple[float, ...], spacing: float) -> np.ndarray:
@@ -315,8 +378,9 @@ def _ring(rng: np.random.Generator, ellipse: tuple[float, ...], spacing: float) 
     return np.stack([cx + c * x - s * y, cy + s * x + c * y, angle + np.arctan2(a * np.sin(ts), b * np.cos(ts))])
 
 
-def _draw_carcinoma(draw: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, h: int, unit: float,
-                    theta: float, patient: _Patient) -> np.ndarray:
+def _draw_carcinoma(
+    draw: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, h: int, unit: float, theta: float, patient: _Patient
+) -> np.ndarray:
     """Malignant: big, dark, irregular, crowded nuclei in disordered sheets; returns the tumour-nest mask."""
     r = 4.4 * unit
     nest = _noise(rng, h, w, 30 * unit)
@@ -334,8 +398,18 @@ def _draw_carcinoma(draw: ImageDraw.ImageDraw, rng: np.random.Generator, w: int,
     keep = nest[np.clip(y, 0, h - 1).astype(int), np.clip(x, 0, w - 1).astype(int)] >= cut
     x, y, k = x[keep], y[keep], int(keep.sum())
     size = r * np.exp(rng.normal(0, 0.28, k))
-    _blobs(draw, rng, x, y, size * rng.uniform(0.8, 1.25, k), size * rng.uniform(0.7, 1.0, k),
-           rng.uniform(0, math.pi, k), 0.2, 1.35 * rng.uniform(0.85, 1.15, k), 9)
+    _blobs(
+        draw,
+        rng,
+        x,
+        y,
+        size * rng.uniform(0.8, 1.25, k),
+        size * rng.uniform(0.7, 1.0, k),
+        rng.uniform(0, math.pi, k),
+        0.2,
+        1.35 * rng.uniform(0.85, 1.15, k),
+        9,
+    )
     nucleoli = rng.random(k) < 0.4
     _blobs(draw, rng, x[nucleoli], y[nucleoli], 0.3 * size[nucleoli], 0.3 * size[nucleoli], 0, 0.1, _H_MAX, 6)
     return np.clip((nest - cut) / 0.04, 0, 1)

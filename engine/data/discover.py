@@ -57,8 +57,11 @@ def discover(
 
 def _image_files(root: Path) -> list[Path]:
     """Files below ``root``, leaving out hidden files and folders (.ipynb_checkpoints, .Trash-1000, ...)."""
-    return sorted(p for p in root.rglob("*")
-                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
 
 
 def _from_folder(root: Path, patient_regex: str | None) -> Dataset:
@@ -76,7 +79,9 @@ def _from_breakhis(root: Path, images: list[Path]) -> Dataset:
     for path in images:
         name = parse_breakhis_name(path.name)
         if name is None:
-            skipped.append(Skipped(path, "file name is not a BreakHis name (SOB_<B|M>_<type>-<yy>-<slide>-<mag>-<seq>.png)"))
+            skipped.append(
+                Skipped(path, "file name is not a BreakHis name (SOB_<B|M>_<type>-<yy>-<slide>-<mag>-<seq>.png)")
+            )
             continue
         records.append(ImageRecord(path, name.label, name.patient_id, name.magnification, name.tumor_type))
     return Dataset(root, "breakhis", records, ("benign", "malignant"), skipped)
@@ -119,8 +124,9 @@ def _from_csv(manifest: Path) -> Dataset:
             mag = normalise_magnification(mag) if mag else None
         except ValueError as exc:
             raise DataError(f"CSV manifest {manifest}, row {row['path']}: {exc} (use 40X, 100X, 200X or 400X)") from exc
-        records.append(ImageRecord(path, label, (row.get("patient_id") or "").strip() or None,
-                                   mag, row.get("tumor_type") or None))
+        records.append(
+            ImageRecord(path, label, (row.get("patient_id") or "").strip() or None, mag, row.get("tumor_type") or None)
+        )
     return Dataset(manifest.parent, "csv", records, ("", ""), skipped)
 
 

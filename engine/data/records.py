@@ -69,5 +69,6 @@ class Dataset:
         }
 
     def subset(self, keep: list[int]) -> Dataset:
-        return Dataset(self.root, self.kind, [self.records[i] for i in keep], self.classes, list(self.skipped),
-                       self.synthetic)
+        return Dataset(
+            self.root, self.kind, [self.records[i] for i in keep], self.classes, list(self.skipped), self.synthetic
+        )

@@ -65,8 +65,7 @@ def _check_ratios(ratios) -> tuple[float, float, float]:
         r = tuple(float(x) for x in ratios)
     except (TypeError, ValueError):
         r = ()
-    if (len(r) != 3 or not all(map(math.isfinite, r)) or min(r) < 0 or r[0] <= 0 or r[2] <= 0
-            or abs(sum(r) - 1) > 1e-6):
+    if len(r) != 3 or not all(map(math.isfinite, r)) or min(r) < 0 or r[0] <= 0 or r[2] <= 0 or abs(sum(r) - 1) > 1e-6:
         raise DataError(f"split ratios {ratios} must be three numbers train,val,test >= 0 that sum to 1")
     return r
 
@@ -126,8 +125,14 @@ def _check_split(split: Split, dataset: Dataset) -> None:
 
 def split_rows(dataset: Dataset, split: Split) -> list[dict]:
     return [
-        {"path": str(r.path), "label": r.label, "patient_id": r.patient_id or "", "split": s,
-         "magnification": r.magnification or "", "tumor_type": r.tumor_type or ""}
+        {
+            "path": str(r.path),
+            "label": r.label,
+            "patient_id": r.patient_id or "",
+            "split": s,
+            "magnification": r.magnification or "",
+            "tumor_type": r.tumor_type or "",
+        }
         for r, s in zip(dataset.records, split.assignment)
     ]
 

@@ -35,7 +35,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 def batches(n: int, batch_size: int, order: np.ndarray | None = None) -> Iterator[np.ndarray]:
     idx = np.arange(n) if order is None else order
     for start in range(0, n, batch_size):
-        yield np.sort(idx[start:start + batch_size])
+        yield np.sort(idx[start : start + batch_size])
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -27,8 +27,15 @@ SWEEP_KEYS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "mi
 class Evaluator:
     """Caches FGSM-attacked probabilities of named models on one test set."""
 
-    def __init__(self, models: dict[str, nn.Module], test: ArraySet, device: torch.device, batch_size: int = 64,
-                 on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> None:
+    def __init__(
+        self,
+        models: dict[str, nn.Module],
+        test: ArraySet,
+        device: torch.device,
+        batch_size: int = 64,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
         self.models, self.test, self.device, self.batch_size = models, test, device, batch_size
         self.on_progress, self.cancel = on_progress, cancel
         self._cache: dict[tuple, np.ndarray] = {}
@@ -39,19 +46,32 @@ class Evaluator:
         key = (model, source, round(eps, 10))
         if key not in self._cache:
             stage = f"evaluate {model}" + (f" (FGSM {eps * 255:.0f}/255 from {source})" if source else " clean")
-            attack = partial(_fgsm_attack, eps=eps) if source else None
+            attack = partial(fgsm, eps=eps) if source else None
             self._cache[key] = predict_proba(
-                self.models[model], self.test, self.device, self.batch_size, attack=attack,
-                source=self.models[source] if source else None, stage=stage,
-                on_progress=self.on_progress, cancel=self.cancel)[:, 1]
+                self.models[model],
+                self.test,
+                self.device,
+                self.batch_size,
+                attack=attack,
+                source=self.models[source] if source else None,
+                stage=stage,
+                on_progress=self.on_progress,
+                cancel=self.cancel,
+            )[:, 1]
         return self._cache[key]
 
     def entry(self, model: str, source: str | None, eps: float, level: str) -> dict:
         p, y = self.probs(model, source, eps), self.test.labels
         if level == "patient":
             p, y = patient_level(p, y, self.test.patients)
-        return {"model": model, "condition": "fgsm" if source else "clean", "attack_source": source,
-                "eps": eps if source else 0.0, "level": level, **binary_metrics(y, p)}
+        return {
+            "model": model,
+            "condition": "fgsm" if source else "clean",
+            "attack_source": source,
+            "eps": eps if source else 0.0,
+            "level": level,
+            **binary_metrics(y, p),
+        }
 
     def conditions(self, eps: float) -> list[dict]:
         return [self.entry(m, s, eps, level) for level in ("image", "patient") for m, s in CONDITIONS]
@@ -63,7 +83,3 @@ class Evaluator:
                 e = self.entry(m, s if eps > 0 else None, eps, "image")
                 rows.append({"model": m, "attack_source": s, "eps": eps, **{k: e[k] for k in SWEEP_KEYS}})
         return rows
-
-
-def _fgsm_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float) -> torch.Tensor:
-    return fgsm(model, x, y, eps=eps)

@@ -19,9 +19,17 @@ def _probs(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     return torch.softmax(model(x).float(), dim=1).cpu().numpy()
 
 
-def predict_proba(model: nn.Module, data: ArraySet, device: torch.device, batch_size: int = 64,
-                  attack: AttackFn | None = None, source: nn.Module | None = None, stage: str = "predict",
-                  on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> np.ndarray:
+def predict_proba(
+    model: nn.Module,
+    data: ArraySet,
+    device: torch.device,
+    batch_size: int = 64,
+    attack: AttackFn | None = None,
+    source: nn.Module | None = None,
+    stage: str = "predict",
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
     """Class probabilities (N, 2) of ``model``; with ``attack``, on adversarial images made on ``source``
     (``model`` itself when None: white-box). Nothing is stored but the probabilities."""
     model.eval()
@@ -37,9 +45,16 @@ def predict_proba(model: nn.Module, data: ArraySet, device: torch.device, batch_
     return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.float32)
 
 
-def adversarial_set(source: nn.Module, data: ArraySet, attack: AttackFn, device: torch.device, batch_size: int = 64,
-                    stage: str = "attack", on_progress: ProgressCallback | None = None,
-                    cancel: CancelToken | None = None) -> ArraySet:
+def adversarial_set(
+    source: nn.Module,
+    data: ArraySet,
+    attack: AttackFn,
+    device: torch.device,
+    batch_size: int = 64,
+    stage: str = "attack",
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> ArraySet:
     """Adversarial copies of ``data`` made on ``source``, stored as 8-bit images (exact for eps = k/255 FGSM)."""
     out = np.empty_like(data.images)
     n = len(data)

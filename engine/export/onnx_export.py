@@ -49,9 +49,16 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: dict, image_size: 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(_WithProbabilities(model), (dummy,), buffer, dynamo=False, opset_version=OPSET,
-                              input_names=["image"], output_names=["logits", "probabilities"],
-                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "probabilities": {0: "batch"}})
+            torch.onnx.export(
+                _WithProbabilities(model),
+                (dummy,),
+                buffer,
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=["image"],
+                output_names=["logits", "probabilities"],
+                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "probabilities": {0: "batch"}},
+            )
         proto = onnx.load_from_string(buffer.getvalue())
     except Exception as exc:
         raise ExportError(f"ONNX export of {metadata.get('arch')} failed: {exc}") from exc
@@ -66,8 +73,9 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: dict, image_size: 
     return {"path": str(path), "sha256": sha256_file(path), "weights_sha256": meta["weights_sha256"]}
 
 
-def check_parity(model: nn.Module, path: str | Path, batches: list[np.ndarray],
-                 tolerance: float = PARITY_TOLERANCE) -> float:
+def check_parity(
+    model: nn.Module, path: str | Path, batches: list[np.ndarray], tolerance: float = PARITY_TOLERANCE
+) -> float:
     """Max |probability difference| between onnxruntime (CPU) and torch over ``batches`` (float32 NCHW).
 
     Raises ExportError when it exceeds ``tolerance``.
@@ -87,8 +95,9 @@ def check_parity(model: nn.Module, path: str | Path, batches: list[np.ndarray],
     return worst
 
 
-def export_verified(model: nn.Module, path: str | Path, metadata: dict, image_size: int,
-                    batches: list[np.ndarray]) -> dict:
+def export_verified(
+    model: nn.Module, path: str | Path, metadata: dict, image_size: int, batches: list[np.ndarray]
+) -> dict:
     """Export to a temporary file, check parity on ``batches``, and only then move it to ``path``."""
     import os
 

@@ -74,5 +74,7 @@ def session_metadata(session) -> dict:
 def run_session(session, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """Probabilities (N, classes) for float32 NCHW images in [0, 1]."""
     name = session.get_inputs()[0].name
-    outs = [session.run(["probabilities"], {name: images[i:i + batch_size]})[0] for i in range(0, len(images), batch_size)]
+    outs = [
+        session.run(["probabilities"], {name: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)
+    ]
     return np.concatenate(outs) if outs else np.zeros((0, 2), np.float32)

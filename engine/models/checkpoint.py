@@ -27,9 +27,17 @@ FORMAT = "histoguard-checkpoint-1"
 def make_metadata(arch: str, classes, image_size: int, training: dict, **extra: Any) -> dict:
     from engine.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
-    meta = {"format": FORMAT, "arch": arch, "classes": list(classes), "positive_class": classes[1],
-            "image_size": int(image_size), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-            "training": dict(training), "histoguard_version": __version__}
+    meta = {
+        "format": FORMAT,
+        "arch": arch,
+        "classes": list(classes),
+        "positive_class": classes[1],
+        "image_size": int(image_size),
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+        "training": dict(training),
+        "histoguard_version": __version__,
+    }
     meta.update(extra)
     return meta
 

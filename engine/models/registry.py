@@ -73,21 +73,33 @@ def _mobilenet_v3_small(num_classes: int) -> nn.Module:
 
 def _small_cnn(num_classes: int) -> nn.Module:
     def block(cin: int, cout: int) -> nn.Sequential:
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                             nn.MaxPool2d(2))
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2)
+        )
 
-    return nn.Sequential(block(3, 16), block(16, 32), block(32, 64), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(64, num_classes))
+    return nn.Sequential(
+        block(3, 16), block(16, 32), block(32, 64), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes)
+    )
 
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("densenet121", _densenet121, "DenseNet121_Weights", "classifier",
-                  "DenseNet121 (the study's model, 8.0M parameters)"),
+        ModelSpec(
+            "densenet121",
+            _densenet121,
+            "DenseNet121_Weights",
+            "classifier",
+            "DenseNet121 (the study's model, 8.0M parameters)",
+        ),
         ModelSpec("resnet18", _resnet18, "ResNet18_Weights", "fc", "ResNet18 (11.2M parameters, fast on CPU)"),
-        ModelSpec("mobilenet_v3_small", _mobilenet_v3_small, "MobileNet_V3_Small_Weights", "classifier.3",
-                  "MobileNetV3-Small (1.5M parameters, fastest on CPU)"),
+        ModelSpec(
+            "mobilenet_v3_small",
+            _mobilenet_v3_small,
+            "MobileNet_V3_Small_Weights",
+            "classifier.3",
+            "MobileNetV3-Small (1.5M parameters, fastest on CPU)",
+        ),
         ModelSpec("small_cnn", _small_cnn, None, None, "3-layer CNN for tests and smoke runs (no ImageNet weights)"),
     )
 }

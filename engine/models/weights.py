@@ -37,8 +37,11 @@ def resolve_weights(spec, weights: str) -> Path | None:
         if path is not None and path.is_file():
             return path
         if weights == "auto":
-            log.warning("no ImageNet weights for %s found in the torch cache (%s): training starts FROM SCRATCH",
-                        spec.name, path or "none exist for this model")
+            log.warning(
+                "no ImageNet weights for %s found in the torch cache (%s): training starts FROM SCRATCH",
+                spec.name,
+                path or "none exist for this model",
+            )
             return None
         if path is None:
             raise ModelError(f"{spec.name} has no ImageNet weights; use --weights none")
@@ -85,7 +88,9 @@ def load_pretrained(backbone: nn.Module, spec, weights: str) -> None:
     log.info("loaded %d tensors of pretrained weights from %s", len(usable), path)
 
 
-_OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_OLD_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
 
 
 def _canonical_keys(state: dict) -> dict:

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from engine.attacks.eps import format_eps
 
-COLUMNS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc",
-           "missed_cancer_rate")
-SHORT = {"accuracy": "acc", "balanced_accuracy": "bal.acc", "sensitivity": "sens", "specificity": "spec",
-         "precision": "prec", "f1": "F1", "roc_auc": "AUC", "missed_cancer_rate": "missed"}
+COLUMNS = (
+    "accuracy",
+    "balanced_accuracy",
+    "sensitivity",
+    "specificity",
+    "precision",
+    "f1",
+    "roc_auc",
+    "missed_cancer_rate",
+)
+SHORT = {
+    "accuracy": "acc",
+    "balanced_accuracy": "bal.acc",
+    "sensitivity": "sens",
+    "specificity": "spec",
+    "precision": "prec",
+    "f1": "F1",
+    "roc_auc": "AUC",
+    "missed_cancer_rate": "missed",
+}
 
 
 def condition_label(e: dict) -> str:
@@ -22,8 +38,9 @@ def _fmt(v) -> str:
 
 
 def rows(evaluations: list[dict], level: str) -> list[list[str]]:
-    return [[condition_label(e), *(_fmt(e[c]) for c in COLUMNS), str(e["n"])]
-            for e in evaluations if e["level"] == level]
+    return [
+        [condition_label(e), *(_fmt(e[c]) for c in COLUMNS), str(e["n"])] for e in evaluations if e["level"] == level
+    ]
 
 
 def text_table(evaluations: list[dict], level: str = "image") -> str:
@@ -44,8 +61,10 @@ def markdown_table(evaluations: list[dict], level: str) -> str:
 def sweep_markdown(sweep: list[dict]) -> str:
     eps_values = sorted({r["eps"] for r in sweep})
     pairs = sorted({(r["model"], r["attack_source"]) for r in sweep})
-    out = ["| model (FGSM from) | " + " | ".join(format_eps(e) for e in eps_values) + " |",
-           "|---|" + "---|" * len(eps_values)]
+    out = [
+        "| model (FGSM from) | " + " | ".join(format_eps(e) for e in eps_values) + " |",
+        "|---|" + "---|" * len(eps_values),
+    ]
     for m, s in pairs:
         acc = {r["eps"]: r["accuracy"] for r in sweep if (r["model"], r["attack_source"]) == (m, s)}
         out.append(f"| {m} (from {s}) | " + " | ".join(_fmt(acc.get(e)) for e in eps_values) + " |")

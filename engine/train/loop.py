@@ -36,9 +36,19 @@ class TrainResult:
     checkpoint: Path | None = None
 
 
-def fit(model: nn.Module, train: ArraySet, val: ArraySet | None, cfg: TrainConfig, *, out_dir: Path, name: str,
-        metadata: dict, resume: bool = True, on_progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None) -> TrainResult:
+def fit(
+    model: nn.Module,
+    train: ArraySet,
+    val: ArraySet | None,
+    cfg: TrainConfig,
+    *,
+    out_dir: Path,
+    name: str,
+    metadata: dict,
+    resume: bool = True,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> TrainResult:
     """Train ``model`` in place; keep the best weights (by validation balanced accuracy) in ``best.pt``.
 
     Of epochs with equal validation balanced accuracy the later one is kept (on an easy validation set
@@ -49,8 +59,10 @@ def fit(model: nn.Module, train: ArraySet, val: ArraySet | None, cfg: TrainConfi
     continues from it (same config required), so an interrupted run loses at most one epoch.
     """
     if len(train) < 2 or len(np.unique(train.labels)) < 2:
-        raise DataError(f"training set of {name} has {len(train)} images of {len(np.unique(train.labels))} class(es); "
-                        "need both classes")
+        raise DataError(
+            f"training set of {name} has {len(train)} images of {len(np.unique(train.labels))} class(es); "
+            "need both classes"
+        )
     device = resolve_device(cfg.device)
     channels_last = device.type == "cuda" or cfg.arch != "small_cnn"
     model.to(device)
@@ -70,12 +82,21 @@ def fit(model: nn.Module, train: ArraySet, val: ArraySet | None, cfg: TrainConfi
         if state.bad_epochs >= cfg.patience:
             break
         t0 = time.perf_counter()
-        tr = _train_epoch(model, train, cfg, opt, sched, scaler, weights, device, amp, channels_last, epoch, name,
-                          on_progress, cancel)
+        tr = _train_epoch(
+            model, train, cfg, opt, sched, scaler, weights, device, amp, channels_last, epoch, name, on_progress, cancel
+        )
         va = evaluate_loss(model, val, weights, device, cfg.batch_size, amp, channels_last) if val and len(val) else tr
-        row = {"epoch": epoch, "train_loss": tr["loss"], "train_acc": tr["acc"], "val_loss": va["loss"],
-               "val_acc": va["acc"], "val_balanced_accuracy": va["bacc"], "lr": opt.param_groups[0]["lr"],
-               "seconds": round(time.perf_counter() - t0, 2), "images_per_s": round(len(train) / (time.perf_counter() - t0), 1)}
+        row = {
+            "epoch": epoch,
+            "train_loss": tr["loss"],
+            "train_acc": tr["acc"],
+            "val_loss": va["loss"],
+            "val_acc": va["acc"],
+            "val_balanced_accuracy": va["bacc"],
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - t0, 2),
+            "images_per_s": round(len(train) / (time.perf_counter() - t0), 1),
+        }
         state.history.append(row)
         improved = va["bacc"] > state.best_score + 1e-9
         if improved or abs(va["bacc"] - state.best_score) <= 1e-9:  # a tie goes to the later, longer-trained epoch
@@ -84,11 +105,28 @@ def fit(model: nn.Module, train: ArraySet, val: ArraySet | None, cfg: TrainConfi
         state.bad_epochs = 0 if improved else state.bad_epochs + 1
         state.epoch = epoch
         save_checkpoint(last, model, metadata, **state.to_payload(opt, sched, cfg))
-        log.info("%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f bacc %.3f%s (%.1f img/s)", name,
-                 epoch, cfg.epochs, tr["loss"], tr["acc"], va["loss"], va["acc"], va["bacc"],
-                 " *best*" if state.best_epoch == epoch else "", row["images_per_s"])
-        report(on_progress, f"train {name}", epoch, cfg.epochs, unit="epochs", metrics=row,
-               message=f"epoch {epoch}: val balanced accuracy {va['bacc']:.3f}")
+        log.info(
+            "%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f bacc %.3f%s (%.1f img/s)",
+            name,
+            epoch,
+            cfg.epochs,
+            tr["loss"],
+            tr["acc"],
+            va["loss"],
+            va["acc"],
+            va["bacc"],
+            " *best*" if state.best_epoch == epoch else "",
+            row["images_per_s"],
+        )
+        report(
+            on_progress,
+            f"train {name}",
+            epoch,
+            cfg.epochs,
+            unit="epochs",
+            metrics=row,
+            message=f"epoch {epoch}: val balanced accuracy {va['bacc']:.3f}",
+        )
     stopped = state.bad_epochs >= cfg.patience and state.epoch < cfg.epochs
     if stopped:
         log.info("%s: early stop, no improvement for %d epochs; best epoch %d", name, cfg.patience, state.best_epoch)
@@ -110,8 +148,22 @@ def _restore(last: Path, model, opt, sched, cfg: TrainConfig, name: str) -> Trai
     return state
 
 
-def _train_epoch(model, train: ArraySet, cfg, opt, sched, scaler, weights, device, amp, channels_last, epoch, name,
-                 on_progress, cancel) -> dict:
+def _train_epoch(
+    model,
+    train: ArraySet,
+    cfg,
+    opt,
+    sched,
+    scaler,
+    weights,
+    device,
+    amp,
+    channels_last,
+    epoch,
+    name,
+    on_progress,
+    cancel,
+) -> dict:
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     order = torch.randperm(len(train), generator=gen).numpy()
@@ -140,8 +192,9 @@ def _train_epoch(model, train: ArraySet, cfg, opt, sched, scaler, weights, devic
         total_loss += loss.item() * len(idx)
         correct += (logits.argmax(1) == y).sum().item()
         seen += len(idx)
-        report(on_progress, f"train {name}", b, n_batches, unit="batches",
-               metrics={"epoch": epoch, "loss": loss.item()})
+        report(
+            on_progress, f"train {name}", b, n_batches, unit="batches", metrics={"epoch": epoch, "loss": loss.item()}
+        )
     return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1)}
 
 

@@ -21,9 +21,17 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
     def to_payload(self, opt, sched, cfg: TrainConfig) -> dict:
-        return {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": self.epoch,
-                "best_epoch": self.best_epoch, "best_score": self.best_score, "best_loss": self.best_loss,
-                "bad_epochs": self.bad_epochs, "history": self.history, "train_config": dict(cfg.__dict__)}
+        return {
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "epoch": self.epoch,
+            "best_epoch": self.best_epoch,
+            "best_score": self.best_score,
+            "best_loss": self.best_loss,
+            "bad_epochs": self.bad_epochs,
+            "history": self.history,
+            "train_config": dict(cfg.__dict__),
+        }
 
     @classmethod
     def from_payload(cls, p: dict) -> TrainState:
@@ -52,5 +60,7 @@ def make_scheduler(opt: torch.optim.Optimizer, steps_per_epoch: int, epochs: int
     total = max(steps_per_epoch * epochs, 2)
     warm = max(1, min(steps_per_epoch, total // 2))
     warmup = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=warm)
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warm, eta_min=opt.param_groups[0]["lr"] * 0.01)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=total - warm, eta_min=opt.param_groups[0]["lr"] * 0.01
+    )
     return torch.optim.lr_scheduler.SequentialLR(opt, [warmup, cosine], milestones=[warm])

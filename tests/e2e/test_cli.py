@@ -12,8 +12,20 @@ import pytest
 
 from engine.cli import main
 
-FAST = ["--arch", "small_cnn", "--image-size", "32", "--epochs", "2", "--batch-size", "16", "--weights", "none",
-        "--device", "cpu"]
+FAST = [
+    "--arch",
+    "small_cnn",
+    "--image-size",
+    "32",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "16",
+    "--weights",
+    "none",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +43,20 @@ def run_dir(demo_root, tmp_path_factory) -> Path:
 
 
 def test_experiment_writes_the_run_folder(run_dir):
-    for name in ("config.json", "split.csv", "log.txt", "report.md", "report.json", "model_a.onnx", "model_b.onnx",
-                 "model_a/best.pt", "model_b/best.pt", "cm_A_clean.png", "cm_B_fgsm_from_A.png", "sweep_accuracy.png"):
+    for name in (
+        "config.json",
+        "split.csv",
+        "log.txt",
+        "report.md",
+        "report.json",
+        "model_a.onnx",
+        "model_b.onnx",
+        "model_a/best.pt",
+        "model_b/best.pt",
+        "cm_A_clean.png",
+        "cm_B_fgsm_from_A.png",
+        "sweep_accuracy.png",
+    ):
         assert (run_dir / name).is_file(), name
     assert not list(run_dir.glob("*.onnx.data")), "ONNX files must be self-contained"
     assert "SYNTHETIC" in (run_dir / "report.md").read_text()
@@ -42,8 +66,23 @@ def test_report_json_has_the_promised_schema(run_dir):
     report = json.loads((run_dir / "report.json").read_text())
     assert report["split"]["level"] == "patient"
     assert report["dataset"]["synthetic"] is True and report["eps"] == pytest.approx(4 / 255)
-    keys = {"model", "condition", "attack_source", "eps", "level", "accuracy", "balanced_accuracy", "sensitivity",
-            "specificity", "precision", "recall", "f1", "roc_auc", "confusion_matrix", "n"}
+    keys = {
+        "model",
+        "condition",
+        "attack_source",
+        "eps",
+        "level",
+        "accuracy",
+        "balanced_accuracy",
+        "sensitivity",
+        "specificity",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "confusion_matrix",
+        "n",
+    }
     combos = set()
     for e in report["evaluations"]:
         assert keys <= set(e)
@@ -51,8 +90,13 @@ def test_report_json_has_the_promised_schema(run_dir):
         assert tn + fp + fn + tp == e["n"]
         combos.add((e["model"], e["condition"], e["attack_source"], e["level"]))
     for level in ("image", "patient"):
-        assert {("A", "clean", None, level), ("A", "fgsm", "A", level), ("B", "clean", None, level),
-                ("B", "fgsm", "A", level), ("B", "fgsm", "B", level)} <= combos
+        assert {
+            ("A", "clean", None, level),
+            ("A", "fgsm", "A", level),
+            ("B", "clean", None, level),
+            ("B", "fgsm", "A", level),
+            ("B", "fgsm", "B", level),
+        } <= combos
     assert {r["eps"] for r in report["sweep"]} >= {0.0, 8 / 255}
     for name in ("A", "B"):
         assert report["onnx"][name]["max_abs_diff"] <= 1e-4 and Path(report["onnx"][name]["path"]).is_file()
@@ -91,16 +135,47 @@ def test_predict_attack_export_evaluate(run_dir, demo_root, tmp_path, capsys):
     assert all(abs(float(r["p_benign"]) + float(r["p_malignant"]) - 1) < 1e-5 for r in rows)
 
     adv = tmp_path / "adv"
-    assert main(["attack", "--model", str(run_dir / "model_a" / "best.pt"), str(images[0]), "--out", str(adv),
-                 "--eps", "8/255", "--method", "pgd", "--steps", "3"]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                "--model",
+                str(run_dir / "model_a" / "best.pt"),
+                str(images[0]),
+                "--out",
+                str(adv),
+                "--eps",
+                "8/255",
+                "--method",
+                "pgd",
+                "--steps",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert len(list(adv.glob("*_pgd.png"))) == 1
 
     onnx_file = tmp_path / "a.onnx"
     assert main(["export", "--model", str(run_dir / "model_a" / "best.pt"), "--out", str(onnx_file)]) == 0
     assert onnx_file.is_file()
 
-    assert main(["evaluate", "--model", str(run_dir / "model_b" / "best.pt"), "--data", str(demo_root),
-                 "--split", "all", "--out", str(tmp_path / "eval.json")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(run_dir / "model_b" / "best.pt"),
+                "--data",
+                str(demo_root),
+                "--split",
+                "all",
+                "--out",
+                str(tmp_path / "eval.json"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "eval.json").read_text())["evaluations"][0]["n"] > 0
 
 
@@ -138,7 +213,9 @@ def test_bad_files_are_skipped_and_reported(demo_root, tmp_path, capsys):
     Image.new("RGBA", (60, 40), (200, 100, 150, 128)).save(bad / "SOB_B_A-99-9001-40-903.png")
     out = tmp_path / "run"
     assert main(["experiment", "--data", str(data), "--out", str(out), *FAST, "--no-onnx"]) == 0
-    skipped = {Path(s["path"]).name: s["reason"] for s in json.loads((out / "report.json").read_text())["dataset"]["skipped"]}
+    skipped = {
+        Path(s["path"]).name: s["reason"] for s in json.loads((out / "report.json").read_text())["dataset"]["skipped"]
+    }
     assert set(skipped) == {"SOB_B_A-99-9001-40-900.png", "SOB_B_A-99-9001-40-901.png"}
     assert "SOB_B_A-99-9001-40-900.png" in skipped["SOB_B_A-99-9001-40-900.png"]
     split = (out / "split.csv").read_text()
@@ -146,8 +223,30 @@ def test_bad_files_are_skipped_and_reported(demo_root, tmp_path, capsys):
 
 
 def test_console_script_runs_in_a_subprocess(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "engine", "experiment", "--data", str(tmp_path / "missing"),
-                           "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "experiment",
+            "--data",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("histoguard: error:") and "does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_no_arguments_opens_the_app_entry(capsys):
+    from desktop_app.launcher import main as launcher
+
+    assert launcher([]) == 0
+    assert "desktop app" in capsys.readouterr().err
+    assert launcher(["models"]) == 0
+    assert "densenet121" in capsys.readouterr().out

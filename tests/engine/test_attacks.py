@@ -15,7 +15,6 @@ from engine.models.registry import create_model
 EPS = 8 / 255
 
 
-
 def _model(seed=0):
     torch.manual_seed(seed)
     return create_model("small_cnn").eval()
@@ -134,14 +133,16 @@ def test_fgsm_matches_hand_computed_reference():
     target = 1 - y
     xr = x.clone().requires_grad_(True)
     (grad_t,) = torch.autograd.grad(F.cross_entropy(model(xr), target), xr)
-    torch.testing.assert_close(fgsm(model, x, target, eps=EPS, targeted=True),
-                               torch.clamp(x - EPS * grad_t.sign(), 0, 1), rtol=0, atol=1e-7)
+    torch.testing.assert_close(
+        fgsm(model, x, target, eps=EPS, targeted=True), torch.clamp(x - EPS * grad_t.sign(), 0, 1), rtol=0, atol=1e-7
+    )
 
 
 def test_one_step_pgd_without_random_start_is_fgsm():
     model, (x, y) = _model(), _batch()
-    torch.testing.assert_close(pgd(model, x, y, eps=EPS, alpha=EPS, steps=1, random_start=False),
-                               fgsm(model, x, y, eps=EPS), rtol=0, atol=1e-7)
+    torch.testing.assert_close(
+        pgd(model, x, y, eps=EPS, alpha=EPS, steps=1, random_start=False), fgsm(model, x, y, eps=EPS), rtol=0, atol=1e-7
+    )
 
 
 def test_pgd_deterministic_with_seeded_generator():
@@ -195,23 +196,34 @@ def test_pgd_invalid_steps_or_alpha():
         pgd(model, x, y, eps=EPS, alpha=0.0)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2/255", 2 / 255), (" 8/255 ", 8 / 255), ("0.0078", 0.0078), ("0", 0.0), ("1", 1.0),
-    (0.5, 0.5), (0, 0.0), (2 / 255, 2 / 255),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2/255", 2 / 255),
+        (" 8/255 ", 8 / 255),
+        ("0.0078", 0.0078),
+        ("0", 0.0),
+        ("1", 1.0),
+        (0.5, 0.5),
+        (0, 0.0),
+        (2 / 255, 2 / 255),
+    ],
+)
 def test_parse_eps(text, expected):
     assert parse_eps(text) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "2/", "1/0", "2/255x", "1.5", "-1/255", "256/255", 1.01, -0.1,
-                                 float("nan")])
+@pytest.mark.parametrize(
+    "bad", ["", "abc", "2/", "1/0", "2/255x", "1.5", "-1/255", "256/255", 1.01, -0.1, float("nan")]
+)
 def test_parse_eps_refuses_bad_values(bad):
     with pytest.raises(ConfigError):
         parse_eps(bad)
 
 
-@pytest.mark.parametrize(("eps", "text"), [(2 / 255, "2/255"), (8 / 255, "8/255"), (1 / 255, "1/255"),
-                                           (0.0078, "0.0078"), (0.5, "0.5")])
+@pytest.mark.parametrize(
+    ("eps", "text"), [(2 / 255, "2/255"), (8 / 255, "8/255"), (1 / 255, "1/255"), (0.0078, "0.0078"), (0.5, "0.5")]
+)
 def test_format_eps(eps, text):
     assert format_eps(eps) == text
 

@@ -53,8 +53,9 @@ def test_tumour_codes_cover_the_dataset():
     assert BENIGN_TYPES == {"A", "F", "PT", "TA"}
 
 
-@pytest.mark.parametrize(("mag", "expected"), [("40", "40X"), ("100", "100X"), ("200", "200X"), ("400", "400X"),
-                                               ("040", "40X")])
+@pytest.mark.parametrize(
+    ("mag", "expected"), [("40", "40X"), ("100", "100X"), ("200", "200X"), ("400", "400X"), ("040", "40X")]
+)
 def test_magnification_normalised(mag, expected):
     name = parse_breakhis_name(f"SOB_M_LC-14-12204-{mag}-001.png")
     assert name is not None and name.magnification == expected
@@ -85,8 +86,9 @@ def test_different_years_or_slides_are_different_patients():
     assert b.patient_id == "15-190"
 
 
-@pytest.mark.parametrize("name", ["SOB_B_A-14-22549AB-40-001.PNG", "sob_b_a-14-22549ab-40-001.png",
-                                  "SOB_B_A-14-22549AB-40-001.Png"])
+@pytest.mark.parametrize(
+    "name", ["SOB_B_A-14-22549AB-40-001.PNG", "sob_b_a-14-22549ab-40-001.png", "SOB_B_A-14-22549AB-40-001.Png"]
+)
 def test_case_insensitive(name):
     parsed = parse_breakhis_name(name)
     assert parsed is not None
@@ -126,8 +128,9 @@ def test_non_matching_names_give_none(name):
     assert parse_breakhis_name(name) is None
 
 
-@pytest.mark.parametrize(("value", "expected"), [("40", "40X"), ("40x", "40X"), ("40X", "40X"), (" 100X ", "100X"),
-                                                 ("0400", "400X")])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("40", "40X"), ("40x", "40X"), ("40X", "40X"), (" 100X ", "100X"), ("0400", "400X")]
+)
 def test_normalise_magnification(value, expected):
     assert normalise_magnification(value) == expected
 
@@ -145,14 +148,16 @@ def test_random_text_never_raises(text):
     assert result is None or isinstance(result, BreakHisName)
 
 
-name_parts = st.fixed_dictionaries({
-    "bm_code": st.sampled_from(sorted(TUMOR_TYPES)),
-    "yy": st.integers(0, 99),
-    "slide": st.integers(1, 99999),
-    "suffix": st.sampled_from(["", "AB", "CD", "E", "EF"]),
-    "mag": st.sampled_from([40, 100, 200, 400]),
-    "seq": st.integers(1, 999),
-})
+name_parts = st.fixed_dictionaries(
+    {
+        "bm_code": st.sampled_from(sorted(TUMOR_TYPES)),
+        "yy": st.integers(0, 99),
+        "slide": st.integers(1, 99999),
+        "suffix": st.sampled_from(["", "AB", "CD", "E", "EF"]),
+        "mag": st.sampled_from([40, 100, 200, 400]),
+        "seq": st.integers(1, 999),
+    }
+)
 
 
 @settings(max_examples=100, deadline=None)

@@ -21,8 +21,9 @@ TYPES = {"B": {"A", "F", "PT", "TA"}, "M": {"DC", "LC", "MC", "PC"}}
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_demo_dataset(tmp_path_factory.mktemp("demo") / "data", patients_per_class=PATIENTS,
-                                 images_per_patient=IMAGES)
+    return generate_demo_dataset(
+        tmp_path_factory.mktemp("demo") / "data", patients_per_class=PATIENTS, images_per_patient=IMAGES
+    )
 
 
 def _pngs(root: Path) -> list[Path]:
@@ -67,7 +68,7 @@ def test_one_benign_patient_is_split_over_two_slide_folders(demo: Path) -> None:
         suffixes.setdefault(m.group(4), Counter())[m.group(5)] += 1
     split = {slide: c for slide, c in suffixes.items() if set(c) - {""}}
     assert len(split) == 1
-    (slide, counts), = split.items()
+    ((slide, counts),) = split.items()
     assert counts == {"AB": IMAGES // 2, "CD": IMAGES - IMAGES // 2}
     assert any(p.name.startswith("SOB_B_") and f"-{slide}AB-" in p.name for p in (demo / "benign").iterdir())
 
@@ -77,8 +78,9 @@ def test_images_are_rgb_of_the_requested_size_and_tagged_synthetic(demo: Path) -
         with Image.open(path) as image:
             assert image.mode == "RGB" and image.size == (175, 115)
             assert image.text.get("Comment") == PNG_COMMENT
-    custom = generate_demo_dataset(demo.parent / "small", patients_per_class=1, images_per_patient=1,
-                                   image_size=(96, 64))
+    custom = generate_demo_dataset(
+        demo.parent / "small", patients_per_class=1, images_per_patient=1, image_size=(96, 64)
+    )
     assert {Image.open(p).size for p in _pngs(custom)} == {(96, 64)}
 
 

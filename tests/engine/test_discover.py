@@ -60,8 +60,12 @@ def test_official_breakhis_tree(official_tree):
     by_name = {r.path.name: r for r in ds.records}
     assert set(by_name) == set(BREAKHIS_FILES)
     r = by_name["SOB_M_DC-14-2523-400-011.png"]
-    assert (r.label, r.patient_id, r.magnification, r.tumor_type) == ("malignant", "14-2523", "400X",
-                                                                      "ductal_carcinoma")
+    assert (r.label, r.patient_id, r.magnification, r.tumor_type) == (
+        "malignant",
+        "14-2523",
+        "400X",
+        "ductal_carcinoma",
+    )
     # AB and CD slides of one patient are one patient
     assert by_name["SOB_B_A-14-22549AB-40-001.png"].patient_id == "14-22549"
     assert by_name["SOB_B_A-14-22549CD-100-003.png"].patient_id == "14-22549"

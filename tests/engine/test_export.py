@@ -27,7 +27,6 @@ CLASSES = ["benign", "malignant"]
 HAS_CUDA = torch.cuda.is_available()
 
 
-
 def _model(seed=0):
     torch.manual_seed(seed)
     model = create_model("small_cnn").train()
@@ -183,6 +182,7 @@ def test_session_on_a_non_onnx_file(tmp_path):
 
 
 # --- predict_files --------------------------------------------------------------------------------------
+
 
 def _write_pngs(folder):
     rng = np.random.default_rng(3)

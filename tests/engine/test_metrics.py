@@ -8,8 +8,20 @@ from sklearn.metrics import roc_auc_score
 
 from engine.evaluate.metrics import binary_metrics, majority_baseline, patient_level
 
-KEYS = {"accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "recall", "f1", "roc_auc",
-        "missed_cancer_rate", "majority_baseline", "confusion_matrix", "n"}
+KEYS = {
+    "accuracy",
+    "balanced_accuracy",
+    "sensitivity",
+    "specificity",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "missed_cancer_rate",
+    "majority_baseline",
+    "confusion_matrix",
+    "n",
+}
 
 
 def test_hand_computed_confusion_matrix():

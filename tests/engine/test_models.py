@@ -12,15 +12,20 @@ import torchvision
 from torch import nn
 
 from engine.errors import ModelError
-from engine.models.checkpoint import (load_checkpoint, make_metadata, read_checkpoint, save_checkpoint,
-                                      weights_sha256)
-from engine.models.registry import (IMAGENET_MEAN, IMAGENET_STD, Classifier, Normalize, create_model, get_spec,
-                                    list_models)
+from engine.models.checkpoint import load_checkpoint, make_metadata, read_checkpoint, save_checkpoint, weights_sha256
+from engine.models.registry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Classifier,
+    Normalize,
+    create_model,
+    get_spec,
+    list_models,
+)
 from engine.models.weights import _canonical_keys, hub_weights_path
 
 ARCHS = ["densenet121", "resnet18", "mobilenet_v3_small", "small_cnn"]
 CLASSES = ["benign", "malignant"]
-
 
 
 def _meta(arch="small_cnn", size=32, **extra):
@@ -41,6 +46,7 @@ def _without_batch_counters(state: dict) -> dict:
 
 
 # --- registry -------------------------------------------------------------------------------------------
+
 
 def test_registry_lists_all_architectures():
     assert list_models() == sorted(ARCHS)
@@ -112,6 +118,7 @@ def test_no_weights_means_no_file_lookup(weights, fake_hub):
 
 # --- ImageNet weights -----------------------------------------------------------------------------------
 
+
 def test_imagenet_weights_missing_names_file_and_folder(fake_hub):
     expected = hub_weights_path(get_spec("resnet18"))
     assert expected.parent == fake_hub / "checkpoints"
@@ -147,8 +154,11 @@ def test_auto_without_file_trains_from_scratch_and_says_so(fake_hub, caplog):
     assert any("FROM SCRATCH" in r.getMessage() and "resnet18" in r.getMessage() for r in warnings)
 
 
-@pytest.mark.parametrize(("weights", "counters"), [("imagenet", False), ("auto", True)],
-                         ids=["imagenet-torchvision-file-format", "auto-with-batch-counters"])
+@pytest.mark.parametrize(
+    ("weights", "counters"),
+    [("imagenet", False), ("auto", True)],
+    ids=["imagenet-torchvision-file-format", "auto-with-batch-counters"],
+)
 def test_hub_file_loads_into_backbone_and_head_stays_new(fake_hub, caplog, weights, counters):
     torch.manual_seed(1)
     source = torchvision.models.resnet18(num_classes=1000).state_dict()
@@ -249,13 +259,17 @@ def test_old_style_densenet_file_loads(tmp_path, fake_hub):
     torch.save(old, path)
     model = create_model("densenet121", weights="imagenet")
     got = model.backbone.state_dict()
-    for key in ("features.denseblock1.denselayer1.norm1.weight", "features.denseblock3.denselayer5.conv2.weight",
-                "features.conv0.weight"):
+    for key in (
+        "features.denseblock1.denselayer1.norm1.weight",
+        "features.denseblock3.denselayer5.conv2.weight",
+        "features.conv0.weight",
+    ):
         torch.testing.assert_close(got[key], source[key], rtol=0, atol=0)
     assert got["classifier.weight"].shape == (2, 1024)
 
 
 # --- checkpoints ----------------------------------------------------------------------------------------
+
 
 def _trained_small(seed=0):
     torch.manual_seed(seed)

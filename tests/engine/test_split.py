@@ -26,8 +26,9 @@ from engine.data.split import (
 from engine.errors import DataError
 
 
-def make_dataset(patients_per_class=(8, 6), images_per_patient=3, *, root=Path("/data"), with_patients=True,
-                 uneven=False) -> Dataset:
+def make_dataset(
+    patients_per_class=(8, 6), images_per_patient=3, *, root=Path("/data"), with_patients=True, uneven=False
+) -> Dataset:
     records = []
     for label, n_patients in zip(("benign", "malignant"), patients_per_class):
         for p in range(n_patients):
@@ -106,8 +107,9 @@ def test_property_patient_level_and_stratified(n_benign, n_malignant, images, se
 def test_mixed_label_patient_stays_in_one_split():
     ds = make_dataset((5, 5), 2)
     # one patient with images of both classes
-    extra = [ImageRecord(Path("/data/mixed") / f"m{i}.png", "malignant" if i == 0 else "benign", "mixed")
-             for i in range(3)]
+    extra = [
+        ImageRecord(Path("/data/mixed") / f"m{i}.png", "malignant" if i == 0 else "benign", "mixed") for i in range(3)
+    ]
     ds = Dataset(ds.root, ds.kind, ds.records + extra, ds.classes)
     for seed in range(5):
         split = make_split(ds, seed=seed)
@@ -178,8 +180,17 @@ def test_too_few_patients_per_class():
 
 @pytest.mark.parametrize(
     "ratios",
-    [(0.5, 0.5), (0.7, 0.2, 0.2), (0.0, 0.5, 0.5), (0.5, 0.5, 0.0), (1.2, -0.1, -0.1), (0.7, 0.15, 0.15, 0.0),
-     (float("nan"),) * 3, ("a", 0.5, 0.5), None],
+    [
+        (0.5, 0.5),
+        (0.7, 0.2, 0.2),
+        (0.0, 0.5, 0.5),
+        (0.5, 0.5, 0.0),
+        (1.2, -0.1, -0.1),
+        (0.7, 0.15, 0.15, 0.0),
+        (float("nan"),) * 3,
+        ("a", 0.5, 0.5),
+        None,
+    ],
 )
 def test_bad_ratios(ratios):
     with pytest.raises(DataError, match="ratios"):

@@ -16,8 +16,9 @@ from engine.train.loop import fit
 from engine.train.state import class_weights
 from tests.conftest import toy_arrays
 
-CFG = TrainConfig(arch="small_cnn", image_size=16, epochs=4, batch_size=16, lr=5e-3, patience=10, weights="none",
-                  device="cpu")
+CFG = TrainConfig(
+    arch="small_cnn", image_size=16, epochs=4, batch_size=16, lr=5e-3, patience=10, weights="none", device="cpu"
+)
 
 
 def _sets():
