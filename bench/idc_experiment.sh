@@ -7,5 +7,5 @@ DATA="${HISTOGUARD_SHARED_DATA:-../shared/data}/idc_subset/MANIFEST.csv"
 OUT="${1:-runs/idc}"
 shift || true
 exec histoguard experiment --data "$DATA" --positive-class idc --arch densenet121 --image-size 48 \
-    --epochs 12 --batch-size 32 --lr 2e-3 --patience 4 --weights none --eps 4/255 --device cpu \
+    --epochs 10 --batch-size 32 --lr 1e-3 --patience 6 --weights none --eps 4/255 --device cpu \
     --out "$OUT" "$@"

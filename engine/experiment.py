@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +16,15 @@ from engine import __version__
 from engine.attacks import fgsm
 from engine.config import ExperimentConfig
 from engine.data.split import save_split, split_hash, split_summary
-from engine.data.tensors import ArraySet, concat, to_tensor
+from engine.data.tensors import ArraySet, to_tensor
 from engine.datasets import PreparedData, prepare_data
 from engine.device import describe_device, resolve_device
 from engine.evaluate.conditions import Evaluator
-from engine.evaluate.predict import adversarial_set
 from engine.export.onnx_export import export_verified
-from engine.models.checkpoint import make_metadata, weights_sha256
-from engine.models.registry import create_model
 from engine.progress import CancelToken, ProgressCallback, report
 from engine.report.write import write_reports
 from engine.runfolder import RunFolder
-from engine.train.loop import fit
+from engine.train.study import merged_fgsm_sets, train_new_model
 
 log = logging.getLogger(__name__)
 
@@ -61,31 +56,22 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
         log.warning("%d files skipped (see report.json): %s", len(data.dataset.skipped), data.dataset.skipped[0].reason)
     if not run.path("split.csv").exists():
         save_split(run.path("split.csv"), data.dataset, data.split)
-    shash = split_hash(data.dataset, data.split)
     train, val, test = data.arrays("train"), data.arrays("val"), data.arrays("test")
     timings: dict[str, float] = {}
-    model_a, hist_a, meta_a = _train_model(
-        "A", cfg, run, data, train, val, {"method": "clean"}, shash, timings, on_progress, cancel
-    )
+    model_a, hist_a, meta_a = _train("A", cfg, run, data, train, val, {"method": "clean"}, timings, on_progress, cancel)
     t = time.perf_counter()
-    attack = partial(fgsm, eps=cfg.eps)
-    adv_train = adversarial_set(
-        model_a, train, attack, device, cfg.eval_batch_size, "FGSM from A (train)", on_progress, cancel
-    )
-    adv_val = adversarial_set(
-        model_a, val, attack, device, cfg.eval_batch_size, "FGSM from A (val)", on_progress, cancel
+    train_b, val_b, how_b = merged_fgsm_sets(
+        model_a,
+        train,
+        val,
+        eps=cfg.eps,
+        source_name="A",
+        batch_size=cfg.eval_batch_size,
+        on_progress=on_progress,
+        cancel=cancel,
     )
     timings["fgsm_train_set"] = round(time.perf_counter() - t, 2)
-    how_b = {
-        "method": "merged-fgsm",
-        "eps": cfg.eps,
-        "attack": "fgsm",
-        "attack_source": "A",
-        "source_weights_sha256": weights_sha256(model_a),
-    }
-    model_b, hist_b, meta_b = _train_model(
-        "B", cfg, run, data, concat(train, adv_train), concat(val, adv_val), how_b, shash, timings, on_progress, cancel
-    )
+    model_b, hist_b, meta_b = _train("B", cfg, run, data, train_b, val_b, how_b, timings, on_progress, cancel)
     t = time.perf_counter()
     ev = Evaluator({"A": model_a, "B": model_b}, test, device, cfg.eval_batch_size, on_progress, cancel)
     evaluations, sweep = ev.conditions(cfg.eps), ev.sweep(cfg.sweep_eps)
@@ -117,45 +103,23 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
     return result
 
 
-def _train_model(
-    name: str,
-    cfg: ExperimentConfig,
-    run: RunFolder,
-    data: PreparedData,
-    train: ArraySet,
-    val: ArraySet,
-    how: dict,
-    shash: str,
-    timings: dict,
-    on_progress,
-    cancel,
+def _train(
+    name, cfg: ExperimentConfig, run: RunFolder, data: PreparedData, train, val, how, timings, on_progress, cancel
 ):
     t = time.perf_counter()
-    torch.manual_seed(cfg.train.seed)
-    model = create_model(cfg.train.arch, weights=cfg.train.weights)
-    meta = make_metadata(
-        cfg.train.arch,
-        data.dataset.classes,
-        cfg.train.image_size,
-        how,
-        split_hash=shash,
-        train_config=asdict(cfg.train),
-        model_name=f"Model {name}",
-        synthetic_data=data.dataset.synthetic,
-    )
-    log.info("training Model %s (%s) on %d images, validating on %d", name, how["method"], len(train), len(val))
-    result = fit(
-        model,
+    model, result, meta = train_new_model(
+        cfg.train,
         train,
         val,
-        cfg.train,
+        classes=data.dataset.classes,
+        how=how,
+        split_hash=split_hash(data.dataset, data.split),
         out_dir=run.path(f"model_{name.lower()}"),
-        name=name,
-        metadata=meta,
+        name=f"Model {name}",
+        synthetic_data=data.dataset.synthetic,
         on_progress=on_progress,
         cancel=cancel,
     )
-    model.to(resolve_device(cfg.train.device))
     timings[f"train_{name}"] = round(time.perf_counter() - t, 2)
     summary = {
         "best_epoch": result.best_epoch,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +13,18 @@ from engine.attacks import ATTACKS
 from engine.config import ExperimentConfig
 from engine.data.decode import load_rgb, resize_center
 from engine.data.split import save_split, split_hash
-from engine.data.tensors import ArraySet, concat, to_tensor, to_uint8
+from engine.data.tensors import ArraySet, to_tensor, to_uint8
 from engine.datasets import prepare_data
 from engine.device import resolve_device
 from engine.errors import DecodeError
 from engine.evaluate.conditions import Evaluator
-from engine.evaluate.predict import adversarial_set
 from engine.export.onnx_export import export_verified
 from engine.fileio import atomic_open, write_json
 from engine.inputs import collect_images
-from engine.models.checkpoint import load_checkpoint, make_metadata, weights_sha256
-from engine.models.registry import create_model
+from engine.models.checkpoint import load_checkpoint
 from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.runfolder import RunFolder
-from engine.train.loop import fit
+from engine.train.study import merged_fgsm_sets, train_new_model
 
 log = logging.getLogger(__name__)
 
@@ -61,45 +57,27 @@ def train_model(
         how: dict = {"method": "clean"}
         if adversarial_from:
             source, _ = load_checkpoint(adversarial_from)
-            device = resolve_device(cfg.train.device)
-            source.to(device)
-            attack = partial(ATTACKS["fgsm"], eps=cfg.eps)
-            train = concat(
+            source.to(resolve_device(cfg.train.device))
+            train, val, how = merged_fgsm_sets(
+                source,
                 train,
-                adversarial_set(
-                    source, train, attack, device, cfg.eval_batch_size, "FGSM (train)", on_progress, cancel
-                ),
-            )
-            val = concat(
                 val,
-                adversarial_set(source, val, attack, device, cfg.eval_batch_size, "FGSM (val)", on_progress, cancel),
+                eps=cfg.eps,
+                source_name=str(adversarial_from),
+                batch_size=cfg.eval_batch_size,
+                on_progress=on_progress,
+                cancel=cancel,
             )
-            how = {
-                "method": "merged-fgsm",
-                "eps": cfg.eps,
-                "attack": "fgsm",
-                "attack_source": str(adversarial_from),
-                "source_weights_sha256": weights_sha256(source),
-            }
-        torch.manual_seed(cfg.train.seed)
-        model = create_model(cfg.train.arch, weights=cfg.train.weights)
-        meta = make_metadata(
-            cfg.train.arch,
-            data.dataset.classes,
-            cfg.train.image_size,
-            how,
-            split_hash=split_hash(data.dataset, data.split),
-            train_config=asdict(cfg.train),
-            synthetic_data=data.dataset.synthetic,
-        )
-        result = fit(
-            model,
+        _, result, _ = train_new_model(
+            cfg.train,
             train,
             val,
-            cfg.train,
+            classes=data.dataset.classes,
+            how=how,
+            split_hash=split_hash(data.dataset, data.split),
             out_dir=run.root,
             name="model",
-            metadata=meta,
+            synthetic_data=data.dataset.synthetic,
             on_progress=on_progress,
             cancel=cancel,
         )

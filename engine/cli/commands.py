@@ -38,6 +38,37 @@ def experiment_config(a, base: TrainConfig | None = None) -> ExperimentConfig:
     return ExperimentConfig(data=data_config(a), train=train, **extra)
 
 
+def describe_dataset(summary: dict, max_skipped: int = 10) -> str:
+    """Counts per class, patients and magnifications, and the skipped files with reasons."""
+    lines = [
+        f"{summary['n_images']} images ({summary['kind']}{', SYNTHETIC' if summary['synthetic'] else ''}) "
+        f"in {summary['root']}",
+        "  per class: "
+        + ", ".join(f"{c} {n}" for c, n in summary["per_class"].items())
+        + f" (positive class: {summary['positive_class']})",
+        f"  patients: {summary['n_patients']} "
+        + "("
+        + ", ".join(f"{c} {n}" for c, n in summary["patients_per_class"].items())
+        + ")",
+        "  magnification: " + ", ".join(f"{m} {n}" for m, n in summary["per_magnification"].items()),
+    ]
+    skipped = summary["skipped"]
+    if skipped:
+        lines.append(f"  skipped {len(skipped)} files:")
+        lines += [f"    {s['path']}: {s['reason']}" for s in skipped[:max_skipped]]
+        if len(skipped) > max_skipped:
+            lines.append(f"    ... and {len(skipped) - max_skipped} more (all listed in report.json)")
+    return "\n".join(lines)
+
+
+def cmd_data(a, progress) -> int:
+    cfg = data_config(a)
+    from engine.datasets import load_dataset
+
+    print(describe_dataset(load_dataset(cfg, on_progress=progress).summary()))
+    return 0
+
+
 def cmd_experiment(a, progress) -> int:
     result = api.run_experiment(experiment_config(a), a.out, force=a.force, resume=a.resume, on_progress=progress)
     _print_result(result, a.out)
@@ -55,6 +86,7 @@ def cmd_demo(a, progress) -> int:
 def _print_result(result: dict, out: str) -> None:
     from engine.report.tables import text_table
 
+    print(describe_dataset(result["dataset"], max_skipped=3))
     if result.get("synthetic_data"):
         print("SYNTHETIC DEMO DATA: these numbers show the workflow runs, not diagnostic performance.")
     base = next(e["majority_baseline"] for e in result["evaluations"] if e["level"] == "image")
@@ -162,4 +194,5 @@ COMMANDS = {
     "export": cmd_export,
     "predict": cmd_predict,
     "models": cmd_models,
+    "data": cmd_data,
 }

@@ -148,4 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
 
     sub.add_parser("models", help="list the model architectures")
+
+    p = sub.add_parser("data", help="what a dataset folder or CSV holds: classes, patients, magnifications, skips")
+    add_data_options(p)
     return parser

@@ -62,7 +62,9 @@ class Dataset:
             "per_class": {c: sum(r.label == c for r in recs) for c in self.classes},
             "n_patients": len(patients),
             "patients_per_class": per_class_patients,
-            "per_magnification": dict(sorted(Counter(r.magnification or "unknown" for r in recs).items())),
+            "per_magnification": dict(
+                sorted(Counter(r.magnification or "unknown" for r in recs).items(), key=lambda kv: _mag_key(kv[0]))
+            ),
             "per_tumor_type": dict(sorted(Counter(r.tumor_type for r in recs if r.tumor_type).items())),
             "images_per_patient": dict(sorted(Counter(r.patient_id for r in recs if r.patient_id).items())),
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
@@ -72,3 +74,9 @@ class Dataset:
         return Dataset(
             self.root, self.kind, [self.records[i] for i in keep], self.classes, list(self.skipped), self.synthetic
         )
+
+
+def _mag_key(mag: str) -> tuple[int, str]:
+    """'40X' < '100X' < ... < 'unknown'."""
+    digits = mag.rstrip("X")
+    return (int(digits), mag) if digits.isdigit() else (1 << 30, mag)

@@ -250,3 +250,16 @@ def test_no_arguments_opens_the_app_entry(capsys):
     assert "desktop app" in capsys.readouterr().err
     assert launcher(["models"]) == 0
     assert "densenet121" in capsys.readouterr().out
+
+
+def test_data_command_reports_counts_and_skips(demo_root, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_root, data)
+    (data / "benign" / "stray.png").write_text("x")
+    assert main(["data", "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "SYNTHETIC" in out and "benign 32, malignant 32" in out and "patients: 8" in out
+    assert "magnification: 40X 16, 100X 16, 200X 16, 400X 16" in out
+    assert "stray.png: file name is not a BreakHis name" in out

@@ -1,0 +1,88 @@
+"""The two training recipes of the study, shared by ``histoguard experiment`` and ``histoguard train``:
+a new model trained on a set, and the study's merged set (originals + FGSM images made on a source model).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.attacks import fgsm
+from engine.config import TrainConfig
+from engine.data.tensors import ArraySet, concat
+from engine.device import resolve_device
+from engine.evaluate.predict import adversarial_set
+from engine.models.checkpoint import make_metadata, weights_sha256
+from engine.models.registry import create_model
+from engine.progress import CancelToken, ProgressCallback
+from engine.train.loop import TrainResult, fit
+
+log = logging.getLogger(__name__)
+
+
+def merged_fgsm_sets(
+    source: nn.Module,
+    train: ArraySet,
+    val: ArraySet,
+    *,
+    eps: float,
+    source_name: str,
+    batch_size: int = 64,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[ArraySet, ArraySet, dict]:
+    """Originals + FGSM images made on ``source`` (train and val), and the 'how trained' record."""
+    device = next(source.parameters()).device
+    attack = partial(fgsm, eps=eps)
+    adv = [
+        adversarial_set(source, s, attack, device, batch_size, f"FGSM from {source_name} ({what})", on_progress, cancel)
+        for s, what in ((train, "train"), (val, "val"))
+    ]
+    how = {
+        "method": "merged-fgsm",
+        "eps": eps,
+        "attack": "fgsm",
+        "attack_source": source_name,
+        "source_weights_sha256": weights_sha256(source),
+    }
+    return concat(train, adv[0]), concat(val, adv[1]), how
+
+
+def train_new_model(
+    cfg: TrainConfig,
+    train: ArraySet,
+    val: ArraySet,
+    *,
+    classes: tuple[str, str],
+    how: dict,
+    split_hash: str,
+    out_dir: Path,
+    name: str,
+    synthetic_data: bool = False,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[nn.Module, TrainResult, dict]:
+    """A freshly initialised ``cfg.arch`` (seeded), trained by ``fit`` into ``out_dir``; returns the model on
+    its training device, the training result and the metadata stored with its checkpoints."""
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.arch, weights=cfg.weights)
+    meta = make_metadata(
+        cfg.arch,
+        classes,
+        cfg.image_size,
+        how,
+        split_hash=split_hash,
+        train_config=asdict(cfg),
+        model_name=name,
+        synthetic_data=synthetic_data,
+    )
+    log.info("training %s (%s) on %d images, validating on %d", name, how["method"], len(train), len(val))
+    result = fit(
+        model, train, val, cfg, out_dir=out_dir, name=name, metadata=meta, on_progress=on_progress, cancel=cancel
+    )
+    return model.to(resolve_device(cfg.device)), result, meta
