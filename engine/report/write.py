@@ -48,9 +48,9 @@ def markdown(result: dict) -> str:
         "# HistoGuard report\n",
         SYNTHETIC_BANNER if result.get("synthetic_data") else "",
         f"Dataset: `{ds['root']}` ({ds['kind']}), {ds['n_images']} images of {ds['n_patients']} patients; "
-        f"per class {ds['per_class']}; {len(ds['skipped'])} files skipped.\n",
+        f"{_counts(ds['per_class'])}; {len(ds['skipped'])} files skipped.\n",
         f"Split: **{sp['level']}-level**, seed {sp['seed']}; test set {sp['test']['n_images']} images of "
-        f"{sp['test']['n_patients']} patients {sp['test']['per_class']}. Split hash `{sp['hash'][:16]}`.\n",
+        f"{sp['test']['n_patients']} patients ({_counts(sp['test']['per_class'])}). Split hash `{sp['hash'][:16]}`.\n",
         f"{sp['warning']}\n" if sp.get("warning") else "",
         f"FGSM eps = {format_eps(result['eps'])} (pixel units, images in [0, 1]). Positive class: "
         f"**{ds['positive_class']}**; 'missed' is the missed-cancer (false-negative) rate.\n",
@@ -72,6 +72,10 @@ def markdown(result: dict) -> str:
         _training_md(result["training"]),
     ]
     return "\n\n".join(p.strip("\n") for p in parts if p and p.strip()) + "\n"
+
+
+def _counts(per_class: dict) -> str:
+    return ", ".join(f"{c} {n}" for c, n in per_class.items())
 
 
 def _onnx_md(onnx: dict) -> str:

@@ -263,3 +263,29 @@ def test_data_command_reports_counts_and_skips(demo_root, tmp_path, capsys):
     assert "SYNTHETIC" in out and "benign 32, malignant 32" in out and "patients: 8" in out
     assert "magnification: 40X 16, 100X 16, 200X 16, 400X 16" in out
     assert "stray.png: file name is not a BreakHis name" in out
+
+
+def test_train_command_clean_then_study_model_b(demo_root, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["train", "--data", str(demo_root), "--out", str(a), *FAST]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(demo_root),
+                "--out",
+                str(b),
+                *FAST,
+                "--adversarial-from",
+                str(a / "best.pt"),
+                "--eps",
+                "2/255",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((b / "train.json").read_text())
+    assert summary["how_trained"]["method"] == "merged-fgsm"
+    assert summary["how_trained"]["eps"] == pytest.approx(2 / 255)
+    assert (a / "split.csv").read_text() == (b / "split.csv").read_text(), "same data and seed, same split"
