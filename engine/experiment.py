@@ -121,15 +121,7 @@ def _train(
         cancel=cancel,
     )
     timings[f"train_{name}"] = round(time.perf_counter() - t, 2)
-    summary = {
-        "best_epoch": result.best_epoch,
-        "best_val_balanced_accuracy": result.best_score,
-        "epochs_run": result.epochs_run,
-        "stopped_early": result.stopped_early,
-        "history": result.history,
-        "checkpoint": str(result.checkpoint),
-        "how_trained": how,
-    }
+    summary = result.summary(how)
     return model, summary, meta
 
 

@@ -81,13 +81,7 @@ def train_model(
             on_progress=on_progress,
             cancel=cancel,
         )
-        summary = {
-            "checkpoint": str(result.checkpoint),
-            "best_epoch": result.best_epoch,
-            "best_val_balanced_accuracy": result.best_score,
-            "history": result.history,
-            "how_trained": how,
-        }
+        summary = result.summary(how)
         write_json(run.path("train.json"), summary)
         return summary
 

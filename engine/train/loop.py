@@ -35,6 +35,18 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     checkpoint: Path | None = None
 
+    def summary(self, how_trained: dict) -> dict:
+        """JSON-ready record of the training, as stored in report.json and train.json."""
+        return {
+            "best_epoch": self.best_epoch,
+            "best_val_balanced_accuracy": self.best_score,
+            "epochs_run": self.epochs_run,
+            "stopped_early": self.stopped_early,
+            "history": self.history,
+            "checkpoint": str(self.checkpoint),
+            "how_trained": how_trained,
+        }
+
 
 def fit(
     model: nn.Module,

@@ -289,3 +289,17 @@ def test_train_command_clean_then_study_model_b(demo_root, tmp_path):
     assert summary["how_trained"]["method"] == "merged-fgsm"
     assert summary["how_trained"]["eps"] == pytest.approx(2 / 255)
     assert (a / "split.csv").read_text() == (b / "split.csv").read_text(), "same data and seed, same split"
+
+
+def test_experiment_on_the_real_breakhis_subset(shared_data, tmp_path):
+    """The real path on real BreakHis files (30 images, 14 patients): parser, decoding, patient split."""
+    out = tmp_path / "run"
+    assert (
+        main(["experiment", "--data", str(shared_data / "breakhis_subset"), "--out", str(out), *FAST, "--no-onnx"]) == 0
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"]["n_images"] == 30 and report["dataset"]["n_patients"] == 14
+    assert report["synthetic_data"] is False and "SYNTHETIC" not in (out / "report.md").read_text()
+    rows = list(csv.DictReader(open(out / "split.csv")))
+    groups = {r["patient_id"]: {x["split"] for x in rows if x["patient_id"] == r["patient_id"]} for r in rows}
+    assert all(len(s) == 1 for s in groups.values()) and "14-22549" in groups
