@@ -13,14 +13,13 @@ import numpy as np
 import torch
 
 from engine import __version__
-from engine.attacks import fgsm
 from engine.config import ExperimentConfig
 from engine.data.split import save_split, split_hash, split_summary
 from engine.data.tensors import ArraySet, to_tensor
 from engine.datasets import PreparedData, prepare_data
 from engine.device import describe_device, resolve_device
 from engine.evaluate.conditions import Evaluator
-from engine.export.onnx_export import export_verified
+from engine.export.onnx_export import export_verified, parity_batches
 from engine.progress import CancelToken, ProgressCallback, report
 from engine.report.write import write_reports
 from engine.runfolder import RunFolder
@@ -133,7 +132,7 @@ def _export(cfg, run: RunFolder, models: dict, metas: dict, test: ArraySet, timi
         device = next(model.parameters()).device
         x = to_tensor(clean, device)
         y = torch.from_numpy(test.labels[:16]).to(device)
-        batches = [x.cpu().numpy(), fgsm(model, x, y, eps=cfg.eps).cpu().numpy()]
+        batches = parity_batches(model, x, y, cfg.eps)
         meta = dict(metas[name], eps=cfg.eps)
         out[name] = export_verified(model, run.path(f"model_{name.lower()}.onnx"), meta, cfg.train.image_size, batches)
         model.to(device)

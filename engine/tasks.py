@@ -18,7 +18,7 @@ from engine.datasets import prepare_data
 from engine.device import resolve_device
 from engine.errors import DecodeError
 from engine.evaluate.conditions import Evaluator
-from engine.export.onnx_export import export_verified
+from engine.export.onnx_export import export_verified, parity_batches
 from engine.fileio import atomic_open, write_json
 from engine.inputs import collect_images
 from engine.models.checkpoint import load_checkpoint
@@ -146,8 +146,7 @@ def export_checkpoint(model_path: str | Path, out: str | Path, eps: float = 4 / 
     size = meta["image_size"]
     x = torch.rand(8, 3, size, size, generator=torch.Generator().manual_seed(0))
     y = model(x).argmax(1).detach()
-    batches = [x.numpy(), ATTACKS["fgsm"](model, x, y, eps=eps).numpy()]
-    return export_verified(model, out, meta, size, batches)
+    return export_verified(model, out, meta, size, parity_batches(model, x, y, eps))
 
 
 def attack_files(

@@ -118,7 +118,7 @@ def _load_cached(dataset: Dataset, arr_path: Path, meta_path: Path) -> DecodedIm
         return None
     if images.shape[0] != len(dataset.records):
         return None
-    return _result(dataset, images, {int(k): v for k, v in meta["failed"].items()})
+    return _result(dataset, images, {int(k): v for k, v in meta.get("failed", {}).items()})
 
 
 def _result(dataset: Dataset, images: np.ndarray, failed: dict[int, str]) -> DecodedImages:

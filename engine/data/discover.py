@@ -44,7 +44,7 @@ def discover(
             raise DataError(f"{data} is a file but not a CSV manifest; {EXPECTED}")
         dataset = _from_csv(data)
     else:
-        dataset = _from_folder(data, patient_regex)
+        dataset = _from_folder(data)
     if patient_regex:
         dataset = _apply_patient_regex(dataset, patient_regex)
     if magnification:
@@ -64,7 +64,7 @@ def _image_files(root: Path) -> list[Path]:
     )
 
 
-def _from_folder(root: Path, patient_regex: str | None) -> Dataset:
+def _from_folder(root: Path) -> Dataset:
     files = _image_files(root)
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if not images:

@@ -95,6 +95,14 @@ def check_parity(
     return worst
 
 
+def parity_batches(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> list[np.ndarray]:
+    """The clean batch ``x`` and its FGSM copy at ``eps`` (made on ``x``'s device), as float32 NCHW arrays:
+    parity is checked where the model is most sensitive, not only on clean images."""
+    from engine.attacks import fgsm
+
+    return [x.detach().cpu().numpy(), fgsm(model, x, y, eps=eps).cpu().numpy()]
+
+
 def export_verified(
     model: nn.Module, path: str | Path, metadata: dict, image_size: int, batches: list[np.ndarray]
 ) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import numpy as np
 
 from engine.errors import ModelError
 
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before onnxruntime is imported
 log = logging.getLogger(__name__)
 
 

@@ -16,7 +16,6 @@ class TrainState:
     epoch: int = 0  # last completed epoch
     best_epoch: int = 0
     best_score: float = -1.0
-    best_loss: float = float("inf")
     bad_epochs: int = 0
     history: list[dict] = field(default_factory=list)
 
@@ -27,7 +26,6 @@ class TrainState:
             "epoch": self.epoch,
             "best_epoch": self.best_epoch,
             "best_score": self.best_score,
-            "best_loss": self.best_loss,
             "bad_epochs": self.bad_epochs,
             "history": self.history,
             "train_config": dict(cfg.__dict__),
@@ -35,7 +33,7 @@ class TrainState:
 
     @classmethod
     def from_payload(cls, p: dict) -> TrainState:
-        return cls(p["epoch"], p["best_epoch"], p["best_score"], p["best_loss"], p["bad_epochs"], list(p["history"]))
+        return cls(p["epoch"], p["best_epoch"], p["best_score"], p["bad_epochs"], list(p["history"]))
 
 
 def class_weights(labels: np.ndarray, num_classes: int = 2) -> torch.Tensor:
