@@ -9,6 +9,8 @@ from tqdm import tqdm
 
 from engine.progress import Progress
 
+_SINGULAR = {"images": "image", "batches": "batch", "models": "model", "items": "item", "datasets": "dataset"}
+
 
 class TerminalProgress:
     """Callable progress sink; bars are hidden when stderr is not a terminal (tqdm's ``disable=None``)."""
@@ -27,7 +29,7 @@ class TerminalProgress:
             self._bar = tqdm(
                 total=p.total,
                 desc=p.stage,
-                unit=p.unit.rstrip("s") or "it",
+                unit=_SINGULAR.get(p.unit, p.unit),
                 leave=False,
                 disable=None,
                 file=sys.stderr,
