@@ -90,13 +90,28 @@ def fit(
     weights = class_weights(train.labels).to(device)
     amp = autocast_dtype(device)
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    run = _Loop(
+        model,
+        train,
+        cfg,
+        opt,
+        sched,
+        scaler,
+        weights,
+        device,
+        amp,
+        channels_last,
+        name,
+        last,
+        metadata,
+        on_progress,
+        cancel,
+    )
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if state.bad_epochs >= cfg.patience:
             break
         t0 = time.perf_counter()
-        tr = _train_epoch(
-            model, train, cfg, opt, sched, scaler, weights, device, amp, channels_last, epoch, name, on_progress, cancel
-        )
+        tr = _train_epoch(run, state, epoch)
         va = (
             evaluate_loss(model, val, weights, device, cfg.batch_size, amp, channels_last)
             if val is not None and len(val)
@@ -164,54 +179,79 @@ def _restore(last: Path, model, opt, sched, cfg: TrainConfig, name: str) -> Trai
     return state
 
 
-def _train_epoch(
-    model,
-    train: ArraySet,
-    cfg,
-    opt,
-    sched,
-    scaler,
-    weights,
-    device,
-    amp,
-    channels_last,
-    epoch,
-    name,
-    on_progress,
-    cancel,
-) -> dict:
+@dataclass
+class _Loop:
+    """What every training step needs, gathered once per ``fit`` call."""
+
+    model: nn.Module
+    train: ArraySet
+    cfg: TrainConfig
+    opt: torch.optim.Optimizer
+    sched: object
+    scaler: object
+    weights: torch.Tensor
+    device: torch.device
+    amp: torch.dtype | None
+    channels_last: bool
+    name: str
+    last: Path
+    metadata: dict
+    on_progress: ProgressCallback | None
+    cancel: CancelToken | None
+
+
+def _train_epoch(run: _Loop, state: TrainState, epoch: int) -> dict:
+    """One epoch; a cancel between batches saves the position in ``last.pt`` (see ``TrainState.partial``)."""
+    model, train, cfg = run.model, run.train, run.cfg
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     order = torch.randperm(len(train), generator=gen).numpy()
-    total_loss, correct, seen = 0.0, 0, 0
+    sums = {"loss_sum": 0.0, "correct": 0, "seen": 0, "batches_done": 0}
+    part = state.partial if state.partial and state.partial["epoch"] == epoch else None
+    if part:
+        gen.set_state(part["gen_state"])
+        sums = {k: part[k] for k in sums}
+        log.info("%s: resuming epoch %d after batch %d", run.name, epoch, part["batches_done"])
+    state.partial = None
     n_batches = math.ceil(len(train) / cfg.batch_size)
     for b, idx in enumerate(batches(len(train), cfg.batch_size, order), start=1):
-        check_cancel(cancel, f"training {name}")
-        if len(idx) < 2:  # BatchNorm cannot train on a batch of one
+        if b <= sums["batches_done"]:
             continue
-        x = to_tensor(train.images[idx], device, channels_last)
-        y = torch.from_numpy(train.labels[idx]).to(device)
-        if cfg.augment:
-            x = augment(x, gen)
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, weight=weights)
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
-        sched.step()
-        total_loss += loss.item() * len(idx)
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(idx)
-        report(
-            on_progress, f"train {name}", b, n_batches, unit="batches", metrics={"epoch": epoch, "loss": loss.item()}
-        )
-    return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1)}
+        if run.cancel is not None and run.cancel.cancelled:
+            state.partial = {"epoch": epoch, "gen_state": gen.get_state(), **sums}
+            save_checkpoint(run.last, model, run.metadata, **state.to_payload(run.opt, run.sched, cfg))
+            log.info("%s: cancelled in epoch %d after batch %d; last.pt can resume", run.name, epoch, b - 1)
+            check_cancel(run.cancel, f"training {run.name}")
+        metrics: dict[str, float] = {"epoch": epoch}
+        if len(idx) >= 2:  # BatchNorm cannot train on a batch of one
+            metrics["loss"], correct = _step(run, train.images[idx], train.labels[idx], gen)
+            sums["loss_sum"] += metrics["loss"] * len(idx)
+            sums["correct"] += correct
+            sums["seen"] += len(idx)
+        sums["batches_done"] = b
+        report(run.on_progress, f"train {run.name}", b, n_batches, unit="batches", metrics=metrics)
+    seen = max(sums["seen"], 1)
+    return {"loss": sums["loss_sum"] / seen, "acc": sums["correct"] / seen}
+
+
+def _step(run: _Loop, images: np.ndarray, labels: np.ndarray, gen: torch.Generator) -> tuple[float, int]:
+    x = to_tensor(images, run.device, run.channels_last)
+    y = torch.from_numpy(labels).to(run.device)
+    if run.cfg.augment:
+        x = augment(x, gen)
+    with torch.autocast(run.device.type, dtype=run.amp, enabled=run.amp is not None):
+        logits = run.model(x)
+        loss = F.cross_entropy(logits.float(), y, weight=run.weights)
+    run.opt.zero_grad(set_to_none=True)
+    if run.scaler is not None:
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.opt)
+        run.scaler.update()
+    else:
+        loss.backward()
+        run.opt.step()
+    run.sched.step()
+    return loss.item(), int((logits.argmax(1) == y).sum().item())
 
 
 @torch.no_grad()

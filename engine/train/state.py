@@ -18,6 +18,9 @@ class TrainState:
     best_score: float = -1.0
     bad_epochs: int = 0
     history: list[dict] = field(default_factory=list)
+    # where a cancelled epoch stopped: epoch, batches_done, the augmentation generator's state and the
+    # running sums, so a resumed run continues with the next batch instead of redoing the epoch
+    partial: dict | None = None
 
     def to_payload(self, opt, sched, cfg: TrainConfig) -> dict:
         return {
@@ -28,12 +31,13 @@ class TrainState:
             "best_score": self.best_score,
             "bad_epochs": self.bad_epochs,
             "history": self.history,
+            "partial": self.partial,
             "train_config": dict(cfg.__dict__),
         }
 
     @classmethod
     def from_payload(cls, p: dict) -> TrainState:
-        return cls(p["epoch"], p["best_epoch"], p["best_score"], p["bad_epochs"], list(p["history"]))
+        return cls(p["epoch"], p["best_epoch"], p["best_score"], p["bad_epochs"], list(p["history"]), p.get("partial"))
 
 
 def class_weights(labels: np.ndarray, num_classes: int = 2) -> torch.Tensor:

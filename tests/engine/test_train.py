@@ -95,3 +95,24 @@ def test_one_class_training_set_is_refused(tmp_path):
 def test_class_weights_balance_the_classes():
     w = class_weights(np.array([0, 0, 0, 1]))
     assert torch.allclose(w, torch.tensor([4 / 6, 4 / 2]))
+
+
+def test_cancel_mid_epoch_resumes_at_the_next_batch_with_the_same_result(tmp_path):
+    _, straight = _fit(tmp_path / "straight")
+    token = CancelToken()
+
+    def cancel_after_two_batches_of_epoch_two(p):
+        if p.unit == "batches" and p.metrics.get("epoch") == 2 and p.done == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        _fit(tmp_path / "cut", on_progress=cancel_after_two_batches_of_epoch_two, cancel=token)
+    saved = read_checkpoint(tmp_path / "cut" / "last.pt")
+    assert saved["epoch"] == 1 and saved["partial"]["epoch"] == 2 and saved["partial"]["batches_done"] == 2
+    batches_seen = []
+    _, resumed = _fit(tmp_path / "cut", on_progress=lambda p: batches_seen.append((p.metrics.get("epoch"), p.done)))
+    assert (2, 1) not in batches_seen and (2, 3) in batches_seen  # continued with batch 3, not from the start
+    assert read_checkpoint(tmp_path / "cut" / "last.pt")["partial"] is None
+    for a, b in zip(straight.history, resumed.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
