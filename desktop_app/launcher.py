@@ -1,27 +1,45 @@
-"""The ``histoguard`` entry point: no arguments opens the desktop app, arguments run the command line."""
+"""The ``histoguard`` entry point: no arguments (or ``gui``) opens the desktop app, other arguments run
+the command line. Only this module knows both, so the engine never imports the app."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+
+
+def gui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="histoguard gui", description="Open the HistoGuard desktop app.")
+    parser.add_argument("--run", metavar="DIR", help="open this run folder")
+    parser.add_argument("--data", metavar="DIR", help="open this dataset folder")
+    parser.add_argument(
+        "--screenshots",
+        metavar="DIR",
+        help="open every page with the demo data, save one PNG per page (1280x800) into DIR and exit; "
+        "with --run, show that run (otherwise a tiny run is trained first)",
+    )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        from engine.cli import main as cli_main
+    if not argv or argv[0] == "gui":
+        return launch_app(argv[1:])
+    from engine.cli import main as cli_main
 
-        return cli_main(argv)
-    return launch_app()
+    return cli_main(argv)
 
 
-def launch_app() -> int:
-    """Open the desktop app. It is not built yet: say so and point to the command line."""
-    print(
-        "The HistoGuard desktop app is not available in this version yet; the command line is.\n"
-        "Run `histoguard --help` for the commands, or `histoguard demo` for the whole study on synthetic data.",
-        file=sys.stderr,
-    )
-    return 0
+def launch_app(argv: list[str] | None = None) -> int:
+    args = gui_parser().parse_args(argv or [])
+    try:
+        from desktop_app.app import run_gui
+    except ImportError as exc:  # a broken Qt install: say what to do instead of a traceback
+        sys.stderr.write(
+            f"The desktop app cannot start: {exc}.\nReinstall with `pip install histoguard` (PySide6) or use the "
+            "command line: `histoguard --help`.\n"
+        )
+        return 2
+    return run_gui(screenshots=args.screenshots, run=args.run, dataset=args.data)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,12 @@ _LAZY = {
     "predict_files": "engine.predict_files",
     "generate_demo_dataset": "engine.data.demo",
     "discover": "engine.data.discover",
+    "load_dataset": "engine.datasets",
+    "default_demo_dir": "engine.datasets",
+    "make_split": "engine.data.split",
+    "split_summary": "engine.data.split",
+    "describe_device": "engine.device",
+    "resolve_device": "engine.device",
     "list_models": "engine.models.registry",
     "parse_eps": "engine.attacks.eps",
 }

@@ -73,7 +73,7 @@ class ExperimentConfig:
         return cls(
             data=DataConfig(**d["data"]),
             train=TrainConfig(**d["train"]),
-            **{k: v for k, v in d.items() if k not in ("data", "train")},
+            **{k: v for k, v in d.items() if k not in ("data", "train", "histoguard_version")},
         )
 
 

@@ -31,11 +31,15 @@ EXPECTED = (
 def discover(
     data: str | Path,
     *,
-    positive_class: str = DEFAULT_POSITIVE,
+    positive_class: str | None = DEFAULT_POSITIVE,
     magnification: str | None = None,
     patient_regex: str | None = None,
 ) -> Dataset:
-    """Return the dataset at ``data`` (a folder or a CSV file); raise DataError saying what is wrong."""
+    """Return the dataset at ``data`` (a folder or a CSV file); raise DataError saying what is wrong.
+
+    ``positive_class=None`` (the app, before the user has chosen) takes "malignant" when the dataset has
+    it, else the second class in sorted order; the caller shows the choice and lets the user change it.
+    """
     data = Path(data).expanduser()
     if not data.exists():
         raise DataError(f"{data} does not exist; give a dataset folder or a CSV manifest")
@@ -158,7 +162,7 @@ def _filter_magnification(dataset: Dataset, magnification: str) -> Dataset:
     return Dataset(dataset.root, dataset.kind, kept, dataset.classes, dataset.skipped)
 
 
-def _order_classes(dataset: Dataset, positive: str) -> tuple[str, str]:
+def _order_classes(dataset: Dataset, positive: str | None) -> tuple[str, str]:
     labels = sorted({r.label for r in dataset.records})
     if not labels:
         raise DataError(f"no usable images in {dataset.root} ({len(dataset.skipped)} skipped); {EXPECTED}")
@@ -169,6 +173,8 @@ def _order_classes(dataset: Dataset, positive: str) -> tuple[str, str]:
         )
     if len(labels) > 2:
         raise DataError(f"{dataset.root} has {len(labels)} classes {labels}; HistoGuard needs exactly two")
+    if positive is None:
+        positive = DEFAULT_POSITIVE if DEFAULT_POSITIVE in labels else labels[1]
     if positive not in labels:
         raise DataError(
             f"the positive (disease) class {positive!r} is not one of the classes {labels}; "

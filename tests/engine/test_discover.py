@@ -434,3 +434,14 @@ def test_real_idc_manifest(shared_data):
     assert s["per_class"] == {"non_idc": 1000, "idc": 1000}
     assert s["n_patients"] == 185
     assert s["patients_per_class"] == {"non_idc": 184, "idc": 180}
+
+
+def test_no_positive_class_takes_malignant_or_the_second_class(tmp_path):
+    from PIL import Image
+
+    for name in ("normal", "tumour"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            Image.new("RGB", (8, 8)).save(tmp_path / name / f"{i}.png")
+    assert discover(tmp_path, positive_class=None).classes == ("normal", "tumour")
+    assert discover(tmp_path, positive_class="normal").classes == ("tumour", "normal")

@@ -1,0 +1,87 @@
+"""QApplication set-up, logging to a file, the main window, and the ``histoguard gui`` options."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from engine import __version__
+
+log = logging.getLogger(__name__)
+
+
+def log_dir() -> Path:
+    env = os.environ.get("HISTOGUARD_LOG_DIR")
+    base = Path(env) if env else Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base if env else base / "histoguard"
+
+
+def setup_logging() -> Path | None:
+    """Log to ``histoguard.log`` in the user's state folder (and stderr); return the file's path."""
+    root = logging.getLogger()
+    if any(getattr(h, "_histoguard", False) for h in root.handlers):
+        return next(Path(h.baseFilename) for h in root.handlers if getattr(h, "_histoguard", False))
+    root.setLevel(logging.INFO)
+    try:
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(folder / "histoguard.log", encoding="utf-8")
+    except OSError:
+        return None  # a read-only home: log to stderr only
+    handler._histoguard = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    return Path(handler.baseFilename)
+
+
+def get_app() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("HistoGuard")
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName("HistoGuard")
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
+    return app
+
+
+def build_window(settings=None):
+    """The main window with its state, task runner and error reporter (``settings``: a QSettings)."""
+    from desktop_app.context import AppContext
+    from desktop_app.errors import ErrorReporter
+    from desktop_app.main_window import MainWindow
+    from desktop_app.settings import make_settings
+    from desktop_app.state import AppState
+    from desktop_app.workers import TaskRunner
+
+    state = AppState()
+    log_file = setup_logging()
+    ctx = AppContext(
+        state, TaskRunner(), ErrorReporter(None, str(log_file) if log_file else None), settings or make_settings()
+    )
+    window = MainWindow(ctx)
+    state.setParent(window)
+    ctx.tasks.setParent(window)
+    ctx.errors.setParent(window)
+    return window
+
+
+def run_gui(screenshots: str | None = None, run: str | None = None, dataset: str | None = None) -> int:
+    app = get_app()
+    if screenshots:
+        from desktop_app.screenshots import take_screenshots
+
+        return take_screenshots(app, Path(screenshots), run=run)
+    window = build_window()
+    window.ctx.errors.install_excepthook()
+    window.show()
+    window.controller.detect_device()
+    if run:
+        window.controller.open_run(run)
+    if dataset:
+        window.controller.open_dataset(dataset)
+    return app.exec()

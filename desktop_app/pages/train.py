@@ -1,0 +1,9 @@
+"""Train page (placeholder until its issue work lands)."""
+
+from __future__ import annotations
+
+from desktop_app.pages.base import Page
+
+
+class TrainPage(Page):
+    title = "Train"

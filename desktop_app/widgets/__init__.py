@@ -1,0 +1,1 @@
+"""Reusable widgets, one per file (image views, heatmaps, curves, progress)."""

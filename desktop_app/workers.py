@@ -1,0 +1,118 @@
+"""The one worker abstraction: long engine calls run on a thread pool, never on the UI thread.
+
+A ``Task`` wraps a plain-Python engine call that takes ``on_progress`` and ``cancel`` (see
+``engine.progress``). Its signals reach the UI thread queued: ``progress(Progress)`` (throttled),
+``finished(result)``, ``failed(exception, traceback text)`` and ``cancelled()``; exactly one of the last
+three is emitted. Worker code never touches widgets. ``TaskRunner`` owns the pool, keeps every task's
+signal object parented to itself (a long-lived QObject, so queued signals are never lost) and can cancel
+and wait for all tasks when the window closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from engine.errors import Cancelled
+from engine.progress import CancelToken, Progress
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress signals a second per task, plus every stage change
+
+
+class Task(QObject):
+    progress = Signal(object)
+    finished = Signal(object)
+    failed = Signal(object, str)
+    cancelled = Signal()
+    ended = Signal()  # after any of finished / failed / cancelled
+
+    def __init__(self, name: str, fn: Callable, args: tuple, kwargs: dict, parent: QObject) -> None:
+        super().__init__(parent)
+        self.name, self.fn, self.args, self.kwargs = name, fn, args, kwargs
+        self.token = CancelToken()
+        self._last_emit, self._last_stage = 0.0, None
+        self.running = True
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    def _on_progress(self, p: Progress) -> None:  # called on the worker thread
+        now = time.monotonic()
+        due = now - self._last_emit > PROGRESS_INTERVAL_S
+        if due or p.stage != self._last_stage or p.done >= p.total or p.unit == "epochs":
+            self._last_emit, self._last_stage = now, p.stage
+            self.progress.emit(p)
+
+    def run(self) -> None:  # called on the worker thread
+        try:
+            result = self.fn(*self.args, on_progress=self._on_progress, cancel=self.token, **self.kwargs)
+        except Cancelled:
+            log.info("%s cancelled", self.name)
+            self.cancelled.emit()
+        except Exception as exc:  # every failure reaches the UI through one signal  # noqa: BLE001
+            log.error("%s failed: %s", self.name, exc, exc_info=True)
+            self.failed.emit(exc, traceback.format_exc())
+        else:
+            self.finished.emit(result)
+        self.ended.emit()
+
+
+class _Runnable(QRunnable):
+    def __init__(self, task: Task) -> None:
+        super().__init__()
+        self.task = task
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        self.task.run()
+
+
+class TaskRunner(QObject):
+    """Starts tasks on its own thread pool; the window owns one."""
+
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 4) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self.tasks: list[Task] = []
+
+    def start(self, name: str, fn: Callable, *args, **kwargs) -> Task:
+        """Run ``fn(*args, on_progress=..., cancel=..., **kwargs)`` on the pool; connect to the returned
+        task's signals before control returns to the event loop (they are delivered queued)."""
+        task = Task(name, fn, args, kwargs, parent=self)
+        task.ended.connect(self._ended)  # a bound method of a UI-thread QObject: delivered queued
+        self.tasks.append(task)
+        self.busy_changed.emit(True)
+        log.info("starting %s", name)
+        self.pool.start(_Runnable(task))
+        return task
+
+    @Slot()
+    def _ended(self) -> None:
+        task = self.sender()
+        task.running = False
+        if task in self.tasks:
+            self.tasks.remove(task)
+        task.deleteLater()
+        if not self.tasks:
+            self.busy_changed.emit(False)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.tasks)
+
+    def cancel_all(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+
+    def wait(self, timeout_ms: int = -1) -> bool:
+        """Block until every task's thread is done (True) or the timeout passes (False)."""
+        return self.pool.waitForDone(timeout_ms)
