@@ -46,6 +46,11 @@ class MainWindow(QMainWindow):
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setFixedWidth(150)
+        self.sidebar.setStyleSheet(
+            "QListWidget#sidebar { background: #2b3a4a; color: #e8eef4; border: none; font-size: 14px; }"
+            "QListWidget#sidebar::item { padding: 10px 14px; }"
+            "QListWidget#sidebar::item:selected { background: #4a6f96; color: white; }"
+        )
         self.stack = QStackedWidget()
         self.pages: dict[str, Page] = {}
         for cls in PAGE_CLASSES:

@@ -3,9 +3,12 @@
 A ``Task`` wraps a plain-Python engine call that takes ``on_progress`` and ``cancel`` (see
 ``engine.progress``). Its signals reach the UI thread queued: ``progress(Progress)`` (throttled),
 ``finished(result)``, ``failed(exception, traceback text)`` and ``cancelled()``; exactly one of the last
-three is emitted. Worker code never touches widgets. ``TaskRunner`` owns the pool, keeps every task's
-signal object parented to itself (a long-lived QObject, so queued signals are never lost) and can cancel
-and wait for all tasks when the window closes.
+three is emitted, then ``ended()``. The worker hands its outcome to the task's own UI-thread slot, which
+emits those four, so a task that ends within microseconds cannot emit them before the code that started
+it has connected its slots (a signal emitted with no connection yet is lost, queued or not). Worker code
+never touches widgets. ``TaskRunner`` owns the pool, keeps every task's signal object parented to itself
+(a long-lived QObject, so queued signals are never lost) and can cancel and wait for all tasks when the
+window closes.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
 
 from engine.errors import Cancelled
 from engine.progress import CancelToken, Progress
@@ -31,6 +34,7 @@ class Task(QObject):
     failed = Signal(object, str)
     cancelled = Signal()
     ended = Signal()  # after any of finished / failed / cancelled
+    _outcome = Signal(str, object, str)  # worker -> this task's UI-thread slot: kind, result or exception, details
 
     def __init__(self, name: str, fn: Callable, args: tuple, kwargs: dict, parent: QObject) -> None:
         super().__init__(parent)
@@ -38,6 +42,7 @@ class Task(QObject):
         self.token = CancelToken()
         self._last_emit, self._last_stage = 0.0, None
         self.running = True
+        self._outcome.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     def cancel(self) -> None:
         self.token.cancel()
@@ -54,12 +59,21 @@ class Task(QObject):
             result = self.fn(*self.args, on_progress=self._on_progress, cancel=self.token, **self.kwargs)
         except Cancelled:
             log.info("%s cancelled", self.name)
-            self.cancelled.emit()
+            self._outcome.emit("cancelled", None, "")
         except Exception as exc:  # every failure reaches the UI through one signal  # noqa: BLE001
             log.error("%s failed: %s", self.name, exc, exc_info=True)
-            self.failed.emit(exc, traceback.format_exc())
+            self._outcome.emit("failed", exc, traceback.format_exc())
         else:
-            self.finished.emit(result)
+            self._outcome.emit("finished", result, "")
+
+    @Slot(str, object, str)
+    def _deliver(self, kind: str, value: object, details: str) -> None:  # on the UI thread
+        if kind == "finished":
+            self.finished.emit(value)
+        elif kind == "failed":
+            self.failed.emit(value, details)
+        else:
+            self.cancelled.emit()
         self.ended.emit()
 
 
@@ -83,6 +97,7 @@ class TaskRunner(QObject):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
         self.tasks: list[Task] = []
+        self._pending: list[Task] = []
 
     def start(self, name: str, fn: Callable, *args, **kwargs) -> Task:
         """Run ``fn(*args, on_progress=..., cancel=..., **kwargs)`` on the pool; connect to the returned
@@ -92,8 +107,16 @@ class TaskRunner(QObject):
         self.tasks.append(task)
         self.busy_changed.emit(True)
         log.info("starting %s", name)
-        self.pool.start(_Runnable(task))
+        # start on the next turn of the event loop, after the caller has connected its slots: a task
+        # that finishes in microseconds would otherwise emit `finished` before anyone listens
+        self._pending.append(task)
+        QTimer.singleShot(0, self._launch_pending)
         return task
+
+    @Slot()
+    def _launch_pending(self) -> None:
+        while self._pending:
+            self.pool.start(_Runnable(self._pending.pop(0)))
 
     @Slot()
     def _ended(self) -> None:
@@ -115,4 +138,5 @@ class TaskRunner(QObject):
 
     def wait(self, timeout_ms: int = -1) -> bool:
         """Block until every task's thread is done (True) or the timeout passes (False)."""
+        self._launch_pending()  # a task not started yet still runs (and ends at once if cancelled)
         return self.pool.waitForDone(timeout_ms)

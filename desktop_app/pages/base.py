@@ -43,6 +43,6 @@ def heading(text: str, hint: str = "") -> QWidget:
     if hint:
         sub = QLabel(hint)
         sub.setWordWrap(True)
-        sub.setStyleSheet("color: palette(mid);")
+        sub.setStyleSheet("color: #505050;")
         layout.addWidget(sub)
     return box

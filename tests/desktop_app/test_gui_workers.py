@@ -116,3 +116,27 @@ def test_busy_signal_follows_the_tasks(qtbot, runner):
     _start(runner, Recorder(), _count, 1)
     qtbot.waitUntil(lambda: not runner.busy, timeout=10_000)
     assert seen[0] is True and seen[-1] is False and not runner.tasks
+
+
+def test_a_task_that_ends_before_its_slots_are_connected_still_reaches_them(qtbot, runner):
+    rec = Recorder()
+    task = runner.start("instant task", _count, 1)
+    assert runner.wait(10_000)  # the work is done on its thread before anything is connected
+    time.sleep(0.05)
+    for name in ("finished", "failed", "cancelled"):
+        getattr(task, name).connect(getattr(rec, name))
+    qtbot.waitUntil(lambda: not runner.busy, timeout=10_000)
+    assert rec.kinds() == ["finished"] and rec.threads == {QThread.currentThread()}
+
+
+def test_an_instant_task_result_is_not_lost(qtbot, runner):
+    def instant(*, on_progress=None, cancel=None):
+        return 42
+
+    for _ in range(20):  # the worker may finish before the caller connects: the start waits for the loop
+        rec = Recorder()
+        task = runner.start("instant", instant)
+        time.sleep(0.005)
+        task.finished.connect(rec.finished)
+        qtbot.waitUntil(lambda: not runner.busy, timeout=10_000)
+        assert rec.events == [("finished", 42)]
