@@ -1,4 +1,4 @@
-"""report.json, report.md and the figures of a run folder."""
+"""report.json, report.md, report.html and the figures of a run folder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import math
 
 from engine.attacks.eps import format_eps
 from engine.fileio import write_json, write_text
+from engine.report.export import collect_figures
 from engine.report.figures import confusion_matrix_png, sweep_png
+from engine.report.html import render_html
 from engine.report.tables import condition_label, markdown_table, sweep_markdown
 
 SYNTHETIC_BANNER = (
@@ -25,8 +27,11 @@ def write_reports(run, result: dict) -> None:
         if e["level"] == "image":
             confusion_matrix_png(e["confusion_matrix"], classes, condition_label(e), run.path(cm_filename(e)))
     sweep_png(result["sweep"], run.path("sweep_accuracy.png"))
-    write_json(run.path("report.json"), _clean(result))
+    clean = _clean(result)
+    write_json(run.path("report.json"), clean)
     write_text(run.path("report.md"), markdown(result))
+    html = render_html(clean, collect_figures(clean, run.root), title=f"HistoGuard report: {run.root.name}")
+    write_text(run.path("report.html"), html)
 
 
 def _clean(obj):

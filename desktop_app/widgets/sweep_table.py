@@ -1,0 +1,36 @@
+"""The eps sweep as numbers: one row per (model, attack source), one column per eps (k/255)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+
+from engine.report.labels import eps_text, fmt, series_label, sweep_series
+
+
+class SweepTable(QTableWidget):
+    """Read-only; ``set_sweep(report['sweep'], metric)``."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, 0, parent)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+
+    def set_sweep(self, sweep: list[dict], metric: str = "accuracy") -> None:
+        series = sweep_series(sweep, metric)
+        eps_values = sorted({row["eps"] for row in sweep})
+        self.clear()
+        self.setRowCount(len(series))
+        self.setColumnCount(len(eps_values))
+        self.setHorizontalHeaderLabels([eps_text(e) for e in eps_values])
+        self.setVerticalHeaderLabels([series_label(m, s) for m, s in series])
+        for row, points in enumerate(series.values()):
+            values = dict(points)
+            for col, eps in enumerate(eps_values):
+                item = QTableWidgetItem(fmt(values.get(eps)))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.setItem(row, col, item)
+        self.setFixedHeight(
+            self.verticalHeader().length() + self.horizontalHeader().height() + 2 * self.frameWidth() + 2
+        )

@@ -1,0 +1,96 @@
+"""Names and number formats of a report's conditions, shared by the HTML/CSV export and the desktop app.
+
+Imports nothing heavy: ``engine.attacks`` imports torch (seconds), which the app's Results page must not pay
+for just to print "8/255", so ``eps_text`` repeats ``engine.attacks.eps.format_eps`` here.
+"""
+
+from __future__ import annotations
+
+METRICS = (
+    "accuracy",
+    "balanced_accuracy",
+    "sensitivity",
+    "specificity",
+    "precision",
+    "f1",
+    "roc_auc",
+    "missed_cancer_rate",
+)
+METRIC_TITLES = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "sensitivity": "sensitivity",
+    "specificity": "specificity",
+    "precision": "precision",
+    "f1": "F1",
+    "roc_auc": "ROC AUC",
+    "missed_cancer_rate": "missed-cancer rate",
+    "majority_baseline": "majority baseline",
+    "n": "n",
+}
+# the study's five conditions in reading order: (model, attack source or None)
+CONDITION_ORDER = (("A", None), ("A", "A"), ("B", None), ("B", "A"), ("B", "B"))
+CELL_NAMES = (("TN", "FP"), ("FN", "TP"))  # confusion_matrix[true][predicted], the positive class second
+
+
+def eps_text(eps: float) -> str:
+    """0.0313725 -> '8/255'; values that are not k/255 as decimals."""
+    k = eps * 255
+    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{eps:.4g}"
+
+
+def fmt(value) -> str:
+    """A metric as the tables print it: 3 decimals, '—' where it is undefined (None)."""
+    return "—" if value is None else f"{value:.3f}"
+
+
+def attack_kind(e: dict) -> str:
+    """'clean', 'white-box' (the attack was made on the evaluated model) or 'transfer' (made on another)."""
+    if e["condition"] == "clean" or not e.get("attack_source"):
+        return "clean"
+    return "white-box" if e["attack_source"] == e["model"] else "transfer"
+
+
+def condition_label(e: dict) -> str:
+    """'Model B, FGSM 8/255 from A (transfer)'."""
+    kind = attack_kind(e)
+    if kind == "clean":
+        return f"Model {e['model']}, clean"
+    return f"Model {e['model']}, FGSM {eps_text(e['eps'])} from {e['attack_source']} ({kind})"
+
+
+def condition_key(e: dict) -> int:
+    """Sort key putting evaluations in the study's order (unknown conditions last)."""
+    source = e.get("attack_source") if e["condition"] != "clean" else None
+    pair = (e["model"], source)
+    return CONDITION_ORDER.index(pair) if pair in CONDITION_ORDER else len(CONDITION_ORDER)
+
+
+def at_level(evaluations: list[dict], level: str) -> list[dict]:
+    """The evaluations at ``level`` ('image' or 'patient') in the study's order."""
+    return sorted((e for e in evaluations if e["level"] == level), key=condition_key)
+
+
+def majority_text(e: dict, classes: list[str]) -> str:
+    """What the majority baseline means for ``e``'s test set, e.g. "a model that always says 'malignant'"."""
+    (tn, fp), (fn, tp) = e["confusion_matrix"]
+    negatives, positives = tn + fp, fn + tp
+    if negatives == positives:
+        return f"a model that always says '{classes[0]}' or always '{classes[1]}' (the classes are balanced)"
+    return f"a model that always says '{classes[1] if positives > negatives else classes[0]}'"
+
+
+def sweep_series(
+    sweep: list[dict], metric: str = "accuracy"
+) -> dict[tuple[str, str], list[tuple[float, float | None]]]:
+    """{(model, attack source): [(eps, metric), ...] sorted by eps}, in the order A from A, B from A, B from B."""
+    series: dict[tuple[str, str], list[tuple[float, float | None]]] = {}
+    for row in sweep:
+        series.setdefault((row["model"], row["attack_source"]), []).append((row["eps"], row.get(metric)))
+    order = {pair: i for i, pair in enumerate(CONDITION_ORDER)}
+    return {k: sorted(v) for k, v in sorted(series.items(), key=lambda kv: order.get(kv[0], len(order)))}
+
+
+def series_label(model: str, source: str) -> str:
+    kind = "white-box" if model == source else "transfer"
+    return f"Model {model}, FGSM from {source} ({kind})"
