@@ -1,0 +1,84 @@
+"""An ONNX file and the torch checkpoint it was exported from: found by the run-folder layout, checked
+by metadata and weights hash.
+
+Attacks need gradients, which an onnxruntime session does not give; so an ONNX model is attacked through
+its checkpoint, and only after the two are shown to be the same model (a wrong pairing would report the
+robustness of another model). torch and onnxruntime are imported only when a check runs, so the app
+can look for the checkpoint (``onnx_checkpoint_candidate``) without them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.errors import ModelError
+from engine.progress import CancelToken, ProgressCallback
+
+if TYPE_CHECKING:
+    from torch import nn
+
+log = logging.getLogger(__name__)
+MATCH_KEYS = ("arch", "classes", "positive_class", "image_size", "mean", "std", "split_hash")
+
+
+def onnx_checkpoint_candidate(onnx_path: str | Path) -> Path:
+    """Where a run folder keeps the checkpoint of an exported model: <run>/model_a.onnx -> <run>/model_a/best.pt."""
+    p = Path(onnx_path)
+    return p.with_suffix("") / "best.pt"
+
+
+def checkpoint_for_onnx(
+    onnx_path: str | Path,
+    checkpoint: str | Path | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> Path | None:
+    """The torch checkpoint that ``onnx_path`` was exported from, verified; None when ``checkpoint`` is not
+    given and none lies in the run-folder place (the caller then asks the user for it)."""
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise ModelError(f"ONNX model {onnx_path} does not exist; choose an .onnx file exported by HistoGuard")
+    if checkpoint is None:
+        checkpoint = onnx_checkpoint_candidate(onnx_path)
+        if not checkpoint.is_file():
+            return None
+    verify_onnx_checkpoint(onnx_path, checkpoint)
+    log.info("%s belongs to checkpoint %s", onnx_path.name, checkpoint)
+    return Path(checkpoint)
+
+
+def verify_onnx_checkpoint(onnx_path: str | Path, checkpoint: str | Path) -> None:
+    """Raise ModelError unless the ONNX file's metadata and weights hash match the checkpoint's."""
+    from engine.export.session import create_session, session_metadata
+    from engine.models.checkpoint import load_checkpoint, weights_sha256
+
+    onnx_meta = session_metadata(create_session(onnx_path, device="cpu"))
+    model, meta = load_checkpoint(checkpoint)
+    meta = dict(meta, weights_sha256=weights_sha256(model))
+    if "arch" not in onnx_meta or "weights_sha256" not in onnx_meta:
+        raise ModelError(f"{onnx_path} carries no HistoGuard metadata; export it with HistoGuard (histoguard export)")
+    differ = [k for k in (*MATCH_KEYS, "weights_sha256") if k in onnx_meta and k in meta and onnx_meta[k] != meta[k]]
+    if differ:
+        raise ModelError(
+            f"{Path(onnx_path).name} and {checkpoint} do not belong together (they differ in {', '.join(differ)}); "
+            "choose the checkpoint the ONNX file was exported from (<run>/model_x/best.pt)"
+        )
+
+
+def load_attack_model(path: str | Path) -> tuple[nn.Module, dict]:
+    """A torch model to attack: a checkpoint, or the verified checkpoint beside an ONNX file."""
+    from engine.models.checkpoint import load_checkpoint
+
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        ckpt = checkpoint_for_onnx(path)
+        if ckpt is None:
+            raise ModelError(
+                f"attacks need gradients, which {path.name} does not have, and its checkpoint "
+                f"{onnx_checkpoint_candidate(path)} is missing; give the checkpoint (best.pt) it was exported from"
+            )
+        path = ckpt
+    return load_checkpoint(path)
