@@ -7,6 +7,7 @@ dataset folder takes seconds to walk); a run folder's JSON files are small and r
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -23,7 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def _load(cfg: DataConfig, *, on_progress=None, cancel=None):
-    return cfg, api.load_dataset(cfg, on_progress=on_progress, cancel=cancel)
+    dataset = api.load_dataset(cfg, on_progress=on_progress, cancel=cancel)
+    # record the positive class discovery chose, so the config matches a CLI run's on the same data
+    return replace(cfg, positive_class=dataset.classes[1]), dataset
 
 
 def _detect_device(*, on_progress=None, cancel=None) -> str:

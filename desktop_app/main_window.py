@@ -174,7 +174,7 @@ class MainWindow(QMainWindow):
             self.setWindowState(Qt.WindowState.WindowMaximized)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        if self.ctx.tasks.busy and not self._confirm_quit():
+        if self.ctx.tasks.running and not self._confirm_quit():
             event.ignore()
             return
         self.ctx.tasks.cancel_all()
@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def _confirm_quit(self) -> bool:
-        names = ", ".join(t.name for t in self.ctx.tasks.tasks)
+        names = ", ".join(t.name for t in self.ctx.tasks.tasks if t.running)
         answer = QMessageBox.question(
             self,
             "Quit HistoGuard",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
@@ -34,7 +35,12 @@ class Task(QObject):
     failed = Signal(object, str)
     cancelled = Signal()
     ended = Signal()  # after any of finished / failed / cancelled
-    _outcome = Signal(str, object, str)  # worker -> this task's UI-thread slot: kind, result or exception, details
+    # The worker thread emits only these argument-less signals and leaves the data in a thread-safe queue.
+    # Emitting a signal with a Python-object argument copies it (taking the GIL) while Qt holds the sender's
+    # connection lock; the UI thread destroying any QObject under the same lock while holding the GIL then
+    # deadlocks (seen with PySide6 6.11: a closed window freed while a training worker reported progress).
+    _progress_ready = Signal()
+    _outcome_ready = Signal()
 
     def __init__(self, name: str, fn: Callable, args: tuple, kwargs: dict, parent: QObject) -> None:
         super().__init__(parent)
@@ -42,7 +48,10 @@ class Task(QObject):
         self.token = CancelToken()
         self._last_emit, self._last_stage = 0.0, None
         self.running = True
-        self._outcome.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        self._progress_queue: deque[Progress] = deque()
+        self._outcome: tuple[str, object, str] | None = None
+        self._progress_ready.connect(self._deliver_progress, Qt.ConnectionType.QueuedConnection)
+        self._outcome_ready.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     def cancel(self) -> None:
         self.token.cancel()
@@ -52,22 +61,32 @@ class Task(QObject):
         due = now - self._last_emit > PROGRESS_INTERVAL_S
         if due or p.stage != self._last_stage or p.done >= p.total or p.unit == "epochs":
             self._last_emit, self._last_stage = now, p.stage
-            self.progress.emit(p)
+            self._progress_queue.append(p)  # deque.append/popleft are thread-safe
+            self._progress_ready.emit()
 
     def run(self) -> None:  # called on the worker thread
         try:
             result = self.fn(*self.args, on_progress=self._on_progress, cancel=self.token, **self.kwargs)
         except Cancelled:
             log.info("%s cancelled", self.name)
-            self._outcome.emit("cancelled", None, "")
+            self._outcome = ("cancelled", None, "")
         except Exception as exc:  # every failure reaches the UI through one signal  # noqa: BLE001
             log.error("%s failed: %s", self.name, exc, exc_info=True)
-            self._outcome.emit("failed", exc, traceback.format_exc())
+            self._outcome = ("failed", exc, traceback.format_exc())
         else:
-            self._outcome.emit("finished", result, "")
+            self._outcome = ("finished", result, "")
+        self.running = False
+        self._outcome_ready.emit()  # the thread's work is over (its outcome may still wait in the UI's queue)
 
-    @Slot(str, object, str)
-    def _deliver(self, kind: str, value: object, details: str) -> None:  # on the UI thread
+    @Slot()
+    def _deliver_progress(self) -> None:  # on the UI thread
+        while self._progress_queue:
+            self.progress.emit(self._progress_queue.popleft())
+
+    @Slot()
+    def _deliver(self) -> None:  # on the UI thread
+        self._deliver_progress()
+        kind, value, details = self._outcome
         if kind == "finished":
             self.finished.emit(value)
         elif kind == "failed":
@@ -87,15 +106,31 @@ class _Runnable(QRunnable):
         self.task.run()
 
 
+_POOL: QThreadPool | None = None
+
+
+def shared_pool(max_threads: int = 4) -> QThreadPool:
+    """One thread pool for the process, never destroyed before exit.
+
+    A QThreadPool's destructor joins its threads while holding the GIL; a pool thread that has run
+    Python needs the GIL to exit, so destroying a pool (e.g. with a closed window) could deadlock.
+    """
+    global _POOL
+    if _POOL is None:
+        _POOL = QThreadPool()
+        _POOL.setMaxThreadCount(max_threads)
+        _POOL.setExpiryTimeout(-1)  # idle threads stay: no thread exits (and needs the GIL) mid-session
+    return _POOL
+
+
 class TaskRunner(QObject):
     """Starts tasks on its own thread pool; the window owns one."""
 
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None, max_threads: int = 4) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(max_threads)
+        self.pool = shared_pool()
         self.tasks: list[Task] = []
         self._pending: list[Task] = []
 
@@ -121,7 +156,6 @@ class TaskRunner(QObject):
     @Slot()
     def _ended(self) -> None:
         task = self.sender()
-        task.running = False
         if task in self.tasks:
             self.tasks.remove(task)
         task.deleteLater()
@@ -130,7 +164,14 @@ class TaskRunner(QObject):
 
     @property
     def busy(self) -> bool:
+        """A task has not ended yet, as far as the UI thread knows (its last signals may be queued)."""
         return bool(self.tasks)
+
+    @property
+    def running(self) -> bool:
+        """A task's thread is still working (after ``wait`` this is False even before the queued
+        signals are handled)."""
+        return any(t.running for t in self.tasks)
 
     def cancel_all(self) -> None:
         for task in self.tasks:

@@ -1,9 +1,390 @@
-"""Diagnose page (placeholder until its issue work lands)."""
+"""Diagnose page: run an exported ONNX model (onnxruntime only, offline) on the user's own slide images.
+
+Images come from dialogs or are dropped on the page; the batch runs on a worker with progress and cancel.
+Each result row records the model's sha256, the app version, the onnxruntime provider and the time, and
+the CSV export writes exactly those rows, so a prediction can be traced to the model file that made it.
+"""
 
 from __future__ import annotations
 
-from desktop_app.pages.base import Page
+from collections import Counter
+from html import escape
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.context import AppContext
+from desktop_app.pages.base import Page, heading
+from desktop_app.settings import last_dir, remember_dir
+from desktop_app.state import RunInfo
+from desktop_app.widgets.image_view import ImageView
+from desktop_app.widgets.input_list import IMAGE_FILTER, InputList, dropped_paths
+from desktop_app.widgets.model_box import ModelBox, positive_class
+from desktop_app.widgets.prediction_table import PredictionTable, predicted_probability, short_error
+from desktop_app.widgets.progress_panel import ProgressPanel
+from desktop_app.workers import Task
+from engine import api
+from engine.errors import DataError, EngineError
+
+DISCLAIMER = (
+    "<b>Research tool, not a medical device.</b> Its predictions are not a diagnosis: "
+    "every prediction must be reviewed by a pathologist."
+)
+PREVIEW_SIDE = 1024  # large slide images are shown as a thumbnail of at most this many pixels a side
+
+
+def read_model(path: Path, *, on_progress=None, cancel=None) -> dict:
+    """The model's sha256, HistoGuard metadata and the provider onnxruntime really uses (worker)."""
+    from engine.export.session import create_session, session_metadata, session_provider
+    from engine.fileio import sha256_file
+
+    session = create_session(path, device="auto")
+    meta, provider = session_metadata(session), session_provider(session)
+    return {"path": Path(path), "sha256": sha256_file(path), "meta": meta, "provider": provider}
+
+
+def predict(model_path: Path, inputs: list[Path], *, on_progress=None, cancel=None) -> list[dict]:
+    return api.predict_files(model_path, inputs, on_progress=on_progress, cancel=cancel)
+
+
+def load_preview(path: str, max_side: int, *, on_progress=None, cancel=None) -> tuple[str, object]:
+    """``path`` decoded as the model saw it (8-bit RGB) and shrunk to a thumbnail (worker)."""
+    import numpy as np
+
+    from engine.data.decode import load_rgb
+
+    img = load_rgb(path)
+    img.thumbnail((max_side, max_side))
+    return path, np.asarray(img)
 
 
 class DiagnosePage(Page):
     title = "Diagnose"
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(ctx, parent)
+        self.rows: list[dict] = []
+        self.classes: list[str] = []
+        self.positive = ""
+        self.model_info: dict | None = None
+        self.predicting: Task | None = None
+        self._reading: Task | None = None
+        self._pending: tuple[list[str], str] = ([], "")
+        self._preview_path: str | None = None
+        self.setAcceptDrops(True)
+        self._build()
+        ctx.state.run_changed.connect(self._run_changed)
+        ctx.state.onnx_changed.connect(self._onnx_changed)
+        self._onnx_changed(ctx.state.onnx_path)
+
+    # --- layout -----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 12, 16, 12)
+        layout.addWidget(
+            heading(
+                "Diagnose",
+                "Run an exported ONNX model on your own slide images (PNG, JPEG, TIFF), offline. "
+                "Drop image files or folders anywhere on this page.",
+            )
+        )
+        self.disclaimer = QLabel(DISCLAIMER)
+        self.disclaimer.setObjectName("disclaimer")
+        self.disclaimer.setWordWrap(True)
+        self.disclaimer.setStyleSheet("background:#fff4ce; border:1px solid #e0c060; padding:6px; color:#4a3b00;")
+        layout.addWidget(self.disclaimer)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self._results_box())
+        right.addWidget(self._preview_box())
+        right.setSizes([330, 270])
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._left_column())
+        splitter.addWidget(right)
+        splitter.setSizes([360, 760])
+        for s in (splitter, right):
+            s.setChildrenCollapsible(False)
+        layout.addWidget(splitter, 1)
+        self.progress = ProgressPanel()
+        layout.addWidget(self.progress)
+        self._update_buttons()
+
+    def _left_column(self) -> QWidget:
+        self.model_box = ModelBox()
+        self.model_box.model_chosen.connect(self._model_chosen)
+        self.model_box.open_requested.connect(self._open_onnx)
+        box = QGroupBox("Images")
+        self.inputs = InputList()
+        self.add_images_button = QPushButton("Add images…")
+        self.add_folder_button = QPushButton("Add folder…")
+        self.clear_button = QPushButton("Clear")
+        self.add_images_button.clicked.connect(self.add_images_dialog)
+        self.add_folder_button.clicked.connect(self.add_folder_dialog)
+        self.clear_button.clicked.connect(self.clear_inputs)
+        buttons = QHBoxLayout()
+        for b in (self.add_images_button, self.add_folder_button, self.clear_button):
+            buttons.addWidget(b)
+        self.run_button = QPushButton("Run prediction")
+        self.run_button.setStyleSheet("font-weight:bold; padding:6px;")
+        self.run_button.clicked.connect(self.run_prediction)
+        hint = QLabel("PNG, JPEG or TIFF files, or folders (with their subfolders); or drop them on this page.")
+        hint.setWordWrap(True)
+        inner = QVBoxLayout(box)
+        inner.addWidget(hint)
+        inner.addWidget(self.inputs, 1)
+        inner.addLayout(buttons)
+        inner.addWidget(self.run_button)
+        column = QWidget()
+        col = QVBoxLayout(column)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(self.model_box)
+        col.addWidget(box, 1)
+        return column
+
+    def _results_box(self) -> QGroupBox:
+        box = QGroupBox("Predictions")
+        self.summary = QLabel("No predictions yet: add images, then Run prediction.")
+        self.summary.setWordWrap(True)
+        self.table = PredictionTable()
+        self.table.row_selected.connect(self._row_selected)
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.setToolTip("Every row records the model's sha256, the app version, provider and time")
+        self.export_button.clicked.connect(self.export_csv_dialog)
+        inner = QVBoxLayout(box)
+        inner.addWidget(self.summary)
+        inner.addWidget(self.table, 1)
+        inner.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignRight)
+        return box
+
+    def _preview_box(self) -> QGroupBox:
+        box = QGroupBox("Selected image")
+        self.verdict = QLabel("")
+        self.verdict.setObjectName("verdict")
+        self.verdict.setWordWrap(True)
+        self.details = QLabel("Select a row to see its image.")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        side = QVBoxLayout()
+        side.addWidget(self.verdict)
+        side.addWidget(self.details)
+        side.addStretch(1)
+        self.image_view = ImageView(min_size=180)
+        inner = QHBoxLayout(box)
+        inner.addLayout(side, 2)
+        inner.addWidget(self.image_view, 3)
+        return box
+
+    # --- the model --------------------------------------------------------------------------------
+    def _run_changed(self, run: RunInfo | None) -> None:
+        self._refresh_choices()
+
+    def _refresh_choices(self) -> None:
+        run = self.ctx.state.run
+        choices = [(f"Model {name} — {path.name}", path) for name, path in sorted(run.onnx.items())] if run else []
+        self.model_box.set_choices(choices, self.ctx.state.onnx_path)
+
+    def _model_chosen(self, path: Path) -> None:
+        if path != self.ctx.state.onnx_path:
+            self.ctx.state.set_onnx(path)
+
+    def _open_onnx(self) -> None:
+        window = self.window()
+        if hasattr(window, "open_onnx_dialog"):
+            window.open_onnx_dialog()
+
+    def _onnx_changed(self, path: Path | None) -> None:
+        """Read the new model's metadata on a worker (onnxruntime builds a session: not on the UI thread)."""
+        self._refresh_choices()
+        self.model_info, self._reading = None, None
+        self.model_box.show_loading(path)
+        if path is not None:
+            self._reading = self.start_task("Read ONNX model", read_model, path)
+            self._reading.finished.connect(self._model_read)
+            self._reading.failed.connect(self._model_failed)
+        self._update_buttons()
+
+    def _model_read(self, info: dict) -> None:
+        if self.sender() is not self._reading:
+            return  # another model was chosen meanwhile
+        self._reading, self.model_info = None, info
+        self.model_box.show_info(info)
+        self._update_buttons()
+
+    def _model_failed(self, exc: BaseException, details: str) -> None:
+        if self.sender() is self._reading and self.ctx.state.onnx_path is not None:
+            self._reading = None
+            self.model_box.show_error(self.ctx.state.onnx_path, str(exc))
+
+    # --- inputs -----------------------------------------------------------------------------------
+    def add_inputs(self, paths: list) -> int:
+        """Add image files / folders (duplicates are skipped); return how many were new."""
+        added = self.inputs.add_paths([Path(p) for p in paths])
+        self._update_buttons()
+        return added
+
+    def add_images_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Add slide images", last_dir(self.ctx.settings, "diagnose"), IMAGE_FILTER
+        )
+        if files:
+            remember_dir(self.ctx.settings, "diagnose", files[0])
+            self.add_inputs(files)
+
+    def add_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Add a folder of images", last_dir(self.ctx.settings, "diagnose")
+        )
+        if folder:
+            remember_dir(self.ctx.settings, "diagnose", Path(folder).parent)
+            self.add_inputs([folder])
+
+    def clear_inputs(self) -> None:
+        self.inputs.clear()
+        self._update_buttons()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
+        if dropped_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802 (Qt override)
+        event.acceptProposedAction()  # only reached after dragEnterEvent accepted the URLs
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt override)
+        paths = dropped_paths(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
+        added = self.add_inputs(paths)
+        self.ctx.state.message.emit(f"Added {added} dropped item(s) to the images to diagnose")
+        event.acceptProposedAction()
+
+    # --- prediction -------------------------------------------------------------------------------
+    def _ready(self) -> bool:
+        meta = (self.model_info or {}).get("meta") or {}
+        return bool(meta.get("classes") and meta.get("image_size") and self.inputs.count() and not self.predicting)
+
+    def _update_buttons(self) -> None:
+        self.run_button.setEnabled(self._ready())
+        self.export_button.setEnabled(bool(self.rows) and self.predicting is None)
+
+    def run_prediction(self) -> Task | None:
+        """Predict every listed image with the chosen model on a worker."""
+        if not self._ready():
+            return None
+        meta = self.model_info["meta"]
+        self._pending = (list(meta["classes"]), positive_class(meta))
+        self._show_rows([])
+        self.summary.setText("Predicting…")
+        self.predicting = self.start_task("Predict images", predict, self.model_info["path"], self.inputs.paths())
+        self.progress.follow(self.predicting, "Opening the model…")
+        self.predicting.finished.connect(self._predicted)
+        self.predicting.cancelled.connect(self._prediction_cancelled)
+        self.predicting.ended.connect(self._prediction_ended)
+        self._update_buttons()
+        return self.predicting
+
+    def _predicted(self, rows: list[dict]) -> None:
+        self.classes, self.positive = self._pending
+        self._show_rows(rows)
+        self.summary.setText(self._summary_text(rows))
+        if rows:
+            self.table.selectRow(0)
+
+    def _prediction_cancelled(self) -> None:
+        self.summary.setText("Prediction cancelled: no results.")
+
+    def _prediction_ended(self) -> None:
+        self.predicting = None
+        self._update_buttons()
+
+    def _show_rows(self, rows: list[dict]) -> None:
+        self.rows = rows
+        self.table.set_rows(rows, self._pending[1] or "positive")
+        self._row_selected(None)
+
+    def _summary_text(self, rows: list[dict]) -> str:
+        counts = Counter(r["predicted"] for r in rows if r.get("predicted"))
+        parts = [f"{counts.get(c, 0)} {c}" for c in self.classes]
+        errors = sum(1 for r in rows if r.get("error"))
+        if errors:
+            parts.append(f"{errors} unreadable")
+        text = f"{len(rows)} image(s): {', '.join(parts)}"
+        return f"{text} — model {rows[0]['model']}, {rows[0]['provider']}" if rows else text
+
+    # --- the selected image -----------------------------------------------------------------------
+    def _row_selected(self, row: dict | None) -> None:
+        self._preview_path = None
+        self.image_view.clear(Path(row["path"]).name if row else "")
+        if row is None:
+            self._set_verdict("", "")
+            self.details.setText("Select a row to see its image.")
+            return
+        self.details.setText(self.details_html(row))
+        if row.get("error"):
+            self._set_verdict("not read", "#4a4a4a")
+            return
+        self._set_verdict(self.verdict_text(row), "#a4262c" if row["predicted"] == self.positive else "#0b6a0b")
+        self._preview_path = row["path"]
+        task = self.start_task("Load image", load_preview, row["path"], PREVIEW_SIDE)
+        task.finished.connect(self._preview_loaded)
+
+    def _set_verdict(self, text: str, colour: str) -> None:
+        self.verdict.setText(text)
+        self.verdict.setStyleSheet(f"font-size:18pt; font-weight:bold; color:{colour};")
+
+    @staticmethod
+    def verdict_text(row: dict) -> str:
+        """'malignant (p = 0.93)': the predicted class and its probability."""
+        return f"{row['predicted']} (p = {predicted_probability(row):.2f})"
+
+    def details_html(self, row: dict) -> str:
+        """What a reviewer needs beside the verdict: p of the positive class, the file, the model, when."""
+        lines = [f"<b>Could not be read:</b> {escape(short_error(row))}"] if row.get("error") else []
+        if not row.get("error"):
+            lines.append(f"p({escape(self.positive)}) = {row[f'p_{self.positive}']:.3f}")
+        lines += [
+            f"File: {escape(row['path'])}",
+            f"Model: {escape(row['model'])} (sha256 <tt>{row['model_sha256'][:12]}…</tt>), {escape(row['provider'])}",
+            f"Predicted at {escape(row['time'])}",
+            "<i>To be reviewed by a pathologist.</i>",
+        ]
+        return "<br>".join(lines)
+
+    def _preview_loaded(self, result: tuple) -> None:
+        path, rgb = result
+        if path == self._preview_path:  # the user may have selected another row meanwhile
+            self.image_view.set_array(rgb)
+
+    # --- export -----------------------------------------------------------------------------------
+    def export_csv(self, path: str | Path) -> Path:
+        """Write the rows (with model sha256, app version, provider, time) as CSV, atomically."""
+        from engine.fileio import write_text
+
+        if not self.rows:
+            raise DataError("there are no predictions to export; add images and run a prediction first")
+        write_text(path, api.rows_to_csv(self.rows, self.classes))
+        self.ctx.state.message.emit(f"Saved {len(self.rows)} predictions to {path}")
+        return Path(path)
+
+    def export_csv_dialog(self) -> None:
+        start = str(Path(last_dir(self.ctx.settings, "predictions")) / "predictions.csv")
+        path, _ = QFileDialog.getSaveFileName(self, "Export predictions", start, "CSV files (*.csv)")
+        if not path:
+            return
+        try:
+            self.export_csv(path)
+            remember_dir(self.ctx.settings, "predictions", path)
+        except (EngineError, OSError) as exc:
+            self.ctx.errors.show("Export CSV", exc)

@@ -3,6 +3,7 @@ a tiny synthetic dataset and a tiny finished run; no test may leave a worker thr
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def window(qtbot, settings):
 
     get_app()
     win = build_window(settings)
-    qtbot.addWidget(win)
+    qtbot.addWidget(win, before_close_func=_end_tasks)
     win.resize(1280, 800)
     win.show()
     yield win
@@ -43,6 +44,16 @@ def window(qtbot, settings):
     for w in QApplication.topLevelWidgets():
         if isinstance(w, QMessageBox):
             w.close()
+
+
+def _end_tasks(win) -> None:
+    """Before pytest-qt closes the window: cancel every task and let its ending arrive, so that closing
+    does not open the modal "still running, quit?" question that nobody answers (the test would hang)."""
+    win.ctx.tasks.cancel_all()
+    deadline = time.monotonic() + 20
+    while win.ctx.tasks.busy and time.monotonic() < deadline:
+        QApplication.processEvents()
+        win.ctx.tasks.wait(50)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,37 @@
+"""What ``histoguard gui --screenshots`` does on a page before taking its picture, so that each page
+shows real content (a stress test that ran, predictions on demo images). Keyed by page class name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def _stress(page, window) -> None:
+    from desktop_app.screenshots import settle
+
+    page.form.set_source("split", window.ctx.state.run.path)
+    page.form.set_eps_k(8)
+    page.run()
+    settle(window.app, window)
+    if page.set_result and page.set_result["flips"]:
+        page.flips.selectRow(0)
+        page.show_flip(page.set_result["flips"][0])
+
+
+def _diagnose(page, window) -> None:
+    from desktop_app.screenshots import settle
+
+    data = window.ctx.state.dataset
+    if data is None:
+        return
+    by_class = {}
+    for r in data.records:
+        by_class.setdefault(r.label, []).append(r.path)
+    page.add_inputs([p for paths in by_class.values() for p in paths[:6]])
+    settle(window.app, window)
+    page.run_prediction()
+    settle(window.app, window)
+    page.table.selectRow(0)
+
+
+ACTIONS: dict[str, Callable] = {"StressPage": _stress, "DiagnosePage": _diagnose}

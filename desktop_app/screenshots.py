@@ -1,0 +1,90 @@
+"""``histoguard gui --screenshots DIR``: open every page with the demo data, save a PNG of each, exit.
+
+Used to show the app in the README and by the tests. The demo dataset is generated (or reused) in the
+user's data folder; without ``--run`` a tiny run (small CNN, 32 px, 3 epochs) is trained first so the
+Train, Stress-test, Results and Diagnose pages have something to show. Settings go to a temporary file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from engine.config import DataConfig, ExperimentConfig, TrainConfig
+
+log = logging.getLogger(__name__)
+
+SIZE = (1280, 800)
+TINY = TrainConfig(arch="small_cnn", image_size=32, epochs=3, batch_size=32, lr=3e-3, weights="none", device="cpu")
+
+
+def wait_until(app: QApplication, condition, timeout_s: float = 600.0) -> None:
+    """Process events until ``condition()`` holds (worker signals are delivered by the event loop)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not finish its work in time for the screenshot")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def settle(app: QApplication, window, timeout_s: float = 600.0) -> None:
+    wait_until(app, lambda: not window.ctx.tasks.busy, timeout_s)
+    for _ in range(5):
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def _run_experiment(cfg, out, *, on_progress=None, cancel=None):
+    from engine import api
+
+    api.run_experiment(cfg, out, force=True, on_progress=on_progress, cancel=cancel)
+    return out
+
+
+def take_screenshots(app: QApplication, out_dir: Path, run: str | None = None) -> int:
+    from desktop_app.app import build_window
+    from desktop_app.screenshot_actions import ACTIONS
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="histoguard-shots-"))
+    os.environ.setdefault("HISTOGUARD_SETTINGS", str(scratch / "settings.ini"))
+    window = build_window()
+    window.app = app
+    window.resize(*SIZE)
+    window.show()
+    window.controller.detect_device()
+    window.controller.try_demo()
+    settle(app, window)
+    if window.ctx.errors.history:
+        raise RuntimeError(f"the demo dataset could not be opened: {window.ctx.errors.history[-1][1]}")
+    if run is None:
+        cfg = ExperimentConfig(data=window.ctx.state.data_config or DataConfig(demo=True), train=TINY, eps=8 / 255)
+        window.ctx.tasks.start("Train screenshot run", _run_experiment, cfg, scratch / "run")
+        settle(app, window)
+        run = str(scratch / "run")
+    if window.controller.open_run(run) is None:
+        raise RuntimeError(f"cannot open the run folder {run}: {window.ctx.errors.history[-1][1]}")
+    settle(app, window)
+    saved = []
+    for i, (name, page) in enumerate(window.pages.items(), start=1):
+        window.show_page(name)
+        action = ACTIONS.get(name)
+        if action is not None:
+            action(page, window)
+        settle(app, window)
+        path = out_dir / f"{i}-{page.title.lower().replace(' ', '-')}.png"
+        window.grab().save(str(path))
+        saved.append(path)
+        log.info("saved %s", path)
+    window.close()
+    errors = window.ctx.errors.history
+    if errors:
+        log.error("errors while taking screenshots: %s", errors)
+        return 1
+    return 0

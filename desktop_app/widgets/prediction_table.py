@@ -1,0 +1,102 @@
+"""Prediction rows (``engine.api.predict_files``) as a sortable table: one image per row.
+
+Unreadable files stay in the table with the reason, so a batch never hides a file it skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+
+ROW_ROLE = Qt.ItemDataRole.UserRole  # index into the rows list, kept on column 0 (sorting moves items)
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class SortItem(QTableWidgetItem):
+    """A cell that sorts by a number (probabilities), not by its text."""
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(SORT_ROLE), other.data(SORT_ROLE)
+        if mine is None or theirs is None:
+            return super().__lt__(other)
+        return mine < theirs
+
+
+def short_error(row: dict) -> str:
+    """The engine's message without the file's path in front (the File column already names it)."""
+    error, prefix = row.get("error") or "", f"{row.get('path', '')}: "
+    return error[len(prefix) :] if error.startswith(prefix) else error
+
+
+def predicted_probability(row: dict) -> float | None:
+    return row.get(f"p_{row['predicted']}") if row.get("predicted") else None
+
+
+class PredictionTable(QTableWidget):
+    """Columns: file, predicted class, p(positive class), p(predicted class), error."""
+
+    row_selected = Signal(object)  # the selected row's dict, or None
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, 5, parent)
+        self.rows: list[dict] = []
+        self.positive = "positive"
+        self._set_headers()
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setAlternatingRowColors(True)
+        self.setWordWrap(False)
+        self.verticalHeader().setVisible(False)
+        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        header = self.horizontalHeader()
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        for col in (1, 2, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.setColumnWidth(0, 240)
+        self.itemSelectionChanged.connect(self._selection_changed)
+
+    def _set_headers(self) -> None:
+        self.setHorizontalHeaderLabels(["File", "Predicted", f"p({self.positive})", "p(predicted)", "Error"])
+
+    def set_rows(self, rows: list[dict], positive: str) -> None:
+        """Replace the table's content (sorting is switched off while filling, then restored)."""
+        self.setSortingEnabled(False)
+        self.clearSelection()
+        self.rows, self.positive = list(rows), positive
+        self._set_headers()
+        self.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            self._fill(i, row)
+        self.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # keep the order added
+        self.setSortingEnabled(True)
+
+    def _fill(self, i: int, row: dict) -> None:
+        name = QTableWidgetItem(Path(row["path"]).name)
+        name.setData(ROW_ROLE, i)
+        name.setToolTip(row["path"])
+        self.setItem(i, 0, name)
+        self.setItem(i, 1, QTableWidgetItem(row.get("predicted") or "not read"))
+        self.setItem(i, 2, self._number(row.get(f"p_{self.positive}")))
+        self.setItem(i, 3, self._number(predicted_probability(row)))
+        error = QTableWidgetItem(short_error(row))
+        error.setToolTip(row.get("error") or "")
+        self.setItem(i, 4, error)
+
+    @staticmethod
+    def _number(value: float | None) -> SortItem:
+        item = SortItem("—" if value is None else f"{value:.3f}")
+        item.setData(SORT_ROLE, -1.0 if value is None else float(value))
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return item
+
+    def row_at(self, table_row: int) -> dict:
+        """The rows-list entry shown in ``table_row`` (after any sorting)."""
+        return self.rows[self.item(table_row, 0).data(ROW_ROLE)]
+
+    def _selection_changed(self) -> None:
+        selected = self.selectionModel().selectedRows()
+        self.row_selected.emit(self.row_at(selected[0].row()) if selected else None)
