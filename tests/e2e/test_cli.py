@@ -243,11 +243,17 @@ def test_console_script_runs_in_a_subprocess(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_no_arguments_opens_the_app_entry(capsys):
+def test_no_arguments_opens_the_app_and_arguments_run_the_cli(capsys, monkeypatch):
+    import desktop_app.app
     from desktop_app.launcher import main as launcher
 
-    assert launcher([]) == 0
-    assert "desktop app" in capsys.readouterr().err
+    opened = []
+    monkeypatch.setattr(desktop_app.app, "run_gui", lambda **kw: opened.append(kw) or 0)
+    assert launcher([]) == 0 and launcher(["gui", "--run", "R"]) == 0
+    assert opened == [
+        {"screenshots": None, "run": None, "dataset": None},
+        {"screenshots": None, "run": "R", "dataset": None},
+    ]
     assert launcher(["models"]) == 0
     assert "densenet121" in capsys.readouterr().out
 
