@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 from engine.attacks.eps import format_eps
+from engine.report.labels import METRICS
 
-COLUMNS = (
-    "accuracy",
-    "balanced_accuracy",
-    "sensitivity",
-    "specificity",
-    "precision",
-    "f1",
-    "roc_auc",
-    "missed_cancer_rate",
-)
+COLUMNS = METRICS
 SHORT = {
     "accuracy": "acc",
     "balanced_accuracy": "bal.acc",
