@@ -3,11 +3,12 @@ and the desktop app does not print."""
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import print_calls
 
 APP = Path(__file__).resolve().parents[2] / "desktop_app"
 HEAVY = ("torch", "torchvision", "matplotlib", "onnxruntime", "sklearn")
@@ -32,12 +33,4 @@ def test_building_the_window_imports_no_heavy_module(tmp_path):
 
 
 def test_the_app_does_not_print():
-    printing = []
-    for path in sorted(APP.rglob("*.py")):
-        tree = ast.parse(path.read_text())
-        printing += [
-            f"{path.name}:{n.lineno}"
-            for n in ast.walk(tree)
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
-        ]
-    assert not printing
+    assert not print_calls(sorted(APP.rglob("*.py")))

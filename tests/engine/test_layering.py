@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import print_calls
+
 ENGINE = Path(__file__).resolve().parents[2] / "engine"
 FORBIDDEN = ("PySide6", "pyqtgraph", "desktop_app", "shiboken6")
 
@@ -32,17 +34,8 @@ def test_engine_never_imports_qt_or_the_app():
 
 
 def test_engine_library_code_does_not_print():
-    printing = []
-    for path in _modules():
-        if "cli" in path.relative_to(ENGINE).parts:
-            continue
-        tree = ast.parse(path.read_text())
-        printing += [
-            f"{path.name}:{n.lineno}"
-            for n in ast.walk(tree)
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
-        ]
-    assert not printing
+    library = [p for p in _modules() if "cli" not in p.relative_to(ENGINE).parts]
+    assert not print_calls(library)
 
 
 def test_importing_the_whole_engine_loads_no_qt():
