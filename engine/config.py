@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from engine.errors import ConfigError
 
 DEFAULT_SWEEP = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
+DEFENCES = ("none", "fgsm-rs", "pgd", "trades")
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,22 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     augment: bool = True
+    # adversarial training (engine/train/defences.py): 'none' | 'fgsm-rs' (fast AT) | 'pgd' | 'trades'
+    adversarial: str = "none"
+    adv_eps: float = 8 / 255
+    adv_steps: int = 7  # attack steps of 'pgd' and 'trades' training (also the PGD of the robust validation)
+    adv_ratio: float = 1.0  # fraction of each batch replaced by its adversarial copy ('fgsm-rs', 'pgd')
+    trades_beta: float = 6.0
 
     def __post_init__(self) -> None:
         _positive(self, "image_size", "epochs", "batch_size", "lr")
+        if self.adversarial not in DEFENCES:
+            choices = ", ".join(DEFENCES)
+            raise ConfigError(f"adversarial training {self.adversarial!r} is unknown; choose one of {choices}")
+        if not 0 < self.adv_eps <= 1 or not 0 <= self.adv_ratio <= 1:
+            raise ConfigError("adversarial training needs 0 < adv_eps <= 1 (e.g. 8/255) and adv_ratio in [0, 1]")
+        if self.adv_steps < 1 or self.trades_beta < 0:
+            raise ConfigError("adv_steps must be at least 1 and trades_beta non-negative")
         if self.image_size < 16:
             raise ConfigError(f"image size {self.image_size} is too small; use at least 16 pixels")
         if self.patience < 1:

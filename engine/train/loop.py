@@ -21,6 +21,8 @@ from engine.device import autocast_dtype, resolve_device
 from engine.errors import ConfigError, DataError
 from engine.models.checkpoint import read_checkpoint, save_checkpoint
 from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.train.defences import adversarial_loss
+from engine.train.robust_val import catastrophic_overfitting, robust_subset, robust_validation
 from engine.train.state import TrainState, class_weights, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -36,10 +38,17 @@ class TrainResult:
     checkpoint: Path | None = None
 
     def summary(self, how_trained: dict) -> dict:
-        """JSON-ready record of the training, as stored in report.json and train.json."""
+        """JSON-ready record of the training, as stored in report.json and train.json.
+
+        Adversarially trained models are selected by balanced accuracy under PGD on validation images
+        (``selected_by``); ``best_val_balanced_accuracy`` is then that robust score.
+        """
+        robust = any("val_pgd_acc" in row for row in self.history)
         return {
             "best_epoch": self.best_epoch,
             "best_val_balanced_accuracy": self.best_score,
+            "selected_by": "val_pgd_balanced_accuracy" if robust else "val_balanced_accuracy",
+            "catastrophic_overfitting_epochs": [r["epoch"] for r in self.history if r.get("catastrophic_overfitting")],
             "epochs_run": self.epochs_run,
             "stopped_early": self.stopped_early,
             "history": self.history,
@@ -126,12 +135,15 @@ def fit(
             "val_balanced_accuracy": va["bacc"],
             "lr": opt.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - t0, 2),
-            "images_per_s": round(len(train) / (time.perf_counter() - t0), 1),
         }
+        score = va["bacc"]
+        if cfg.adversarial != "none" and val is not None and len(val):
+            score = _robust_row(run, val, state, row, epoch)
+        row["images_per_s"] = round(len(train) / (time.perf_counter() - t0), 1)
         state.history.append(row)
-        improved = va["bacc"] > state.best_score + 1e-9
-        if improved or abs(va["bacc"] - state.best_score) <= 1e-9:  # a tie goes to the later, longer-trained epoch
-            state.best_score, state.best_epoch = va["bacc"], epoch
+        improved = score > state.best_score + 1e-9
+        if improved or abs(score - state.best_score) <= 1e-9:  # a tie goes to the later, longer-trained epoch
+            state.best_score, state.best_epoch = score, epoch
             save_checkpoint(best, model, metadata, history=state.history, epoch=epoch)
         state.bad_epochs = 0 if improved else state.bad_epochs + 1
         state.epoch = epoch
@@ -159,11 +171,32 @@ def fit(
             message=f"epoch {epoch}: val balanced accuracy {va['bacc']:.3f}",
         )
     stopped = state.bad_epochs >= cfg.patience and state.epoch < cfg.epochs
+    flagged = [r["epoch"] for r in state.history if r.get("catastrophic_overfitting")]
+    if flagged:
+        log.warning("%s: catastrophic overfitting in epoch(s) %s; kept epoch %d", name, flagged, state.best_epoch)
     if stopped:
         log.info("%s: early stop, no improvement for %d epochs; best epoch %d", name, cfg.patience, state.best_epoch)
     model.load_state_dict(read_checkpoint(best)["state_dict"])
     model.to(memory_format=torch.contiguous_format).eval()
     return TrainResult(state.best_epoch, state.best_score, state.epoch, stopped, state.history, best)
+
+
+def _robust_row(run: _Loop, val: ArraySet, state: TrainState, row: dict, epoch: int) -> float:
+    """Add PGD/FGSM validation accuracy to ``row``, flag catastrophic overfitting; the epoch's selection score."""
+    idx = robust_subset(val, seed=run.cfg.seed)
+    rv = robust_validation(run.model, val, idx, run.cfg, run.device, run.cfg.batch_size)
+    row.update({k: round(v, 4) for k, v in rv.items()})
+    row["catastrophic_overfitting"] = catastrophic_overfitting(state.history, rv)
+    if row["catastrophic_overfitting"]:
+        log.warning(
+            "%s epoch %d: catastrophic overfitting suspected: PGD validation accuracy fell to %.3f (FGSM %.3f); "
+            "the best earlier epoch is kept",
+            run.name,
+            epoch,
+            rv["val_pgd_acc"],
+            rv["val_fgsm_acc"],
+        )
+    return rv["val_pgd_balanced_accuracy"]
 
 
 def _restore(last: Path, model, opt, sched, cfg: TrainConfig, name: str) -> TrainState:
@@ -239,9 +272,12 @@ def _step(run: _Loop, images: np.ndarray, labels: np.ndarray, gen: torch.Generat
     y = torch.from_numpy(labels).to(run.device)
     if run.cfg.augment:
         x = augment(x, gen)
-    with torch.autocast(run.device.type, dtype=run.amp, enabled=run.amp is not None):
-        logits = run.model(x)
-        loss = F.cross_entropy(logits.float(), y, weight=run.weights)
+    if run.cfg.adversarial != "none":
+        loss, logits = adversarial_loss(run.model, x, y, run.cfg, run.weights, gen, run.amp)
+    else:
+        with torch.autocast(run.device.type, dtype=run.amp, enabled=run.amp is not None):
+            logits = run.model(x)
+            loss = F.cross_entropy(logits.float(), y, weight=run.weights)
     run.opt.zero_grad(set_to_none=True)
     if run.scaler is not None:
         run.scaler.scale(loss).backward()

@@ -1,0 +1,73 @@
+"""Adversarial training losses for the one training loop (``engine.train.loop``).
+
+- ``fgsm-rs``: "fast" adversarial training (Wong, Rice & Kolter, ICLR 2020): a uniform random start in the
+  eps ball and one signed-gradient step of 1.25 eps, i.e. PGD with one step. Cheap (two passes per batch)
+  but prone to catastrophic overfitting, which the loop watches for with a PGD check on validation data.
+- ``pgd``: PGD adversarial training (Madry et al., ICLR 2018), ``adv_steps`` steps of 2.5 eps / steps.
+- ``trades``: TRADES (Zhang et al., ICML 2019): clean cross-entropy + beta * KL(f(x) || f(x')), where x'
+  maximises that KL inside the eps ball.
+
+With ``adv_ratio`` < 1 only that fraction of each batch (the first images of a shuffled batch) is replaced
+by its adversarial copy; the rest stays clean (mixed training). Adversarial examples are made with the
+model in eval mode and frozen parameters (``attack_mode``), in float32, from the batch after augmentation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.attacks import pgd
+from engine.attacks._common import attack_mode, project
+from engine.config import TrainConfig
+
+
+def adversarial_loss(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    weights: torch.Tensor,
+    gen: torch.Generator,
+    amp: torch.dtype | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training loss of one batch under ``cfg.adversarial`` and the logits used for its accuracy."""
+    if cfg.adversarial == "trades":
+        x_adv = trades_adversary(model, x, cfg.adv_eps, cfg.adv_steps, gen)
+        with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
+            logits, logits_adv = model(torch.cat([x, x_adv])).float().chunk(2)
+        kl = F.kl_div(F.log_softmax(logits_adv, 1), F.softmax(logits, 1), reduction="batchmean")
+        return F.cross_entropy(logits, y, weight=weights) + cfg.trades_beta * kl, logits
+    if cfg.adversarial in ("fgsm-rs", "pgd"):
+        x = mixed_batch(model, x, y, cfg, gen)
+    with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
+        logits = model(x).float()
+    return F.cross_entropy(logits, y, weight=weights), logits
+
+
+def mixed_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
+    """``x`` with its first ``round(adv_ratio * n)`` images replaced by FGSM-RS or PGD copies."""
+    n_adv = round(cfg.adv_ratio * len(x))
+    if n_adv == 0:
+        return x
+    eps = cfg.adv_eps
+    steps, alpha = (1, 1.25 * eps) if cfg.adversarial == "fgsm-rs" else (cfg.adv_steps, 2.5 * eps / cfg.adv_steps)
+    adv = pgd(model, x[:n_adv], y[:n_adv], eps=eps, alpha=alpha, steps=steps, random_start=True, generator=gen)
+    return torch.cat([adv, x[n_adv:]]) if n_adv < len(x) else adv
+
+
+def trades_adversary(model: nn.Module, x: torch.Tensor, eps: float, steps: int, gen: torch.Generator):
+    """x' in the eps ball around ``x`` maximising KL(f(x) || f(x')), from x + 0.001 N(0, 1) (the paper's start)."""
+    alpha = 2.5 * eps / steps
+    with attack_mode(model):
+        with torch.no_grad():
+            p_clean = F.softmax(model(x), 1)
+        noise = torch.randn(x.shape, generator=gen, device=gen.device).to(x.device, x.dtype)
+        x_adv = torch.clamp(x + 0.001 * noise, 0, 1).detach()
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            kl = F.kl_div(F.log_softmax(model(x_adv), 1), p_clean, reduction="sum")
+            (grad,) = torch.autograd.grad(kl, x_adv)
+            x_adv = project(x_adv.detach() + alpha * grad.sign(), x, eps)
+    return x_adv

@@ -1,0 +1,57 @@
+"""Robust validation of adversarially trained models: PGD and FGSM accuracy on validation images each epoch.
+
+It selects the kept epoch (robust balanced accuracy) and detects catastrophic overfitting, the failure of
+fast (FGSM) adversarial training where accuracy under PGD collapses within an epoch while accuracy under
+FGSM stays high (Wong, Rice & Kolter, ICLR 2020; Andriushchenko & Flammarion, NeurIPS 2020).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.attacks import fgsm, pgd
+from engine.config import TrainConfig
+from engine.data.tensors import ArraySet, batches, to_tensor
+
+VAL_LIMIT = 256  # validation images attacked per epoch (a class-stratified, fixed subset)
+CO_DROP = 0.2  # a fall of PGD accuracy by this much (and by half) from its best epoch is flagged
+
+
+def robust_subset(val: ArraySet, limit: int = VAL_LIMIT, seed: int = 0) -> np.ndarray:
+    """Indices of at most ``limit`` validation images, the same every epoch, both classes kept in proportion."""
+    if len(val) <= limit:
+        return np.arange(len(val))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(len(val), size=limit, replace=False))
+
+
+def robust_validation(model: nn.Module, val: ArraySet, idx: np.ndarray, cfg: TrainConfig, device, batch_size: int):
+    """Accuracy, and balanced accuracy, under PGD-``adv_steps`` (random start, seeded) and under FGSM at ``adv_eps``."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    eps, steps = cfg.adv_eps, cfg.adv_steps
+    pred_pgd, pred_fgsm = [], []
+    for b in batches(len(idx), batch_size):
+        x = to_tensor(val.images[idx[b]], device)
+        y = torch.from_numpy(val.labels[idx[b]]).to(device)
+        x_pgd = pgd(model, x, y, eps=eps, alpha=2.5 * eps / steps, steps=steps, random_start=True, generator=gen)
+        x_fgsm = fgsm(model, x, y, eps=eps)
+        with torch.no_grad():
+            pred_pgd.append(model(x_pgd).argmax(1).cpu().numpy())
+            pred_fgsm.append(model(x_fgsm).argmax(1).cpu().numpy())
+    y = val.labels[idx]
+    p_pgd, p_fgsm = np.concatenate(pred_pgd), np.concatenate(pred_fgsm)
+    recalls = [float((p_pgd[y == c] == c).mean()) for c in np.unique(y)]
+    return {
+        "val_pgd_acc": float((p_pgd == y).mean()),
+        "val_pgd_balanced_accuracy": float(np.mean(recalls)),
+        "val_fgsm_acc": float((p_fgsm == y).mean()),
+    }
+
+
+def catastrophic_overfitting(history: list[dict], current: dict) -> bool:
+    """True when PGD validation accuracy fell by at least ``CO_DROP`` and by half from its best earlier epoch."""
+    best = max((row.get("val_pgd_acc", 0.0) for row in history), default=0.0)
+    drop = best - current["val_pgd_acc"]
+    return drop >= CO_DROP and current["val_pgd_acc"] <= best / 2
