@@ -23,7 +23,7 @@ _LAZY = {
     "generate_demo_dataset": "engine.data.demo",
     "discover": "engine.data.discover",
     "load_dataset": "engine.datasets",
-    "default_demo_dir": "engine.datasets",
+    "default_demo_dir": "engine.data.demo",
     "make_split": "engine.data.split",
     "split_summary": "engine.data.split",
     "load_split": "engine.data.split",

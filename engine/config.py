@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from engine.catalog import DEFENCES
 from engine.errors import ConfigError
 
 DEFAULT_SWEEP = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
-DEFENCES = ("none", "fgsm-rs", "pgd", "trades")
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,24 @@ class ExperimentConfig:
     sweep_eps: tuple[float, ...] = DEFAULT_SWEEP
     eval_batch_size: int = 64
     export_onnx: bool = True
+    # Model C: trained on the fly with this defence at ``eps`` ('none' = no Model C)
+    defence: str = "fgsm-rs"
+    # robustness evaluation (engine/evaluate/robustness.py) at every non-zero ``sweep_eps``
+    robust_attacks: tuple[str, ...] = ("fgsm", "pgd")
+    pgd_steps: int = 10
+    pgd_restarts: int = 1
+    min_eps_max: int = 16  # per-image minimal flipping eps searched up to this many /255 (0 = off)
+    blackbox_images: int = 100  # Square attack on each exported ONNX model, on this many test images (0 = off)
+    blackbox_queries: int = 300
 
     def __post_init__(self) -> None:
         if not 0 < self.eps <= 1 or any(not 0 <= e <= 1 for e in self.sweep_eps):
             raise ConfigError("eps values must be in (0, 1], in pixel units such as 4/255")
+        if self.defence not in DEFENCES:
+            raise ConfigError(f"defence {self.defence!r} is unknown; choose one of {', '.join(DEFENCES)}")
+        if self.pgd_steps < 1 or self.pgd_restarts < 1 or self.min_eps_max < 0 or self.blackbox_queries < 1:
+            raise ConfigError("pgd_steps, pgd_restarts and blackbox_queries must be at least 1, min_eps_max >= 0")
+        object.__setattr__(self, "robust_attacks", tuple(self.robust_attacks))
         object.__setattr__(self, "sweep_eps", tuple(sorted(set(float(e) for e in self.sweep_eps))))
 
     def to_dict(self) -> dict:

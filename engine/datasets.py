@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 
 from engine.config import DataConfig
 from engine.data.cache import DecodedImages, decode_dataset
-from engine.data.demo import generate_demo_dataset
+from engine.data.demo import default_demo_dir, generate_demo_dataset
 from engine.data.discover import discover
 from engine.data.records import Dataset
 from engine.data.split import Split, load_split, make_split
@@ -31,14 +30,6 @@ class PreparedData:
         idx = self.split.indices(name)
         patients = np.array([self.dataset.records[i].patient_id or f"image-{i}" for i in idx], dtype=object)
         return ArraySet(np.asarray(self.decoded.images[idx]), self.decoded.labels[idx], patients)
-
-
-def default_demo_dir() -> Path:
-    env = os.environ.get("HISTOGUARD_DATA_DIR")
-    base = (
-        Path(env) if env else Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "histoguard"
-    )
-    return base / "demo-synthetic"
 
 
 def load_dataset(

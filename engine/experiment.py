@@ -19,11 +19,12 @@ from engine.data.tensors import ArraySet, to_tensor
 from engine.datasets import PreparedData, prepare_data
 from engine.device import describe_device, resolve_device
 from engine.evaluate.conditions import Evaluator
+from engine.evaluate.suite import add_blackbox, finish, robustness_section
 from engine.export.onnx_export import export_verified, parity_batches
 from engine.progress import CancelToken, ProgressCallback, report
 from engine.report.write import write_reports
 from engine.runfolder import RunFolder
-from engine.train.study import merged_fgsm_sets, train_new_model
+from engine.train.study import defence_config, merged_fgsm_sets, train_new_model
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,23 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
     )
     timings["fgsm_train_set"] = round(time.perf_counter() - t, 2)
     model_b, hist_b, meta_b = _train("B", cfg, run, data, train_b, val_b, how_b, timings, on_progress, cancel)
+    models, metas = {"A": model_a, "B": model_b}, {"A": meta_a, "B": meta_b}
+    training = {"A": hist_a, "B": hist_b}
+    if cfg.defence != "none":
+        c_cfg, how_c = defence_config(cfg.train, cfg.defence, cfg.eps)
+        models["C"], training["C"], metas["C"] = _train(
+            "C", cfg, run, data, train, val, how_c, timings, on_progress, cancel, train_cfg=c_cfg
+        )
     t = time.perf_counter()
     ev = Evaluator({"A": model_a, "B": model_b}, test, device, cfg.eval_batch_size, on_progress, cancel)
     evaluations, sweep = ev.conditions(cfg.eps), ev.sweep(cfg.sweep_eps)
+    robustness, rob_ev = robustness_section(cfg, models, test, device, on_progress, cancel)
     timings["evaluate"] = round(time.perf_counter() - t, 2)
-    models, metas = {"A": model_a, "B": model_b}, {"A": meta_a, "B": meta_b}
     onnx = _export(cfg, run, models, metas, test, timings, on_progress) if cfg.export_onnx else {}
+    t = time.perf_counter()
+    add_blackbox(robustness, rob_ev, cfg, {k: Path(v["path"]) for k, v in onnx.items()}, on_progress, cancel)
+    finish(robustness)
+    timings["blackbox"] = round(time.perf_counter() - t, 2)
     timings["total"] = round(time.perf_counter() - t0, 2)
     result = {
         "histoguard_version": __version__,
@@ -86,8 +98,9 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
         "eps": cfg.eps,
         "evaluations": evaluations,
         "sweep": sweep,
+        "robustness": robustness,
         "onnx": onnx,
-        "training": {"A": hist_a, "B": hist_b},
+        "training": training,
         "config": cfg.to_dict(),
         "environment": {
             "device": describe_device(device),
@@ -103,11 +116,21 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
 
 
 def _train(
-    name, cfg: ExperimentConfig, run: RunFolder, data: PreparedData, train, val, how, timings, on_progress, cancel
+    name,
+    cfg: ExperimentConfig,
+    run: RunFolder,
+    data: PreparedData,
+    train,
+    val,
+    how,
+    timings,
+    on_progress,
+    cancel,
+    train_cfg=None,
 ):
     t = time.perf_counter()
     model, result, meta = train_new_model(
-        cfg.train,
+        train_cfg or cfg.train,
         train,
         val,
         classes=data.dataset.classes,

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from engine.attacks import ATTACKS
-from engine.attacks.eps import format_eps
+from engine.attacks import ATTACK_INFO
+from engine.attacks import make_attack as registry_attack
 from engine.config import ExperimentConfig
 from engine.data.cache import decode_dataset
 from engine.data.decode import decode_image
@@ -27,6 +26,7 @@ from engine.data.split import SPLITS
 from engine.data.tensors import ArraySet, batches, to_tensor, to_uint8
 from engine.datasets import prepare_data
 from engine.device import resolve_device
+from engine.eps import format_eps
 from engine.errors import ConfigError, DataError, ModelError, RunFolderError
 from engine.evaluate.metrics import binary_metrics
 from engine.export.match import load_attack_model
@@ -38,20 +38,23 @@ CURVE_KEYS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "mi
 
 
 # --- attacks -----------------------------------------------------------------------------------------
-def make_attack(method: str, eps: float, steps: int = 10, alpha: float | None = None, seed: int = 0):
-    """``attack(model, x, y)`` for ``method`` at ``eps`` (None at eps 0: the clean images)."""
-    if method not in ATTACKS:
-        raise ConfigError(f"unknown attack {method!r}; choose one of {', '.join(ATTACKS)}")
+def make_attack(
+    method: str,
+    eps: float,
+    steps: int = 10,
+    alpha: float | None = None,
+    seed: int = 0,
+    restarts: int = 1,
+    targeted: bool = False,
+):
+    """``attack(model, x, y)`` for ``method`` at ``eps`` (None at eps 0: the clean images), checked now."""
     if not 0 <= eps <= 1:
         raise ConfigError(f"eps {eps} is outside [0, 1]; give it in pixel units, e.g. 4/255")
+    kwargs = {"steps": steps, "alpha": alpha, "restarts": restarts, "seed": seed, "targeted": targeted}
     if eps == 0:
+        registry_attack(method, 1 / 255, **kwargs)  # the name and settings are still checked
         return None
-    if method == "fgsm":
-        return partial(ATTACKS["fgsm"], eps=eps)
-    if steps < 1:
-        raise ConfigError(f"PGD needs at least one step (got {steps})")
-    generator = torch.Generator().manual_seed(seed)
-    return partial(ATTACKS["pgd"], eps=eps, steps=steps, alpha=alpha or max(eps / 4, 1 / 255), generator=generator)
+    return registry_attack(method, eps, **kwargs)
 
 
 def _quantised(x: torch.Tensor) -> torch.Tensor:
@@ -86,7 +89,9 @@ def attack_image(
     steps: int = 10,
     alpha: float | None = None,
     seed: int = 0,
+    restarts: int = 1,
     label: int | str | None = None,
+    target: str | None = None,
     device: str = "auto",
     on_progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
@@ -97,9 +102,11 @@ def attack_image(
     signed difference adversarial - original as float32 in pixel units (within [-eps, eps]);
     ``perturbation_view`` is it amplified to the full uint8 range (see ``perturbation_view``). The label
     attacked is ``label`` (class name or index, e.g. the true label) or, when None, the model's own clean
-    prediction (untargeted: push it away). ``linf`` is max |delta| in pixel units (k/255).
+    prediction (untargeted: push it away). With ``target`` (a class name) the attack is targeted: it pulls
+    the image towards that class (malignant -> benign is the dangerous direction). ``linf`` is max |delta|
+    in pixel units (k/255).
     """
-    attack = make_attack(method, eps, steps, alpha, seed)
+    attack = make_attack(method, eps, steps, alpha, seed, restarts, targeted=target is not None)
     report(on_progress, f"attack ({method})", 0, 1, unit="images")
     model, meta = load_attack_model(checkpoint)
     dev = resolve_device(device)
@@ -109,7 +116,10 @@ def attack_image(
     check_cancel(cancel, "attack")
     x = to_tensor(clean[None], dev)
     p_clean = _softmax(model, x)[0]
-    target = _label_index(label, classes) if label is not None else int(predicted(p_clean)[0])
+    if target is not None:
+        target = _label_index(target, classes)
+    else:
+        target = _label_index(label, classes) if label is not None else int(predicted(p_clean)[0])
     x_adv = x if attack is None else _quantised(attack(model, x, torch.tensor([target], device=dev)))
     p_adv = _softmax(model, x_adv)[0]
     adv = to_uint8(x_adv)[0]
@@ -134,6 +144,7 @@ def attack_image(
         "flipped": pred_clean != pred_adv,
         "linf": float(np.abs(delta).max()),
         "label_attacked": classes[target],
+        "targeted": attack is not None and target is not None and bool(attack.keywords.get("targeted")),
     }
 
 
@@ -157,6 +168,8 @@ def stress_test_set(
     steps: int = 10,
     alpha: float | None = None,
     seed: int = 0,
+    restarts: int = 1,
+    target: str | None = None,
     flip_eps: float | None = None,
     device: str = "auto",
     batch_size: int = 64,
@@ -170,6 +183,8 @@ def stress_test_set(
     Returns {"curves": {name: [point per eps]}, "flips": images whose prediction at ``flip_eps`` (default
     the largest eps) differs from the clean one, "classes", "positive_class", "n", "paths", ...}. Each flip
     gives the true label, the model, the predictions before and after, and the probability of each.
+    With ``target`` (a class name) the attack is targeted: every image is pulled towards that class, so
+    the missed-cancer rate with target 'benign' is the dangerous direction's success.
     """
     if not checkpoints:
         raise ConfigError("no model to stress-test; choose at least one checkpoint")
@@ -177,8 +192,9 @@ def stress_test_set(
     flip_eps = eps_list[-1] if flip_eps is None else flip_eps
     if not any(abs(flip_eps - e) < 1e-9 for e in eps_list):
         raise ConfigError(f"flip eps {format_eps(flip_eps)} is not one of the eps values tested")
+    settings = {"steps": steps, "alpha": alpha, "seed": seed, "restarts": restarts, "targeted": target is not None}
     for eps in eps_list:
-        make_attack(method, eps, steps, alpha, seed)  # bad settings fail before anything is decoded
+        make_attack(method, eps, **settings)  # bad settings fail before anything is decoded
     models = {name: _load_named(name, path) for name, path in checkpoints.items()}
     dev = resolve_device(device)
     sets = _labelled_sets(images, models, on_progress, cancel)
@@ -191,8 +207,9 @@ def stress_test_set(
         probs = {}
         for eps in eps_list:
             stage = f"{method.upper()} on {name}, eps {format_eps(eps)}"
-            attack = make_attack(method, eps, steps, alpha, seed)
-            probs[eps] = _set_probs(model, data, dev, attack, batch_size, stage, progress, cancel)
+            attack = make_attack(method, eps, **settings)
+            goal = None if target is None else _label_index(target, classes)
+            probs[eps] = _set_probs(model, data, dev, attack, batch_size, stage, progress, cancel, goal)
         curves[name] = _curve(data.labels, probs)
         flips += _flips(name, data.labels, probs[0.0], _at(probs, flip_eps), flip_eps, paths, classes)
         model.cpu()
@@ -204,7 +221,9 @@ def stress_test_set(
         "flip_eps": flip_eps,
         "eps_values": eps_list,
         "method": method,
-        "steps": steps if method == "pgd" else None,
+        "steps": steps if ATTACK_INFO[method]["iterative"] else None,
+        "restarts": restarts,
+        "target": target,
         "classes": classes,
         "positive_class": classes[1],
         "majority_baseline": binary_metrics(y, np.zeros(len(y)))["majority_baseline"],
@@ -244,13 +263,15 @@ class _Progress:
         report(self.on_progress, stage, self.done, self.total, unit="images")
 
 
-def _set_probs(model, data: ArraySet, dev, attack, batch_size: int, stage: str, progress: _Progress, cancel):
+def _set_probs(model, data: ArraySet, dev, attack, batch_size: int, stage: str, progress: _Progress, cancel, goal=None):
+    """Probabilities on the (attacked) set; ``goal`` is the target class of a targeted attack."""
     out = []
     for idx in batches(len(data), batch_size):
         check_cancel(cancel, "stress test")
         x = to_tensor(data.images[idx], dev)
         if attack is not None:
-            x = _quantised(attack(model, x, torch.from_numpy(data.labels[idx]).to(dev)))
+            y = torch.from_numpy(data.labels[idx]) if goal is None else torch.full((len(idx),), goal)
+            x = _quantised(attack(model, x, y.to(dev)))
         out.append(_softmax(model, x))
         progress.add(stage, len(idx))
     return np.concatenate(out)

@@ -9,14 +9,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.attacks import ATTACKS
+from engine.attacks import make_attack
 from engine.config import ExperimentConfig
 from engine.data.decode import load_rgb, resize_center
 from engine.data.split import save_split, split_hash
 from engine.data.tensors import ArraySet, to_tensor, to_uint8
 from engine.datasets import prepare_data
 from engine.device import resolve_device
-from engine.errors import DecodeError
+from engine.errors import ConfigError, DecodeError
 from engine.evaluate.conditions import Evaluator
 from engine.export.onnx_export import export_verified, parity_batches
 from engine.fileio import atomic_open, write_json
@@ -158,6 +158,8 @@ def attack_files(
     eps: float,
     steps: int = 10,
     alpha: float | None = None,
+    restarts: int = 1,
+    target: str | None = None,
     seed: int = 0,
     device: str = "auto",
     on_progress: ProgressCallback | None = None,
@@ -165,32 +167,29 @@ def attack_files(
 ) -> list[dict]:
     """Write an adversarial PNG of every input image (at the model's input size) into ``out_dir``.
 
-    The label attacked is the model's own prediction on the clean image (untargeted: push it away).
+    Untargeted, the label attacked is the model's own prediction on the clean image (push it away); with
+    ``target`` (a class name) the attack pulls every image towards that class.
     """
     model, meta = load_checkpoint(model_path)
     dev = resolve_device(device)
     model.to(dev)
     size, classes = meta["image_size"], meta["classes"]
-    kwargs = (
-        {"eps": eps}
-        if method == "fgsm"
-        else {
-            "eps": eps,
-            "steps": steps,
-            "alpha": alpha or max(eps / 4, 1 / 255),
-            "generator": torch.Generator().manual_seed(seed),
-        }
+    if target is not None and target not in classes:
+        raise ConfigError(f"target class {target!r} is not one of the model's classes {classes}")
+    attack = make_attack(
+        method, eps, steps=steps, alpha=alpha, restarts=restarts, seed=seed, targeted=target is not None
     )
+    target_idx = None if target is None else classes.index(target)
     out_dir = Path(out_dir)
     paths, rows = collect_images(inputs), []
     for i, path in enumerate(paths, start=1):
         check_cancel(cancel, "attack")
-        rows.append(_attack_one(model, path, out_dir, size, classes, dev, method, kwargs))
+        rows.append(_attack_one(model, path, out_dir, size, classes, dev, method, attack, target_idx))
         report(on_progress, f"attack ({method})", i, len(paths), unit="images")
     return rows
 
 
-def _attack_one(model, path: Path, out_dir: Path, size: int, classes, dev, method: str, kwargs: dict) -> dict:
+def _attack_one(model, path: Path, out_dir: Path, size: int, classes, dev, method: str, attack, target_idx) -> dict:
     try:
         clean = np.asarray(resize_center(load_rgb(path), size), dtype=np.uint8)[None]
     except DecodeError as exc:
@@ -199,7 +198,8 @@ def _attack_one(model, path: Path, out_dir: Path, size: int, classes, dev, metho
     x = to_tensor(clean, dev)
     with torch.no_grad():
         p_clean = torch.softmax(model(x), 1)[0]
-    adv = ATTACKS[method](model, x, p_clean.argmax()[None], **kwargs)
+    y = p_clean.argmax()[None] if target_idx is None else torch.tensor([target_idx], device=dev)
+    adv = attack(model, x, y)
     with torch.no_grad():
         p_adv = torch.softmax(model(adv), 1)[0]
     target = out_dir / f"{path.stem}_{method}.png"

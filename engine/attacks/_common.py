@@ -1,8 +1,10 @@
-"""What every attack shares: eval mode restored afterwards, gradients w.r.t. the input only, checks."""
+"""What every attack shares: eval mode restored afterwards, gradients w.r.t. the input only, checks,
+eps per image, the L-inf projection, random draws from a generator, and the best point kept per image."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
@@ -10,6 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import AttackError
+
+Eps = float | torch.Tensor  # a float for the whole batch, or one value per image: shape (N,)
+NORMS = ("linf", "l2")
 
 
 @contextlib.contextmanager
@@ -43,9 +48,33 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted:
     return grad
 
 
-def check_inputs(x: torch.Tensor, y: torch.Tensor, eps: float) -> None:
-    if not 0 <= eps <= 1:
-        raise AttackError(f"eps {eps} is outside [0, 1]; give it in pixel units, e.g. 2/255")
+def eps_view(eps: Eps, x: torch.Tensor) -> float | torch.Tensor:
+    """A float stays a float; a per-image tensor becomes (N, 1, 1, 1) on ``x``'s device and dtype."""
+    if isinstance(eps, torch.Tensor):
+        return eps.detach().to(x.device, x.dtype).reshape(-1, 1, 1, 1)
+    return eps
+
+
+def check_eps(eps: Eps, n: int | None = None, norm: str = "linf") -> None:
+    """eps in [0, 1] for L-inf, a finite radius >= 0 for L2; a tensor must hold one value per image."""
+    if norm not in NORMS:
+        raise AttackError(f"unknown norm {norm!r}; use one of {', '.join(NORMS)}")
+    high = 1.0 if norm == "linf" else math.inf
+    hint = "give it in pixel units, e.g. 2/255" if norm == "linf" else "give the L2 radius in pixel units, e.g. 0.5"
+    if isinstance(eps, torch.Tensor):
+        if eps.ndim != 1 or (n is not None and len(eps) != n):
+            want = f"({n or 'N'},)"
+            raise AttackError(f"per-image eps must have shape {want}, one value per image; got {tuple(eps.shape)}")
+        ok = bool(((eps >= 0) & (eps <= high) & torch.isfinite(eps)).all())
+        problem = f"per-image eps from {eps.min().item():.4g} to {eps.max().item():.4g} is" if len(eps) else ""
+    else:
+        ok, problem = 0 <= eps <= high and math.isfinite(eps), f"eps {eps} is"
+    if not ok:
+        raise AttackError(f"{problem} outside [0, {high:g}]; {hint}")
+
+
+def check_inputs(x: torch.Tensor, y: torch.Tensor, eps: Eps, norm: str = "linf") -> None:
+    check_eps(eps, x.shape[0] if x.ndim else None, norm)
     if x.ndim != 4 or x.shape[1] != 3:
         raise AttackError(f"images must be a (N, 3, H, W) batch, got shape {tuple(x.shape)}")
     if y.shape[0] != x.shape[0]:
@@ -54,7 +83,51 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor, eps: float) -> None:
         raise AttackError("images must be RGB in [0, 1] (normalisation is the model's first layer)")
 
 
-def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Clamp to the L-inf ball of radius ``eps`` around ``x`` and to the valid pixel range [0, 1]."""
+def check_steps(name: str, steps: int, alpha: Eps) -> None:
+    """At least one step, and a step size > 0 (a float, or one value per image)."""
+    positive = bool((alpha > 0).all()) if isinstance(alpha, torch.Tensor) else alpha > 0
+    if steps < 1 or not positive:
+        raise AttackError(f"{name} needs steps >= 1 and alpha > 0 (got steps={steps}, alpha={alpha})")
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: Eps) -> torch.Tensor:
+    """Clamp to the L-inf ball of radius ``eps`` (float or per image) around ``x`` and to [0, 1]."""
+    eps = eps_view(eps, x)
     delta = torch.clamp(x_adv - x, min=-eps, max=eps)
     return torch.clamp(x + delta, min=0, max=1).detach()
+
+
+def uniform_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """U[0, 1) noise shaped like ``x`` from ``generator`` (the global RNG only when it is None)."""
+    noise = torch.rand(x.shape, generator=generator, device=generator.device if generator else x.device)
+    return noise.to(x.device, x.dtype)
+
+
+def ce_objective(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """Per-image value an attack maximises: the loss of ``y``, or minus it when ``y`` is the target."""
+    loss = F.cross_entropy(logits, y, reduction="none")
+    return -loss if targeted else loss
+
+
+class BestPoint:
+    """Per image, the best point seen so far (over steps or restarts): a success (misclassified when
+    untargeted, classified as the target when targeted) beats a failure, then the higher objective wins."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, targeted: bool) -> None:
+        self.x, self.y, self.targeted = x.detach().clone(), y, targeted
+        self.success = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        self.objective = torch.full((len(x),), -math.inf, dtype=x.dtype, device=x.device)
+
+    def update(self, x_new: torch.Tensor, logits: torch.Tensor, objective: torch.Tensor) -> None:
+        hit = logits.argmax(1) == self.y
+        success = hit if self.targeted else ~hit
+        better = (success & ~self.success) | ((success == self.success) & (objective > self.objective))
+        self.x[better] = x_new.detach()[better]
+        self.objective = torch.where(better, objective.detach().to(x_new.dtype), self.objective)
+        self.success |= success
+
+    def score(self, model: nn.Module, x_new: torch.Tensor) -> None:
+        """Evaluate ``x_new`` (one forward pass, no gradients) and keep it where it is better."""
+        with torch.no_grad():
+            logits = model(x_new)
+        self.update(x_new, logits, ce_objective(logits, self.y, self.targeted))

@@ -1,22 +1,23 @@
-"""Fast Gradient Sign Method (Goodfellow et al., 2015), L-inf, in pixel space."""
+"""Fast Gradient Sign Method (Goodfellow, Shlens & Szegedy, ICLR 2015), L-inf, in pixel space."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from engine.attacks._common import attack_mode, check_inputs, input_gradient
+from engine.attacks._common import Eps, attack_mode, check_inputs, eps_view, input_gradient
 
 
 def fgsm(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float = 8 / 255, targeted: bool = False
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps = 8 / 255, targeted: bool = False
 ) -> torch.Tensor:
     """One step of size ``eps`` along the sign of the input gradient; result clamped to [0, 1].
 
-    ``x`` is a batch of RGB images in [0, 1]; ``eps`` is in pixel units (2/255 = two grey levels).
-    Untargeted: increases the loss of the true labels ``y``; targeted: decreases the loss of ``y``.
+    ``x`` is a batch of RGB images in [0, 1]; ``eps`` is in pixel units (2/255 = two grey levels), a float
+    or one value per image (shape (N,)). Untargeted: increases the loss of the true labels ``y``;
+    targeted: decreases the loss of ``y``, the target labels.
     """
     check_inputs(x, y, eps)
     with attack_mode(model):
         grad = input_gradient(model, x, y, targeted)
-    return torch.clamp(x + eps * grad.sign(), min=0, max=1).detach()
+    return torch.clamp(x + eps_view(eps, x) * grad.sign(), min=0, max=1).detach()

@@ -1,11 +1,22 @@
-"""Projected Gradient Descent (Madry et al., 2018), L-inf, in pixel space."""
+"""Projected Gradient Descent (Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks",
+ICLR 2018) in pixel space: L-inf (signed steps) or L2 (normalised steps), random start, restarts."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from engine.attacks._common import attack_mode, check_inputs, input_gradient, project
+from engine.attacks._common import (
+    BestPoint,
+    Eps,
+    attack_mode,
+    check_inputs,
+    check_steps,
+    eps_view,
+    input_gradient,
+    project,
+    uniform_like,
+)
 from engine.errors import AttackError
 
 
@@ -14,29 +25,83 @@ def pgd(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    eps: float = 8 / 255,
-    alpha: float = 2 / 255,
+    eps: Eps = 8 / 255,
+    alpha: Eps | None = 2 / 255,
     steps: int = 10,
     random_start: bool = True,
     generator: torch.Generator | None = None,
     targeted: bool = False,
+    restarts: int = 1,
+    norm: str = "linf",
 ) -> torch.Tensor:
-    """``steps`` signed-gradient steps of size ``alpha``, each projected to the ``eps`` ball and [0, 1].
+    """``steps`` gradient steps of size ``alpha``, each projected to the ``eps`` ball and [0, 1].
 
-    With ``random_start`` the attack starts from a uniform point in the ball, drawn from ``generator``
-    (pass a seeded generator for reproducible results). Defaults follow the paper: eps 8/255,
-    alpha 2/255, 10 steps.
+    L-inf steps follow the gradient's sign; L2 steps its direction (unit L2 norm), and ``eps`` is then the
+    L2 radius in [0, 1] pixel units (e.g. 0.5). ``eps`` and ``alpha`` are floats or one value per image.
+    ``alpha=None`` means 2/255 for L-inf and 2.5 * eps / steps for L2. With ``random_start`` each run
+    starts from a random point in the ball drawn from ``generator`` (seed it for reproducible results);
+    with ``restarts`` > 1 each image keeps the run that succeeded (misclassified, or on the target when
+    ``targeted``), else the one with the highest loss (lowest loss of the target). Defaults follow the
+    paper: eps 8/255, alpha 2/255, 10 steps.
     """
-    check_inputs(x, y, eps)
-    if steps < 1 or alpha <= 0:
-        raise AttackError(f"PGD needs steps >= 1 and alpha > 0 (got steps={steps}, alpha={alpha})")
+    check_inputs(x, y, eps, norm)
+    if alpha is None:
+        alpha = 2 / 255 if norm == "linf" else l2_alpha(eps, max(steps, 1))
+    check_steps("PGD", steps, alpha)
+    if restarts < 1 or (restarts > 1 and not random_start):
+        raise AttackError(f"PGD needs restarts >= 1, and restarts > 1 only with random_start (got {restarts})")
     x = x.detach()
-    x_adv = x.clone()
-    if random_start:
-        noise = torch.rand(x.shape, generator=generator, device=generator.device if generator else x.device)
-        x_adv = torch.clamp(x + (noise.to(x.device, x.dtype) * 2 - 1) * eps, min=0, max=1)
     with attack_mode(model):
+        if restarts == 1:
+            return _run(model, x, y, eps, alpha, steps, random_start, generator, targeted, norm)
+        best = BestPoint(x, y, targeted)
+        for _ in range(restarts):
+            best.score(model, _run(model, x, y, eps, alpha, steps, random_start, generator, targeted, norm))
+    return best.x
+
+
+def _run(model, x, y, eps, alpha, steps, random_start, generator, targeted, norm) -> torch.Tensor:
+    eps, alpha = eps_view(eps, x), eps_view(alpha, x)
+    if norm == "l2":
+        x_adv = _l2_start(x, eps, generator) if random_start else x.clone()
         for _ in range(steps):
             grad = input_gradient(model, x_adv, y, targeted)
-            x_adv = project(x_adv + alpha * grad.sign(), x, eps)
+            x_adv = _l2_project(x_adv + alpha * grad / (_l2_norm(grad) + 1e-10), x, eps)
+        return x_adv
+    x_adv = x.clone()
+    if random_start:
+        x_adv = torch.clamp(x + (uniform_like(x, generator) * 2 - 1) * eps, min=0, max=1)
+    for _ in range(steps):
+        grad = input_gradient(model, x_adv, y, targeted)
+        x_adv = project(x_adv + alpha * grad.sign(), x, eps)
     return x_adv
+
+
+def l2_alpha(eps: Eps, steps: int) -> Eps:
+    """2.5 * eps / steps (Madry et al.'s L2 step), at least 1e-6 so that eps = 0 (the clean point) is valid."""
+    alpha = 2.5 * eps / steps
+    return alpha.clamp_min(1e-6) if isinstance(alpha, torch.Tensor) else max(alpha, 1e-6)
+
+
+def _l2_norm(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).norm(p=2, dim=1).view(-1, 1, 1, 1)
+
+
+def _l2_project(x_adv: torch.Tensor, x: torch.Tensor, eps: Eps) -> torch.Tensor:
+    """Scale ``x_adv - x`` into the L2 ball of radius ``eps``, then clamp to [0, 1] (which only shrinks it)."""
+    delta = x_adv - x
+    factor = torch.clamp(eps / _l2_norm(delta).clamp_min(1e-12), max=1)
+    return torch.clamp(x + delta * factor, min=0, max=1).detach()
+
+
+def _l2_start(x: torch.Tensor, eps: Eps, generator: torch.Generator | None) -> torch.Tensor:
+    """A random direction (Gaussian) at a radius uniform in [0, eps], as in torchattacks' PGDL2."""
+    device = generator.device if generator else x.device
+    direction = torch.randn(x.shape, generator=generator, device=device).to(x.device, x.dtype)
+    radius = torch.rand(len(x), generator=generator, device=device).to(x.device, x.dtype).view(-1, 1, 1, 1)
+    return torch.clamp(x + direction / _l2_norm(direction).clamp_min(1e-12) * radius * eps, min=0, max=1)
+
+
+def pgd_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps = 0.5, alpha: Eps | None = None, **kw):
+    """PGD in the L2 norm (Madry et al., 2018): ``pgd(..., norm="l2")``, alpha 2.5 * eps / steps by default."""
+    return pgd(model, x, y, eps=eps, alpha=alpha, norm="l2", **kw)

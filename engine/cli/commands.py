@@ -7,9 +7,35 @@ from pathlib import Path
 
 from engine import api
 from engine.config import DEMO_EPS, DEMO_TRAIN, DataConfig, ExperimentConfig, TrainConfig, demo_config, replace_fields
+from engine.eps import format_eps
 from engine.fileio import write_json
 
-TRAIN_FIELDS = ("arch", "image_size", "epochs", "batch_size", "lr", "patience", "weights", "device", "seed")
+TRAIN_FIELDS = (
+    "arch",
+    "image_size",
+    "epochs",
+    "batch_size",
+    "lr",
+    "patience",
+    "weights",
+    "device",
+    "seed",
+    "adversarial",
+    "adv_eps",
+    "adv_steps",
+    "adv_ratio",
+    "trades_beta",
+)
+# experiment options named as in ExperimentConfig (argparse dest -> field)
+ROBUST_FIELDS = {
+    "defence": "defence",
+    "attacks": "robust_attacks",
+    "pgd_steps": "pgd_steps",
+    "pgd_restarts": "pgd_restarts",
+    "min_eps_max": "min_eps_max",
+    "blackbox_images": "blackbox_images",
+    "blackbox_queries": "blackbox_queries",
+}
 
 
 def data_config(a) -> DataConfig:
@@ -35,6 +61,7 @@ def experiment_config(a, base: TrainConfig | None = None) -> ExperimentConfig:
         extra["sweep_eps"] = a.sweep_eps
     if getattr(a, "no_onnx", False):
         extra["export_onnx"] = False
+    extra |= {field: getattr(a, dest) for dest, field in ROBUST_FIELDS.items() if getattr(a, dest, None) is not None}
     return ExperimentConfig(data=data_config(a), train=train, **extra)
 
 
@@ -95,7 +122,24 @@ def _print_result(result: dict, out: str) -> None:
         f"majority-class baseline accuracy {base:.3f}\n"
     )
     print(text_table(result["evaluations"], "image"))
-    print(f"\nReport: {Path(out) / 'report.md'}  (also report.json, split.csv, model_a.onnx, model_b.onnx)")
+    robust = result.get("robustness") or {}
+    if robust.get("rows"):
+        from engine.report.robustness import HEADER, flags_text, table_rows
+
+        print("\nRobustness (white-box on each model, black-box Square on its ONNX file, random noise):\n")
+        print(aligned([list(HEADER), *table_rows(robust)]))
+        print("\n" + flags_text(robust, bullet="  "))
+    onnx = ", ".join(Path(v["path"]).name for v in (result.get("onnx") or {}).values())
+    print(
+        f"\nReport: {Path(out) / 'report.md'}  (also report.html, report.json, split.csv{', ' + onnx if onnx else ''})"
+    )
+
+
+def aligned(rows: list[list[str]]) -> str:
+    """Plain-text columns: the first two left-aligned, the rest right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    line = lambda r: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([line(rows[0]), line(["-" * w for w in widths]), *(line(r) for r in rows[1:])])
 
 
 def cmd_demo_data(a, progress) -> int:
@@ -149,6 +193,8 @@ def cmd_attack(a, progress) -> int:
         eps=a.eps,
         steps=a.steps,
         alpha=a.alpha,
+        restarts=a.restarts,
+        target=a.target,
         seed=a.seed,
         device=a.device,
         on_progress=progress,
@@ -161,6 +207,27 @@ def cmd_attack(a, progress) -> int:
         + (f"; {len(failed)} unreadable (see attack.json)" if failed else "")
     )
     return 0
+
+
+def cmd_blackbox(a, progress) -> int:
+    from engine.blackbox_files import blackbox_folder
+
+    result = blackbox_folder(
+        a.model, data_config(a), eps_values=a.eps, n_queries=a.queries, limit=a.limit, seed=a.seed, on_progress=progress
+    )
+    rows = [["eps", "accuracy", "sensitivity", "specificity", "missed", "success", "mean queries"]]
+    for r in result["results"]:
+        cells = [r["accuracy"], r["sensitivity"], r["specificity"], r["missed_cancer_rate"], r["attack_success_rate"]]
+        rows.append([format_eps(r["eps"]), *(fmt(v) for v in cells), fmt(r["mean_queries"], ".0f")])
+    print(f"Square attack on {a.model} ({result['provider']}), {result['n_images']} images, {a.queries} queries each\n")
+    print(aligned(rows))
+    if a.out:
+        write_json(a.out, result)
+    return 0
+
+
+def fmt(value, spec: str = ".3f") -> str:
+    return "—" if value is None else format(value, spec)
 
 
 def cmd_export(a, progress) -> int:
@@ -192,6 +259,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "attack": cmd_attack,
     "export": cmd_export,
+    "blackbox": cmd_blackbox,
     "predict": cmd_predict,
     "models": cmd_models,
     "data": cmd_data,

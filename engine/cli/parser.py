@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 
 from engine import __version__
-from engine.attacks.eps import parse_eps
+from engine.catalog import ATTACK_LABELS, DEFENCES
+from engine.eps import parse_eps
 
 ARCHS = ("densenet121", "resnet18", "mobilenet_v3_small", "small_cnn")
+ATTACK_NAMES, DEFENCE_NAMES = tuple(ATTACK_LABELS), DEFENCES
 
 
 def _eps(value: str) -> float:
@@ -21,6 +23,19 @@ def _eps(value: str) -> float:
 
 def _eps_list(value: str) -> tuple[float, ...]:
     return tuple(_eps(v) for v in value.split(",") if v.strip())
+
+
+def _names(choices: tuple[str, ...]):
+    def parse(value: str) -> tuple[str, ...]:
+        names = tuple(v.strip() for v in value.split(",") if v.strip())
+        bad = [n for n in names if n not in choices]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(bad) or 'empty list'}; choose from {', '.join(choices)}"
+            )
+        return names
+
+    return parse
 
 
 def _ratios(value: str) -> tuple[float, float, float]:
@@ -71,6 +86,36 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_defence_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("adversarial training")
+    g.add_argument(
+        "--adversarial",
+        choices=DEFENCE_NAMES,
+        help="on-the-fly adversarial training: fgsm-rs (fast, random start), pgd, trades (default none)",
+    )
+    g.add_argument("--adv-eps", type=_eps, help="eps of the training attack (default 8/255)")
+    g.add_argument("--adv-steps", type=int, help="attack steps of pgd/trades training (default 7)")
+    g.add_argument("--adv-ratio", type=float, help="fraction of each batch made adversarial (default 1.0)")
+    g.add_argument("--trades-beta", type=float, help="TRADES robustness weight (default 6)")
+
+
+def add_robustness_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("robustness evaluation")
+    g.add_argument(
+        "--defence",
+        choices=DEFENCE_NAMES,
+        help="train Model C with this on-the-fly adversarial training at --eps (default fgsm-rs; none = no Model C)",
+    )
+    g.add_argument(
+        "--attacks", type=_names(ATTACK_NAMES), help="white-box attacks of the robustness table (default fgsm,pgd)"
+    )
+    g.add_argument("--pgd-steps", type=int, help="steps of PGD/BIM/APGD (default 10)")
+    g.add_argument("--pgd-restarts", type=int, help="random restarts of PGD/APGD (default 1)")
+    g.add_argument("--min-eps-max", type=int, help="search each image's flipping eps up to this many /255 (0 = off)")
+    g.add_argument("--blackbox-images", type=int, help="test images for the Square attack on ONNX (0 = off)")
+    g.add_argument("--blackbox-queries", type=int, help="queries per image of the Square attack (default 300)")
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run folder")
     g.add_argument("--force", action="store_true", help="replace an existing run in --out")
@@ -102,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep-eps", type=_eps_list, help="comma-separated eps list for the sweep (default 0,1,2,4,8 /255)"
     )
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
+    add_robustness_options(p)
     p.add_argument("--out", required=True, help="run folder")
     add_run_options(p)
 
@@ -115,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(p)
     add_train_options(p)
     p.add_argument("--adversarial-from", help="checkpoint whose FGSM images are merged into the training set")
+    add_defence_options(p)
     p.add_argument("--out", required=True, help="output folder")
     add_run_options(p)
 
@@ -130,10 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint (.pt); gradients need the torch model")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--out", required=True, help="folder for the adversarial images")
-    p.add_argument("--method", choices=("fgsm", "pgd"), default="fgsm")
-    p.add_argument("--eps", type=_eps, default=4 / 255)
-    p.add_argument("--steps", type=int, default=10, help="PGD steps")
-    p.add_argument("--alpha", type=_eps, help="PGD step size (default eps/4, at least 1/255)")
+    p.add_argument("--method", choices=ATTACK_NAMES, default="fgsm")
+    p.add_argument("--eps", type=_eps, default=4 / 255, help="L-inf eps in pixel units (L2 radius for pgd-l2)")
+    p.add_argument("--steps", type=int, default=10, help="steps of iterative attacks")
+    p.add_argument("--alpha", type=_eps, help="step size of PGD/BIM (default eps/4, at least 1/255)")
+    p.add_argument("--restarts", type=int, default=1, help="random restarts of PGD/APGD")
+    p.add_argument("--target", help="targeted attack towards this class (e.g. benign: make cancers look benign)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
 
@@ -146,6 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--out", default="predictions.csv")
     p.add_argument("--device", default="auto")
+
+    p = sub.add_parser(
+        "blackbox", help="Square attack (queries only) on a deployed ONNX model over a labelled folder; no torch"
+    )
+    p.add_argument("--model", required=True, help="an ONNX file exported by HistoGuard")
+    add_data_options(p)
+    p.add_argument(
+        "--eps", type=_eps_list, default=(4 / 255, 8 / 255), help="comma-separated eps (default 4/255,8/255)"
+    )
+    p.add_argument("--queries", type=int, default=300, help="queries per image (default 300)")
+    p.add_argument("--limit", type=int, default=200, help="attack at most this many images (a fixed random subset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the results as JSON here")
 
     sub.add_parser("models", help="list the model architectures")
 

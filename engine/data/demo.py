@@ -413,3 +413,12 @@ def _draw_carcinoma(
     nucleoli = rng.random(k) < 0.4
     _blobs(draw, rng, x[nucleoli], y[nucleoli], 0.3 * size[nucleoli], 0.3 * size[nucleoli], 0, 0.1, _H_MAX, 6)
     return np.clip((nest - cut) / 0.04, 0, 1)
+
+
+def default_demo_dir() -> Path:
+    """Where the demo set is generated: $HISTOGUARD_DATA_DIR, else the user's data folder."""
+    env = os.environ.get("HISTOGUARD_DATA_DIR")
+    base = (
+        Path(env) if env else Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "histoguard"
+    )
+    return base / "demo-synthetic"

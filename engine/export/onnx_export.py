@@ -50,7 +50,7 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: dict, image_size: 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _WithProbabilities(model),
+                _WithProbabilities(model).eval(),
                 (dummy,),
                 buffer,
                 dynamo=False,
@@ -96,11 +96,16 @@ def check_parity(
 
 
 def parity_batches(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> list[np.ndarray]:
-    """The clean batch ``x`` and its FGSM copy at ``eps`` (made on ``x``'s device), as float32 NCHW arrays:
-    parity is checked where the model is most sensitive, not only on clean images."""
-    from engine.attacks import fgsm
+    """The clean batch ``x`` and its FGSM and PGD-10 copies at ``eps`` (made on ``x``'s device), as float32
+    NCHW arrays: parity is checked where the model is most sensitive, not only on clean images."""
+    from engine.attacks import fgsm, pgd
 
-    return [x.detach().cpu().numpy(), fgsm(model, x, y, eps=eps).cpu().numpy()]
+    gen = torch.Generator().manual_seed(0)
+    return [
+        x.detach().cpu().numpy(),
+        fgsm(model, x, y, eps=eps).cpu().numpy(),
+        pgd(model, x, y, eps=eps, alpha=max(eps / 4, 1 / 255), steps=10, generator=gen).cpu().numpy(),
+    ]
 
 
 def export_verified(

@@ -32,9 +32,18 @@ def output_paths(out: str | Path) -> tuple[Path, Path]:
     return out / "report.html", out / "metrics.csv"
 
 
+ROBUST_FIGURE, MIN_EPS_FIGURE = "robustness_accuracy.png", "min_eps.png"
+
+
 def figure_names(result: dict) -> list[str]:
     names = [cm_figure_name(e) for e in at_level(result["evaluations"], "image")]
-    return names + ([SWEEP_FIGURE] if result.get("sweep") else [])
+    robust = result.get("robustness") or {}
+    return (
+        names
+        + ([SWEEP_FIGURE] if result.get("sweep") else [])
+        + ([ROBUST_FIGURE] if robust.get("rows") else [])
+        + ([MIN_EPS_FIGURE] if robust.get("min_eps") else [])
+    )
 
 
 def collect_figures(result: dict, run_dir: str | Path | None = None) -> dict[str, bytes]:
@@ -52,15 +61,21 @@ def collect_figures(result: dict, run_dir: str | Path | None = None) -> dict[str
 
 
 def _draw(result: dict, names: list[str]) -> dict[str, bytes]:
-    from engine.report.figures import confusion_matrix_png, sweep_png  # matplotlib: only when needed
+    from engine.report import figures  # matplotlib: only when needed
 
     classes = result["dataset"]["classes"]
     with tempfile.TemporaryDirectory(prefix="histoguard-figures-") as tmp:
         for e in at_level(result["evaluations"], "image"):
             if cm_figure_name(e) in names:
-                confusion_matrix_png(e["confusion_matrix"], classes, condition_label(e), Path(tmp) / cm_figure_name(e))
+                figures.confusion_matrix_png(
+                    e["confusion_matrix"], classes, condition_label(e), Path(tmp) / cm_figure_name(e)
+                )
         if SWEEP_FIGURE in names:
-            sweep_png(result["sweep"], Path(tmp) / SWEEP_FIGURE)
+            figures.sweep_png(result["sweep"], Path(tmp) / SWEEP_FIGURE)
+        if ROBUST_FIGURE in names:
+            figures.robustness_png(result["robustness"], Path(tmp) / ROBUST_FIGURE)
+        if MIN_EPS_FIGURE in names:
+            figures.min_eps_png(result["robustness"]["min_eps"], Path(tmp) / MIN_EPS_FIGURE)
         return {n: (Path(tmp) / n).read_bytes() for n in names}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from engine.attacks.eps import format_eps
+from engine.eps import format_eps
 from engine.fileio import write_bytes
 
 
@@ -60,5 +60,58 @@ def sweep_png(sweep: list[dict], path: str | Path, metric: str = "accuracy") -> 
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def robustness_png(section: dict, path: str | Path) -> None:
+    """White-box accuracy against eps per model and attack (solid), with the random-noise baseline (dotted)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    clean = {r["model"]: r["accuracy"] for r in section["rows"] if r["kind"] == "clean"}
+    series: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    for r in section["rows"]:
+        if r["kind"] in ("white-box", "baseline") and r["accuracy"] is not None:
+            series.setdefault((r["model"], r["attack"], r["kind"]), []).append((r["eps"], r["accuracy"]))
+    colours = dict(zip(sorted(clean), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    styles = {"fgsm": "--", "pgd": "-", "apgd": "-.", "bim": (0, (3, 1, 1, 1))}
+    for (model, attack, kind), pts in sorted(series.items()):
+        pts = sorted([(0.0, clean.get(model))] + pts) if clean.get(model) is not None else sorted(pts)
+        ax.plot(
+            [p[0] * 255 for p in pts],
+            [p[1] for p in pts],
+            linestyle=":" if kind == "baseline" else styles.get(attack, "-"),
+            marker="o" if kind != "baseline" else None,
+            color=colours.get(model),
+            label=f"{model}: {attack}",
+        )
+    eps_values = sorted({0.0} | {r["eps"] for r in section["rows"] if r["kind"] == "white-box"})
+    ax.set_xticks([e * 255 for e in eps_values], [format_eps(e) for e in eps_values])
+    ax.set_xlabel("eps (pixel units)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def min_eps_png(min_eps: dict, path: str | Path) -> None:
+    """Distribution of the smallest flipping eps per model (bars per k/255; '>max' for unflipped images)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 3.2))
+    models = sorted(min_eps)
+    width = 0.8 / max(len(models), 1)
+    for i, model in enumerate(models):
+        s = min_eps[model]
+        ks = list(range(1, s["max_k"] + 1))
+        counts = [s["histogram"].get(str(k), 0) for k in ks] + [s["not_flipped"]]
+        ax.bar([k + (i - (len(models) - 1) / 2) * width for k in ks + [s["max_k"] + 1]], counts, width, label=model)
+    max_k = max((min_eps[m]["max_k"] for m in models), default=16)
+    ticks = list(range(1, max_k + 2, max(1, max_k // 8)))
+    ax.set_xticks(ticks, [f">{max_k}" if t == max_k + 1 else str(t) for t in ticks])
+    ax.set_xlabel("smallest eps that flips the prediction (k/255)")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=8, title="model")
     _save(fig, path)
     plt.close(fig)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
+from engine.report import robustness as robust_report
 from engine.report.labels import (
     CELL_NAMES,
     METRIC_TITLES,
@@ -32,6 +33,7 @@ h1{margin-bottom:4px} h2{border-bottom:1px solid #ccc;padding-bottom:2px;margin-
 .synthetic{background:#fff4ce;border:2px solid #e0b000;color:#4a3b00;padding:10px 14px;font-weight:bold}
 table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #bbb;padding:3px 8px}
 td.num{text-align:right;font-variant-numeric:tabular-nums} th{background:#f0f0f0}
+li.flag{color:#9a3412;font-weight:bold}
 table.row td{border:none;padding:0 6px 0 0;vertical-align:top}
 .cm td{text-align:center;min-width:70px} .cm caption{font-size:90%;text-align:left}
 .corner{font-size:80%;font-weight:normal} .note{color:#555;font-size:92%}
@@ -53,6 +55,7 @@ def render_html(report: dict, figures: dict[str, bytes] | None = None, title: st
         _level_section(report, "image", classes, figures),
         _level_section(report, "patient", classes, figures),
         _sweep_section(report.get("sweep") or [], figures),
+        robust_report.html(report.get("robustness") or {}, figures, _image),
         _training_section(report.get("training") or {}),
         _onnx_section(report.get("onnx") or {}),
         _glossary(classes),

@@ -1,10 +1,11 @@
 """Names and number formats of a report's conditions, shared by the HTML/CSV export and the desktop app.
 
-Imports nothing heavy: ``engine.attacks`` imports torch (seconds), which the app's Results page must not pay
-for just to print "8/255", so ``eps_text`` repeats ``engine.attacks.eps.format_eps`` here.
+Imports nothing heavy (no torch): the app's Results page uses it while the window opens.
 """
 
 from __future__ import annotations
+
+from engine.eps import format_eps
 
 METRICS = (
     "accuracy",
@@ -35,8 +36,7 @@ CELL_NAMES = (("TN", "FP"), ("FN", "TP"))  # confusion_matrix[true][predicted], 
 
 def eps_text(eps: float) -> str:
     """0.0313725 -> '8/255'; values that are not k/255 as decimals."""
-    k = eps * 255
-    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{eps:.4g}"
+    return format_eps(eps)
 
 
 def fmt(value) -> str:

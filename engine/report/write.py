@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
-from engine.attacks.eps import format_eps
+from engine.eps import format_eps
 from engine.fileio import write_json, write_text
+from engine.report import robustness as robust_report
 from engine.report.export import collect_figures
-from engine.report.figures import confusion_matrix_png, sweep_png
+from engine.report.figures import confusion_matrix_png, min_eps_png, robustness_png, sweep_png
 from engine.report.html import render_html
 from engine.report.tables import condition_label, markdown_table, sweep_markdown
 
@@ -27,6 +28,11 @@ def write_reports(run, result: dict) -> None:
         if e["level"] == "image":
             confusion_matrix_png(e["confusion_matrix"], classes, condition_label(e), run.path(cm_filename(e)))
     sweep_png(result["sweep"], run.path("sweep_accuracy.png"))
+    robust = result.get("robustness") or {}
+    if robust.get("rows"):
+        robustness_png(robust, run.path("robustness_accuracy.png"))
+    if robust.get("min_eps"):
+        min_eps_png(robust["min_eps"], run.path("min_eps.png"))
     clean = _clean(result)
     write_json(run.path("report.json"), clean)
     write_text(run.path("report.md"), markdown(result))
@@ -70,6 +76,8 @@ def markdown(result: dict) -> str:
         sweep_markdown(result["sweep"]),
         "",
         "![sweep](sweep_accuracy.png)\n",
+        robust_report.markdown(result.get("robustness") or {}),
+        "![robustness](robustness_accuracy.png)\n" if (result.get("robustness") or {}).get("rows") else "",
         "## Confusion matrices (image level)\n",
         " ".join(f"![{condition_label(e)}]({cm_filename(e)})" for e in image_evals),
         "",

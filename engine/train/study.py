@@ -5,7 +5,7 @@ a new model trained on a set, and the study's merged set (originals + FGSM image
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -51,6 +51,23 @@ def merged_fgsm_sets(
         "source_weights_sha256": weights_sha256(source),
     }
     return concat(train, adv[0]), concat(val, adv[1]), how
+
+
+def defence_config(base: TrainConfig, defence: str, eps: float) -> tuple[TrainConfig, dict]:
+    """Model C's training configuration: ``base`` with on-the-fly adversarial training at ``eps``, and its
+    'how trained' record."""
+    cfg = replace(base, adversarial=defence, adv_eps=eps)
+    how = {
+        "method": "adversarial-training",
+        "defence": defence,
+        "eps": eps,
+        "steps": 1 if defence == "fgsm-rs" else cfg.adv_steps,
+        "adv_ratio": cfg.adv_ratio,
+        "selected_by": "PGD balanced accuracy on validation images",
+    }
+    if defence == "trades":
+        how["trades_beta"] = cfg.trades_beta
+    return cfg, how
 
 
 def train_new_model(

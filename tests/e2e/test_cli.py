@@ -53,6 +53,11 @@ def test_experiment_writes_the_run_folder(run_dir):
         "model_b.onnx",
         "model_a/best.pt",
         "model_b/best.pt",
+        "model_c/best.pt",
+        "model_c.onnx",
+        "robustness_accuracy.png",
+        "min_eps.png",
+        "report.html",
         "cm_A_clean.png",
         "cm_B_fgsm_from_A.png",
         "sweep_accuracy.png",
@@ -100,6 +105,49 @@ def test_report_json_has_the_promised_schema(run_dir):
     assert {r["eps"] for r in report["sweep"]} >= {0.0, 8 / 255}
     for name in ("A", "B"):
         assert report["onnx"][name]["max_abs_diff"] <= 1e-4 and Path(report["onnx"][name]["path"]).is_file()
+
+
+def test_report_has_the_robustness_section(run_dir):
+    report = json.loads((run_dir / "report.json").read_text())
+    robust = report["robustness"]
+    assert report["training"]["C"]["how_trained"]["defence"] == "fgsm-rs"
+    assert report["training"]["C"]["selected_by"] == "val_pgd_balanced_accuracy"
+    rows = robust["rows"]
+    eps_values = [e for e in report["config"]["sweep_eps"] if e > 0]
+    for model in ("A", "B", "C"):
+        for attack in ("fgsm", "pgd"):
+            got = sorted(r["eps"] for r in rows if (r["model"], r["attack"], r["kind"]) == (model, attack, "white-box"))
+            assert got == pytest.approx(eps_values)
+        assert any(r["model"] == model and r["kind"] == "transfer" for r in rows)
+        assert any(r["model"] == model and r["kind"] == "baseline" for r in rows)
+        natural = {r["attack"] for r in rows if r["model"] == model and r["kind"] == "natural"}
+        assert natural == {"stain", "blur", "jpeg"}
+        (bb,) = [r for r in rows if r["model"] == model and r["kind"] == "black-box"]
+        assert bb["attack"] == "square" and bb["provider"].endswith("ExecutionProvider")
+        assert len(robust["min_eps"][model]["values_255"]) == report["split"]["test"]["n_images"]
+    for r in rows:
+        (tn, fp), (fn, tp) = r["confusion_matrix"]
+        assert tn + fp + fn + tp == r["n"]
+    assert isinstance(robust["flags"], list)
+    md = (run_dir / "report.md").read_text()
+    assert "## Robustness" in md and "Gradient-masking checks" in md
+    assert "<h2>Robustness</h2>" in (run_dir / "report.html").read_text()
+
+
+def test_blackbox_command_runs_without_torch(run_dir, demo_root, tmp_path):
+    out = tmp_path / "bb.json"
+    code = (
+        "import sys; from engine.cli import main; "
+        f"rc = main(['blackbox', '--model', {str(run_dir / 'model_a.onnx')!r}, '--data', {str(demo_root)!r}, "
+        f"'--eps', '8/255', '--queries', '20', '--limit', '12', '--out', {str(out)!r}]); "
+        "assert 'torch' not in sys.modules, 'the black-box path imported torch'; sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["n_images"] == 12 and [r["eps"] for r in result["results"]] == pytest.approx([0, 8 / 255])
+    assert result["results"][1]["accuracy"] <= result["results"][0]["accuracy"]
+    assert "Square attack" in proc.stdout
 
 
 def test_split_csv_keeps_patients_apart(run_dir):

@@ -1,23 +1,30 @@
-"""FGSM and PGD: the eps ball, the model left as it was, a higher loss, reproducibility, input checks."""
+"""Every attack in the registry: the eps ball, the model left as it was, the loss moved the right way,
+reproducibility, per-image eps, strength on a trained model, input and setting checks; eps as text."""
 
 from __future__ import annotations
-
-import functools
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.attacks import ATTACKS, fgsm, format_eps, parse_eps, pgd
+from engine.attacks import ATTACK_INFO, ATTACKS, apgd, bim, fgsm, format_eps, make_attack, parse_eps, pgd
+from engine.attacks._common import BestPoint
+from engine.attacks.apgd import checkpoints
 from engine.errors import AttackError, ConfigError
 from engine.models.registry import create_model
 
-EPS = 8 / 255
+EPS, EPS_L2, STEPS = 8 / 255, 0.5, 3
+GRADIENT = [n for n in ATTACKS if ATTACK_INFO[n]["kind"] == "white-box"]
+BASELINES = [n for n in ATTACKS if ATTACK_INFO[n]["kind"] == "baseline"]
+# variant -> (registry name, make_attack settings): every attack, the gradient ones targeted too, PGD restarts
+VARIANTS = {n: (n, {}) for n in ATTACKS}
+VARIANTS |= {f"{n}-targeted": (n, {"targeted": True}) for n in GRADIENT}
+VARIANTS["pgd-restarts2"] = ("pgd", {"restarts": 2})
 
 
-def _model(seed=0):
+def _model(seed=0, num_classes=2):
     torch.manual_seed(seed)
-    return create_model("small_cnn").eval()
+    return create_model("small_cnn", num_classes=num_classes).eval()
 
 
 def _batch(n=8, size=16, seed=0):
@@ -29,17 +36,18 @@ def _batch(n=8, size=16, seed=0):
     return x, y
 
 
-def _pgd_seeded(model, x, y, **kw):
-    return pgd(model, x, y, generator=torch.Generator().manual_seed(0), **kw)
+def _eps(name):
+    return EPS_L2 if ATTACK_INFO[name]["norm"] == "l2" else EPS
 
 
-ATTACK_VARIANTS = {
-    "fgsm": fgsm,
-    "pgd": functools.partial(_pgd_seeded, random_start=True, steps=5),
-    "pgd-no-random-start": functools.partial(pgd, random_start=False, steps=5),
-}
-ids = list(ATTACK_VARIANTS)
-variants = [ATTACK_VARIANTS[k] for k in ids]
+def _make(variant, seed=0):
+    name, settings = VARIANTS[variant]
+    return make_attack(name, _eps(name), steps=STEPS, seed=seed, **settings)
+
+
+def _labels(variant, y):
+    """Targeted variants get the other class as their target."""
+    return 1 - y if VARIANTS[variant][1].get("targeted") else y
 
 
 def _loss(model, x, y):
@@ -47,167 +55,281 @@ def _loss(model, x, y):
         return F.cross_entropy(model(x), y, reduction="none")
 
 
+def _size(name, delta):
+    flat = delta.flatten(1)
+    return flat.norm(dim=1) if ATTACK_INFO[name]["norm"] == "l2" else flat.abs().amax(1)
+
+
 def test_registry():
-    assert ATTACKS == {"fgsm": fgsm, "pgd": pgd}
+    assert set(ATTACKS) == {"fgsm", "bim", "pgd", "pgd-l2", "apgd", "uniform-noise", "sign-noise"}
+    assert ATTACKS["fgsm"] is fgsm and ATTACKS["pgd"] is pgd and ATTACKS["bim"] is bim and ATTACKS["apgd"] is apgd
+    assert set(ATTACK_INFO) == set(ATTACKS)
+    for info in ATTACK_INFO.values():
+        assert info["kind"] in ("white-box", "baseline") and info["norm"] in ("linf", "l2")
+        assert info["label"] and info["paper"] and info["iterative"] == (info["default_steps"] is not None)
+    assert ATTACK_INFO["pgd"]["label"] == "PGD (L-inf, random start)" and ATTACK_INFO["pgd-l2"]["norm"] == "l2"
 
 
-@pytest.mark.parametrize("attack", variants, ids=ids)
-def test_result_in_eps_ball_and_pixel_range(attack):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_result_in_eps_ball_and_pixel_range(variant):
+    name = VARIANTS[variant][0]
     model, (x, y) = _model(), _batch()
     x_before = x.clone()
-    x_adv = attack(model, x, y, eps=EPS)
-    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
+    x_adv = _make(variant)(model, x, _labels(variant, y))
+    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype and x_adv.device == x.device
     assert not x_adv.requires_grad
-    assert (x_adv - x).abs().max() <= EPS + 1e-6
+    assert _size(name, x_adv - x).max() <= _eps(name) * (1 + 1e-5)
     assert x_adv.min() >= 0 and x_adv.max() <= 1
     assert (x_adv != x).float().mean() > 0.5  # it actually moved most pixels
     assert torch.equal(x, x_before)  # the input is not modified in place
 
 
-@pytest.mark.parametrize("attack", variants, ids=ids)
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("start_mode", ["train", "eval", "mixed"])
-def test_model_mode_and_parameter_flags_restored(attack, start_mode):
+def test_model_mode_and_parameter_flags_restored(variant, start_mode):
     model = _model()
-    if start_mode == "train":
+    if start_mode != "eval":
         model.train()
-    elif start_mode == "mixed":
-        model.train()
+    if start_mode == "mixed":
         model.backbone[1].eval()  # one block in eval, the rest training
     frozen = model.backbone[0][0].weight
     frozen.requires_grad_(False)  # a frozen layer must stay frozen, the rest trainable
     modes = {name: m.training for name, m in model.named_modules()}
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
-    bn_stats = {k: v.clone() for k, v in model.state_dict().items()}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = _batch()
 
-    attack(model, x, y, eps=EPS)
+    _make(variant)(model, x, _labels(variant, y))
 
     assert {name: m.training for name, m in model.named_modules()} == modes
     assert {name: p.requires_grad for name, p in model.named_parameters()} == flags
-    assert not frozen.requires_grad
     assert all(p.grad is None for p in model.parameters())
-    # the attack ran in eval mode: BatchNorm running statistics were not updated
-    for key, value in model.state_dict().items():
-        assert torch.equal(value, bn_stats[key]), key
+    for key, value in model.state_dict().items():  # eval mode: BatchNorm statistics were not updated
+        assert torch.equal(value, state[key]), key
 
 
-@pytest.mark.parametrize("attack", variants, ids=ids)
-def test_loss_higher_on_adversarial_images(attack):
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if VARIANTS[v][0] in GRADIENT])
+def test_gradient_attacks_move_the_loss_the_right_way(variant):
     model, (x, y) = _model(), _batch()
-    clean, adv = _loss(model, x, y), _loss(model, attack(model, x, y, eps=EPS), y)
-    assert adv.mean() > clean.mean() + 1e-3
-    assert (adv > clean).float().mean() >= 0.75
+    labels = _labels(variant, y)
+    before, after = _loss(model, x, labels), _loss(model, _make(variant)(model, x, labels), labels)
+    if VARIANTS[variant][1].get("targeted"):  # towards the target: its loss falls
+        before, after = -before, -after
+    assert after.mean() > before.mean() + 1e-3
+    assert (after > before).float().mean() >= 0.75
 
 
-def test_pgd_is_at_least_as_strong_as_fgsm():
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_same_seed_same_result_other_seed_other_result(variant):
     model, (x, y) = _model(), _batch()
-    l_fgsm = _loss(model, fgsm(model, x, y, eps=EPS), y).mean()
-    l_pgd = _loss(model, pgd(model, x, y, eps=EPS, steps=5, random_start=False), y).mean()
-    assert l_pgd >= l_fgsm - 1e-4
+    y = _labels(variant, y)
+    first, again, other = (_make(variant, seed=s)(model, x, y) for s in (0, 0, 1))
+    assert torch.equal(first, again)
+    if ATTACK_INFO[VARIANTS[variant][0]]["random"]:
+        assert not torch.equal(first, other)
+    else:  # FGSM and BIM draw nothing: the seed changes nothing
+        assert torch.equal(first, other)
 
 
-@pytest.mark.parametrize("attack", [fgsm, functools.partial(pgd, random_start=False, steps=5)], ids=["fgsm", "pgd"])
-def test_targeted_moves_towards_the_target(attack):
-    model, (x, _) = _model(), _batch()
-    target = torch.ones(len(x), dtype=torch.long)
-    before = _loss(model, x, target)
-    after = _loss(model, attack(model, x, target, eps=EPS, targeted=True), target)
-    assert after.mean() < before.mean() - 1e-3
-    assert (after < before).float().mean() >= 0.75
-    # and the untargeted attack with the same labels moves the other way
-    away = _loss(model, attack(model, x, target, eps=EPS), target)
-    assert away.mean() > before.mean()
+@pytest.mark.parametrize("name", ATTACKS)
+def test_per_image_eps_matches_per_image_float_calls(name):
+    model, (x, y) = _model(), _batch()
+    scale = EPS_L2 / EPS if ATTACK_INFO[name]["norm"] == "l2" else 1.0
+    eps = torch.tensor([0, 1, 2, 3, 4, 6, 8, 16]) / 255 * scale
+    batched = make_attack(name, eps, steps=STEPS, seed=3)(model, x, y)
+    assert torch.equal(batched[0], x[0])  # eps 0: the image itself
+    for i, e in enumerate(eps.tolist()):
+        single = make_attack(name, e, steps=STEPS, seed=3)(model, x, y)
+        torch.testing.assert_close(batched[i], single[i], rtol=0, atol=1e-6)
+    assert (_size(name, batched - x) <= eps * (1 + 1e-5)).all()  # each image within its own ball
+
+
+def _synthetic(n, seed, shift=0.03):
+    """Class 1 a little redder than class 0: learnt in a few steps, with a margin of a few grey levels."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = torch.rand(n, 3, 16, 16, generator=g) * 0.6 + 0.2
+    x[:, 0] += shift * (2 * y[:, None, None] - 1)
+    return x.clamp(0, 1), y
+
+
+@pytest.fixture(scope="module")
+def trained():
+    model, (x, y) = _model(), _synthetic(128, seed=0)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(25):
+        idx = torch.arange(32) + 32 * (step % 4)
+        optimiser.zero_grad()
+        F.cross_entropy(model(x[idx]), y[idx]).backward()
+        optimiser.step()
+    model.eval().zero_grad(set_to_none=True)
+    x_test, y_test = _synthetic(16, seed=1)
+    assert (model(x_test).argmax(1) == y_test).float().mean() == 1.0
+    return model, x_test, y_test
+
+
+def _strength(model, x_adv, y):
+    """(accuracy, mean loss) on the attacked images."""
+    with torch.no_grad():
+        logits = model(x_adv)
+    return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
+
+
+@pytest.mark.parametrize("name", ["bim", "pgd", "apgd"])
+def test_iterative_attacks_at_least_as_strong_as_fgsm(trained, name):
+    model, x, y = trained
+    acc_fgsm, loss_fgsm = _strength(model, fgsm(model, x, y, eps=4 / 255), y)
+    acc, loss = _strength(model, make_attack(name, 4 / 255, steps=10)(model, x, y), y)
+    assert acc_fgsm < 1.0 and acc <= acc_fgsm and loss >= loss_fgsm - 1e-4
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_noise_baselines_are_weaker_than_pgd(trained, name):
+    model, x, y = trained
+    acc_pgd, loss_pgd = _strength(model, make_attack("pgd", EPS, steps=10)(model, x, y), y)
+    acc, loss = _strength(model, make_attack(name, EPS)(model, x, y), y)
+    assert acc_pgd < 0.5 and acc == 1.0 and loss < loss_pgd / 10
+
+
+@pytest.mark.parametrize(("name", "steps"), [("pgd", 2), ("pgd-l2", 2), ("apgd", 3)])
+def test_restarts_never_worse_than_the_first_run(trained, name, steps):
+    """Same seed: run 1 of several is the single run, so per image the kept point is at least as good."""
+    model, x, y = trained
+    eps = 1 if name == "pgd-l2" else 2 / 255
+    one, three = (make_attack(name, eps, steps=steps, restarts=r, seed=5)(model, x, y) for r in (1, 3))
+    loss_one, loss_three = (_loss(model, a, y) for a in (one, three))  # 2 classes: the higher loss succeeds
+    assert (loss_three >= loss_one - 1e-6).all()
+    assert (loss_three > loss_one + 1e-6).any()
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_best_point_prefers_a_success_then_the_higher_objective(targeted):
+    x, y = torch.zeros(3, 3, 2, 2), torch.tensor([0, 0, 0]) if not targeted else torch.tensor([1, 1, 1])
+    fails, image0_succeeds = torch.tensor([[2.0, 0, 0]] * 3), torch.tensor([[0.0, 2, 0], [2, 0, 0], [2, 0, 0]])
+    best = BestPoint(x, y, targeted)
+    best.update(x + 0.1, fails, torch.tensor([1.0, 1.0, 1.0]))
+    best.update(x + 0.2, image0_succeeds, torch.tensor([0.5, 2.0, 0.5]))  # 0: success, 1: higher, 2: lower
+    best.update(x + 0.3, fails, torch.tensor([9.0, 0.0, 0.0]))  # a failure never replaces a success
+    assert best.x[:, 0, 0, 0].tolist() == pytest.approx([0.2, 0.2, 0.1])
+    assert best.success.tolist() == [True, False, False]
+
+
+def test_apgd_checkpoints_follow_the_paper():
+    assert sorted(checkpoints(100)) == [0, 22, 41, 57, 70, 80, 87, 93, 99]
+    assert sorted(checkpoints(20)) == [0, 5, 9, 12, 14, 16, 18, 19, 20]
+
+
+class _Peak(torch.nn.Module):
+    """Logits [0, -k (s - c)^2], s = mean(x - 0.5): the loss of class 0 peaks at s = c, inside the eps ball."""
+
+    def __init__(self, c: float) -> None:
+        super().__init__()
+        self.c = c
+
+    def forward(self, x):
+        s = (x - 0.5).flatten(1).mean(1)
+        return torch.stack([torch.zeros_like(s), -1e4 * (s - self.c) ** 2], 1)
+
+
+@pytest.mark.parametrize("c", [0.3, -0.55, 0.8])
+def test_apgd_step_size_halves_onto_a_narrow_peak(c):
+    """Steps of 2 * eps overshoot the peak (PGD with them ends at the edge of the ball); halving at the
+    checkpoints and restarting from the best point reach it (without either: 2e-3 to 0.2 eps away)."""
+    model, x, y = _Peak(c * EPS), torch.full((4, 3, 8, 8), 0.5), torch.zeros(4, dtype=torch.long)
+    x_adv = apgd(model, x, y, eps=EPS, steps=50, generator=torch.Generator().manual_seed(0))
+    assert ((x_adv - 0.5).flatten(1).mean(1) - c * EPS).abs().max() < 1e-3 * EPS
+
+
+def test_apgd_dlr_loss_needs_three_classes():
+    x, y = _batch(n=4)
+    with pytest.raises(AttackError, match="ce"):
+        apgd(_model(), x, y, loss="dlr", steps=2)
+    model = _model(num_classes=3)
+    before, after = _loss(model, x, y), _loss(model, apgd(model, x, y, loss="dlr", steps=5), y)
+    assert after.mean() > before.mean()
+    with pytest.raises(AttackError, match="loss"):
+        apgd(model, x, y, loss="dlr", targeted=True)
 
 
 def test_fgsm_matches_hand_computed_reference():
     model, (x, y) = _model(), _batch()
-    xr = x.clone().requires_grad_(True)
-    loss = F.cross_entropy(model(xr), y)
-    (grad,) = torch.autograd.grad(loss, xr)
-    ref = torch.clamp(x + EPS * grad.sign(), 0, 1)
-    for p in model.parameters():
-        p.grad = None
-    out = fgsm(model, x, y, eps=EPS)
-    torch.testing.assert_close(out, ref, rtol=0, atol=1e-7)
-    # targeted = a step down the gradient of the target's loss
-    target = 1 - y
-    xr = x.clone().requires_grad_(True)
-    (grad_t,) = torch.autograd.grad(F.cross_entropy(model(xr), target), xr)
-    torch.testing.assert_close(
-        fgsm(model, x, target, eps=EPS, targeted=True), torch.clamp(x - EPS * grad_t.sign(), 0, 1), rtol=0, atol=1e-7
-    )
+    for labels, targeted, sign in ((y, False, 1), (1 - y, True, -1)):
+        xr = x.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(F.cross_entropy(model(xr), labels), xr)
+        expected = torch.clamp(x + sign * EPS * grad.sign(), 0, 1)
+        torch.testing.assert_close(fgsm(model, x, labels, eps=EPS, targeted=targeted), expected, rtol=0, atol=1e-7)
 
 
-def test_one_step_pgd_without_random_start_is_fgsm():
+def test_one_step_pgd_and_bim_without_random_start_are_fgsm():
     model, (x, y) = _model(), _batch()
-    torch.testing.assert_close(
-        pgd(model, x, y, eps=EPS, alpha=EPS, steps=1, random_start=False), fgsm(model, x, y, eps=EPS), rtol=0, atol=1e-7
-    )
+    expected = fgsm(model, x, y, eps=EPS)
+    torch.testing.assert_close(pgd(model, x, y, eps=EPS, alpha=EPS, steps=1, random_start=False), expected)
+    torch.testing.assert_close(bim(model, x, y, eps=EPS, alpha=EPS, steps=1), expected, rtol=0, atol=1e-7)
+    torch.testing.assert_close(bim(model, x, y, eps=EPS, steps=4), pgd(model, x, y, steps=4, random_start=False))
 
 
-def test_pgd_deterministic_with_seeded_generator():
+@pytest.mark.parametrize("name", ATTACKS)
+def test_eps_zero_returns_the_input(name):
     model, (x, y) = _model(), _batch()
-
-    def run(seed):
-        return pgd(model, x, y, eps=EPS, steps=3, random_start=True, generator=torch.Generator().manual_seed(seed))
-
-    assert torch.equal(run(7), run(7))
-    assert not torch.equal(run(7), run(8))
-    no_start = [pgd(model, x, y, eps=EPS, steps=3, random_start=False) for _ in range(2)]
-    assert torch.equal(*no_start)
-
-
-def test_eps_zero_returns_the_input():
-    model, (x, y) = _model(), _batch()
-    assert torch.equal(fgsm(model, x, y, eps=0.0), x)
-    assert torch.equal(_pgd_seeded(model, x, y, eps=0.0, steps=2, random_start=True), x)
+    assert torch.equal(make_attack(name, 0.0, steps=2)(model, x, y), x)
 
 
 def test_alpha_smaller_than_eps_stays_within_steps_times_alpha():
     model, (x, y) = _model(), _batch()
-    x_adv = pgd(model, x, y, eps=EPS, alpha=1 / 255, steps=2, random_start=False)
-    assert (x_adv - x).abs().max() <= 2 / 255 + 1e-6
+    for x_adv in (
+        pgd(model, x, y, eps=EPS, alpha=1 / 255, steps=2, random_start=False),
+        bim(model, x, y, eps=EPS, alpha=1 / 255, steps=2),
+    ):
+        assert (x_adv - x).abs().max() <= 2 / 255 + 1e-6
 
 
-@pytest.mark.parametrize("attack", [fgsm, pgd], ids=["fgsm", "pgd"])
-def test_invalid_inputs_raise_attack_error(attack):
+@pytest.mark.parametrize("name", ATTACKS)
+def test_invalid_inputs_raise_attack_error(name):
+    attack, linf = ATTACKS[name], ATTACK_INFO[name]["norm"] == "linf"
     model, (x, y) = _model(), _batch(n=4)
-    with pytest.raises(AttackError, match="eps"):
-        attack(model, x, y, eps=1.5)
-    with pytest.raises(AttackError, match="eps"):
-        attack(model, x, y, eps=-0.01)
-    with pytest.raises(AttackError, match=r"\[0, 1\]"):
-        attack(model, x * 255, y, eps=EPS)
-    with pytest.raises(AttackError, match=r"\[0, 1\]"):
-        attack(model, x - 0.5, y, eps=EPS)
-    with pytest.raises(AttackError, match="shape"):
-        attack(model, x[0], y, eps=EPS)
-    with pytest.raises(AttackError, match="shape"):
-        attack(model, x[:, :1], y, eps=EPS)
+    bad_eps = [-0.01, float("nan"), torch.full((3,), EPS), torch.tensor([EPS, -EPS, EPS, EPS])] + [1.5] * linf
+    for eps in bad_eps:
+        with pytest.raises(AttackError, match="eps"):
+            attack(model, x, y, eps=eps)
+    for images, match in ((x * 255, r"\[0, 1\]"), (x - 0.5, r"\[0, 1\]"), (x[0], "shape"), (x[:, :1], "shape")):
+        with pytest.raises(AttackError, match=match):
+            attack(model, images, y, eps=EPS)
     with pytest.raises(AttackError, match="labels"):
         attack(model, x, y[:3], eps=EPS)
 
 
-def test_pgd_invalid_steps_or_alpha():
+def test_invalid_steps_alpha_restarts_norm_raise_attack_error():
     model, (x, y) = _model(), _batch(n=4)
+    for kwargs, match in (
+        ({"steps": 0}, "steps"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"restarts": 0}, "restarts"),
+        ({"restarts": 2, "random_start": False}, "random_start"),
+        ({"norm": "l1"}, "norm"),
+    ):
+        with pytest.raises(AttackError, match=match):
+            pgd(model, x, y, eps=EPS, **kwargs)
     with pytest.raises(AttackError, match="steps"):
-        pgd(model, x, y, eps=EPS, steps=0)
-    with pytest.raises(AttackError, match="alpha"):
-        pgd(model, x, y, eps=EPS, alpha=0.0)
+        bim(model, x, y, eps=EPS, steps=0)
+    with pytest.raises(AttackError, match="rho"):
+        apgd(model, x, y, eps=EPS, rho=0.0)
+
+
+def test_make_attack_checks_its_settings():
+    with pytest.raises(ConfigError, match="fgsm, bim, pgd, pgd-l2, apgd, uniform-noise, sign-noise"):
+        make_attack("cw", EPS)
+    for name, kwargs in (("pgd", {"steps": 0}), ("bim", {"alpha": -1.0}), ("apgd", {"restarts": 0})):
+        with pytest.raises(ConfigError, match="steps >= 1"):
+            make_attack(name, EPS, **kwargs)
+    with pytest.raises(ConfigError, match="eps"):
+        make_attack("pgd", 1.5)
+    assert callable(make_attack("pgd-l2", 1.5))  # an L2 radius may exceed 1
+    assert callable(make_attack("fgsm", EPS, steps=10, alpha=1 / 255))  # settings an attack does not take
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [
-        ("2/255", 2 / 255),
-        (" 8/255 ", 8 / 255),
-        ("0.0078", 0.0078),
-        ("0", 0.0),
-        ("1", 1.0),
-        (0.5, 0.5),
-        (0, 0.0),
-        (2 / 255, 2 / 255),
-    ],
+    [("2/255", 2 / 255), (" 8/255 ", 8 / 255), ("0.0078", 0.0078), ("0", 0.0), ("1", 1.0), (0.5, 0.5), (0, 0.0)],
 )
 def test_parse_eps(text, expected):
     assert parse_eps(text) == pytest.approx(expected, abs=1e-12)
@@ -221,9 +343,7 @@ def test_parse_eps_refuses_bad_values(bad):
         parse_eps(bad)
 
 
-@pytest.mark.parametrize(
-    ("eps", "text"), [(2 / 255, "2/255"), (8 / 255, "8/255"), (1 / 255, "1/255"), (0.0078, "0.0078"), (0.5, "0.5")]
-)
+@pytest.mark.parametrize(("eps", "text"), [(2 / 255, "2/255"), (1 / 255, "1/255"), (0.0078, "0.0078"), (0.5, "0.5")])
 def test_format_eps(eps, text):
     assert format_eps(eps) == text
 

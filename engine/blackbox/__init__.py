@@ -1,0 +1,14 @@
+"""Query-only (black-box) attacks on the deployed ONNX model, with numpy and onnxruntime: no torch."""
+
+from engine.blackbox.onnx_target import as_nchw_float, binary_metrics_np, blackbox_stress, onnx_predictor
+from engine.blackbox.square import SquareResult, p_schedule, square_attack
+
+__all__ = [
+    "SquareResult",
+    "as_nchw_float",
+    "binary_metrics_np",
+    "blackbox_stress",
+    "onnx_predictor",
+    "p_schedule",
+    "square_attack",
+]

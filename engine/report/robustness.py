@@ -1,0 +1,165 @@
+"""The robustness table the way a reviewer reads it (attack, eps, steps, restarts, clean vs robust accuracy,
+missed-cancer rate), as rows of text for Markdown, HTML and the desktop app. Torch-free."""
+
+from __future__ import annotations
+
+from html import escape
+
+from engine.catalog import ATTACK_LABELS, BLACKBOX_LABELS, NATURAL_LABELS
+from engine.report.labels import eps_text, fmt
+
+ATTACK_NAMES = {"none": "none", **ATTACK_LABELS, **BLACKBOX_LABELS, **NATURAL_LABELS}
+HEADER = ("model", "attack", "threat", "eps", "steps", "restarts", "clean acc", "robust acc", "sens", "spec", "missed")
+KIND_ORDER = {"white-box": 0, "black-box": 1, "transfer": 2, "baseline": 3}
+
+
+def attack_name(row: dict) -> str:
+    return ATTACK_NAMES.get(row["attack"], row["attack"])
+
+
+def threat(row: dict) -> str:
+    if row["kind"] == "transfer":
+        return f"transfer from {row['source']}"
+    return {"baseline": "random (not an attack)", "black-box": "black-box"}.get(row["kind"], row["kind"])
+
+
+def clean_accuracy(section: dict) -> dict[str, float | None]:
+    return {r["model"]: r["accuracy"] for r in section.get("rows", []) if r["kind"] == "clean"}
+
+
+def table_rows(section: dict, kinds: tuple[str, ...] = ("white-box", "black-box", "baseline")) -> list[list[str]]:
+    """Text cells (see ``HEADER``) of the rows of ``kinds``, by model, threat, attack and eps."""
+    clean = clean_accuracy(section)
+    rows = [r for r in section.get("rows", []) if r["kind"] in kinds]
+    rows.sort(key=lambda r: (r["model"], KIND_ORDER.get(r["kind"], 9), r.get("source") or "", r["attack"], r["eps"]))
+    return [
+        [
+            r["model"],
+            attack_name(r),
+            threat(r),
+            eps_text(r["eps"]),
+            str(r.get("steps", "")),
+            str(r.get("restarts", "")),
+            fmt(r.get("clean_accuracy_same_images", clean.get(r["model"]))),
+            fmt(r["accuracy"]),
+            fmt(r["sensitivity"]),
+            fmt(r["specificity"]),
+            fmt(r["missed_cancer_rate"]),
+        ]
+        for r in rows
+    ]
+
+
+def natural_rows(section: dict) -> list[list[str]]:
+    clean = clean_accuracy(section)
+    rows = [r for r in section.get("rows", []) if r["kind"] == "natural"]
+    return [
+        [
+            r["model"],
+            attack_name(r),
+            str(r["level"]),
+            fmt(clean.get(r["model"])),
+            fmt(r["accuracy"]),
+            fmt(r["missed_cancer_rate"]),
+        ]
+        for r in sorted(rows, key=lambda r: (r["model"], r["attack"]))
+    ]
+
+
+NATURAL_HEADER = ("model", "perturbation", "level", "clean acc", "accuracy", "missed")
+MIN_EPS_HEADER = ("model", "median min eps", "quartiles", "wrong without attack", "not flipped at max")
+
+
+def _k(value, max_k: int) -> str:
+    return f">{max_k}/255" if value is None or value > max_k else f"{value:g}/255"
+
+
+def min_eps_rows(section: dict) -> list[list[str]]:
+    out = []
+    for model, s in sorted(section.get("min_eps", {}).items()):
+        q = s.get("quartiles_255") or [None, None]
+        m = s["max_k"]
+        out.append(
+            [
+                model,
+                _k(s["median_255"], m),
+                f"{_k(q[0], m)} – {_k(q[1], m)}",
+                str(s["misclassified_clean"]),
+                str(s["not_flipped"]),
+            ]
+        )
+    return out
+
+
+def markdown(section: dict) -> str:
+    if not section or not section.get("rows"):
+        return ""
+    parts = [
+        "## Robustness (white-box on each model's own gradients, black-box on its ONNX file)\n",
+        _md_table(HEADER, table_rows(section)),
+        "\n### Transfer (adversarial images made on another model)\n",
+        _md_table(HEADER, table_rows(section, ("transfer",))),
+    ]
+    if natural_rows(section):
+        parts += ["\n### Natural perturbations\n", _md_table(NATURAL_HEADER, natural_rows(section))]
+    if min_eps_rows(section):
+        parts += ["\n### Smallest eps that flips each image (PGD)\n", _md_table(MIN_EPS_HEADER, min_eps_rows(section))]
+        parts.append("\n![minimal eps](min_eps.png)")
+    parts += ["\n### Gradient-masking checks\n", flags_text(section, bullet="- ")]
+    return "\n".join(parts) + "\n"
+
+
+def flags_text(section: dict, bullet: str = "") -> str:
+    flags = section.get("flags", [])
+    if not flags:
+        return (
+            f"{bullet}No warning sign: PGD is at least as strong as FGSM, accuracy falls with eps, and no "
+            "transfer, random or black-box attack beat the white-box attacks."
+        )
+    return "\n".join(f"{bullet}Model {f['model']}: {f['message']}" for f in flags)
+
+
+def _md_table(header, rows) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def html(section: dict, figures: dict[str, bytes], image) -> str:
+    """The HTML section; ``image(png, alt, width)`` embeds a figure."""
+    if not section or not section.get("rows"):
+        return ""
+    flags = section.get("flags", [])
+    flag_html = (
+        "<ul>"
+        + "".join(f"<li class='flag'>Model {escape(f['model'])}: {escape(f['message'])}</li>" for f in flags)
+        + "</ul>"
+        if flags
+        else f"<p>{escape(flags_text(section))}</p>"
+    )
+    figs = "".join(image(figures[n], n, 420) for n in ("robustness_accuracy.png", "min_eps.png") if n in figures)
+    parts = [
+        "<h2>Robustness</h2>",
+        "<p class='note'>White-box attacks use each model's own gradients; the black-box Square attack queries "
+        "only the exported ONNX file. Random noise of the same size shows that an attack is not just noise.</p>",
+        _html_table(HEADER, table_rows(section)),
+        "<h3>Transfer</h3>",
+        _html_table(HEADER, table_rows(section, ("transfer",))),
+    ]
+    if natural_rows(section):
+        parts += ["<h3>Natural perturbations</h3>", _html_table(NATURAL_HEADER, natural_rows(section))]
+    if min_eps_rows(section):
+        parts += [
+            "<h3>Smallest eps that flips each image (PGD)</h3>",
+            _html_table(MIN_EPS_HEADER, min_eps_rows(section)),
+        ]
+    parts += [figs, "<h3>Gradient-masking checks</h3>", flag_html]
+    return "\n".join(parts)
+
+
+def _html_table(header, rows) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td{' class=num' if i >= 3 else ''}>{escape(c)}</td>" for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
