@@ -35,6 +35,8 @@ _LAZY = {
     "export_report": "engine.report.export",
     "attack_image": "engine.stress",
     "stress_test_set": "engine.stress",
+    "blackbox_images": "engine.stress",
+    "blackbox_folder": "engine.blackbox_files",
     "checkpoint_for_onnx": "engine.export.match",
     "onnx_checkpoint_candidate": "engine.export.match",
 }

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.blackbox import blackbox_stress
+from engine.blackbox import blackbox_stress, fixed_subset, onnx_model_info
 from engine.config import DataConfig
 from engine.data.decode import decode_image
 from engine.data.discover import discover
 from engine.errors import DecodeError, ModelError
-from engine.export.session import create_session, session_metadata
 from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
 log = logging.getLogger(__name__)
@@ -43,19 +42,11 @@ def blackbox_folder(
 ) -> dict:
     """Decode up to ``limit`` images of ``data`` (a fixed random subset) at the model's input size and run
     ``blackbox_stress`` on them (eps 0 = clean is added first). Class names must match the model's."""
-    meta = session_metadata(create_session(model, device="cpu"))
-    classes, size = list(meta.get("classes") or []), int(meta.get("image_size") or 0)
-    if len(classes) != 2 or size <= 0:
-        raise ModelError(
-            f"{Path(model).name} has no HistoGuard metadata (classes, image_size); export it with HistoGuard"
-        )
+    classes, size = onnx_model_info(model)
     ds = discover(_dataset_root(data), positive_class=classes[1], magnification=data.magnification)
     if list(ds.classes) != classes:
         raise ModelError(f"the folder's classes {list(ds.classes)} are not the model's {classes}")
-    records = ds.records
-    if len(records) > limit:
-        keep = np.sort(np.random.default_rng(seed).choice(len(records), size=limit, replace=False))
-        records = [records[i] for i in keep]
+    records = [ds.records[i] for i in fixed_subset(len(ds.records), limit, seed)]
     images, labels = [], []
     for i, rec in enumerate(records, start=1):
         check_cancel(cancel, "decode")

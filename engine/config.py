@@ -80,8 +80,8 @@ class ExperimentConfig:
     pgd_steps: int = 10
     pgd_restarts: int = 1
     min_eps_max: int = 16  # per-image minimal flipping eps searched up to this many /255 (0 = off)
-    blackbox_images: int = 100  # Square attack on each exported ONNX model, on this many test images (0 = off)
-    blackbox_queries: int = 300
+    blackbox_images: int = 50  # Square attack on each exported ONNX model, on this many test images (0 = off)
+    blackbox_queries: int = 200
 
     def __post_init__(self) -> None:
         if not 0 < self.eps <= 1 or any(not 0 <= e <= 1 for e in self.sweep_eps):

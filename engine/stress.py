@@ -233,6 +233,40 @@ def stress_test_set(
     }
 
 
+def blackbox_images(
+    onnx: str | Path,
+    images: dict,
+    *,
+    eps_values=(8 / 255,),
+    n_queries: int = 300,
+    limit: int = 100,
+    seed: int = 0,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> dict:
+    """The Square attack (queries only) on an ONNX file over ``images`` ({"run": run folder}: its test split,
+    or {"folder": labelled folder}), at most ``limit`` of them (a fixed random subset); eps 0 (clean) is
+    added. Returns ``blackbox_stress``'s result with "model", "classes" and "n_images"."""
+    from engine.blackbox import blackbox_stress, fixed_subset, onnx_model_info
+
+    classes, size = onnx_model_info(onnx)
+    meta = {"image_size": size, "classes": classes, "positive_class": classes[1]}
+    data, _, _ = _labelled_sets(images, {Path(onnx).name: (None, meta)}, on_progress, cancel)[size]
+    keep = fixed_subset(len(data), limit, seed)
+    eps = [0.0, *(float(e) for e in eps_values if e > 0)]
+    result = blackbox_stress(
+        onnx,
+        data.images[keep],
+        data.labels[keep],
+        eps_values=eps,
+        n_queries=n_queries,
+        seed=seed,
+        on_progress=on_progress,
+        cancel=cancel,
+    )
+    return {**result, "model": str(onnx), "classes": classes, "n_images": len(keep)}
+
+
 def _eps_list(eps_values) -> list[float]:
     values = sorted({0.0, *(float(e) for e in eps_values)})
     bad = [e for e in values if not 0 <= e <= 1]

@@ -24,7 +24,7 @@ from engine.inputs import collect_images
 from engine.models.checkpoint import load_checkpoint
 from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.runfolder import RunFolder
-from engine.train.study import merged_fgsm_sets, train_new_model
+from engine.train.study import adversarial_how, merged_fgsm_sets, train_new_model
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,10 @@ def train_model(
         if not run.path("split.csv").exists():
             save_split(run.path("split.csv"), data.dataset, data.split)
         train, val = data.arrays("train"), data.arrays("val")
-        how: dict = {"method": "clean"}
+        how = adversarial_how(cfg.train)
         if adversarial_from:
+            if how["method"] != "clean":
+                raise ConfigError("choose one: --adversarial-from (the study's merged set) or --adversarial")
             source, _ = load_checkpoint(adversarial_from)
             source.to(resolve_device(cfg.train.device))
             train, val, how = merged_fgsm_sets(

@@ -1,6 +1,13 @@
 """Query-only (black-box) attacks on the deployed ONNX model, with numpy and onnxruntime: no torch."""
 
-from engine.blackbox.onnx_target import as_nchw_float, binary_metrics_np, blackbox_stress, onnx_predictor
+from engine.blackbox.onnx_target import (
+    as_nchw_float,
+    binary_metrics_np,
+    blackbox_stress,
+    fixed_subset,
+    onnx_model_info,
+    onnx_predictor,
+)
 from engine.blackbox.square import SquareResult, p_schedule, square_attack
 
 __all__ = [
@@ -8,6 +15,8 @@ __all__ = [
     "as_nchw_float",
     "binary_metrics_np",
     "blackbox_stress",
+    "fixed_subset",
+    "onnx_model_info",
     "onnx_predictor",
     "p_schedule",
     "square_attack",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.blackbox.square import Predict, predicted, square_attack
-from engine.errors import ConfigError, DataError
+from engine.errors import ConfigError, DataError, ModelError
 from engine.export.session import create_session, run_session, session_provider
 from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
@@ -21,16 +21,48 @@ log = logging.getLogger(__name__)
 
 
 def onnx_predictor(path_or_session, batch_size: int = 64, device: str = "auto") -> tuple[Predict, str]:
-    """``(predict, provider)``: predict maps float32 NCHW images in [0, 1] to the file's probabilities."""
+    """``(predict, provider)``: predict maps float32 NCHW images in [0, 1] to the file's logits (its
+    'logits' output; log-probabilities for a file that has only 'probabilities')."""
     session = path_or_session
     if isinstance(session, (str, Path)):
         session = create_session(session, device=device)
+    outputs = [o.name for o in session.get_outputs()]
+    name = session.get_inputs()[0].name
 
     def predict(images: np.ndarray) -> np.ndarray:
-        return run_session(session, np.ascontiguousarray(images, dtype=np.float32), batch_size=batch_size)
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        if "logits" not in outputs:
+            probs = run_session(session, images, batch_size=batch_size)
+            return np.log(np.clip(probs, 1e-38, 1.0))
+        chunks = [
+            session.run(["logits"], {name: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
 
     predict.session = session  # type: ignore[attr-defined]
     return predict, session_provider(session)
+
+
+def onnx_model_info(path) -> tuple[list[str], int]:
+    """(classes, input size) from a HistoGuard ONNX file's metadata; ModelError when they are missing."""
+    from engine.export.session import session_metadata
+
+    meta = session_metadata(create_session(path, device="cpu"))
+    classes, size = list(meta.get("classes") or []), int(meta.get("image_size") or 0)
+    if len(classes) != 2 or size <= 0:
+        raise ModelError(
+            f"{Path(path).name} has no HistoGuard metadata (classes, image size); export it with HistoGuard"
+        )
+    return classes, size
+
+
+def fixed_subset(n: int, limit: int, seed: int = 0) -> np.ndarray:
+    """All of ``range(n)``, or a fixed random ``limit`` of them (sorted): the same images every run."""
+    if limit < 1:
+        raise ConfigError(f"the image limit must be at least 1 (got {limit})")
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
 def as_nchw_float(images: np.ndarray) -> np.ndarray:

@@ -1,9 +1,13 @@
 """Square Attack, L-inf (Andriushchenko, Croce, Flammarion & Hein, ECCV 2020), with numpy only.
 
-A score-based black-box attack: it only sees the probabilities the model returns, never a gradient.
-It starts from vertical stripes of +-eps and then tries, one query per image and iteration, to replace a
-random square of the perturbation by a new +-eps colour; a candidate is kept when the margin loss
-``logp[y] - max_{k != y} logp[k]`` decreases. Images already fooled are no longer queried.
+A score-based black-box attack: it only sees the scores the model returns, never a gradient. It starts
+from vertical stripes of +-eps and then tries, one query per image and iteration, to replace a random
+square of the perturbation by a new +-eps colour; a candidate is kept when the margin loss
+``z[y] - max_{k != y} z[k]`` on the logits decreases. Images already fooled are no longer queried.
+
+The margin is taken on logits, not on probabilities: a confident model's float32 softmax saturates to
+exactly 1 and 0, where every candidate has the same (infinite) margin and the search has nothing to
+follow. (Measured on the demo's DenseNet: on probabilities no image flipped at 8/255.)
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 from engine.errors import AttackError
 from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
-Predict = Callable[[np.ndarray], np.ndarray]  # float32 NCHW in [0, 1] -> probabilities (N, C)
+Predict = Callable[[np.ndarray], np.ndarray]  # float32 NCHW in [0, 1] -> logits (N, C)
 _STAGE = "square attack"
 # query milestones of the paper (out of 10,000) at which the square's area fraction p halves
 _MILESTONES = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
@@ -45,23 +49,29 @@ def p_schedule(p_init: float, iteration: int, n_queries: int) -> float:
     return p_init / 2**halvings
 
 
-def predicted(probs: np.ndarray) -> np.ndarray:
-    """The engine's decision rule: p(class 1) >= 0.5 for two classes, else the arg-max."""
-    return (probs[:, 1] >= 0.5).astype(np.int64) if probs.shape[1] == 2 else probs.argmax(1)
+def predicted(logits: np.ndarray) -> np.ndarray:
+    """The engine's decision rule on logits: p(class 1) >= 0.5 (z1 >= z0) for two classes, else the arg-max."""
+    return (logits[:, 1] >= logits[:, 0]).astype(np.int64) if logits.shape[1] == 2 else logits.argmax(1)
 
 
-def margin(probs: np.ndarray, y: np.ndarray, targeted: bool) -> np.ndarray:
-    """log p[y] - max_{k != y} log p[k] (negated when targeted): the loss the attack drives down."""
-    logp = np.log(np.clip(probs.astype(np.float64), 1e-38, 1.0))
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def margin(logits: np.ndarray, y: np.ndarray, targeted: bool) -> np.ndarray:
+    """z[y] - max_{k != y} z[k] (= log p[y] - max log p[k]; negated when targeted): the loss driven down."""
+    z = logits.astype(np.float64)
     rows = np.arange(len(y))
-    own = logp[rows, y]
-    logp[rows, y] = -np.inf
-    m = own - logp.max(axis=1)
+    own = z[rows, y].copy()
+    z[rows, y] = -np.inf
+    m = own - z.max(axis=1)
     return -m if targeted else m
 
 
-def _fooled(probs: np.ndarray, y: np.ndarray, targeted: bool) -> np.ndarray:
-    pred = predicted(probs)
+def _fooled(logits: np.ndarray, y: np.ndarray, targeted: bool) -> np.ndarray:
+    pred = predicted(logits)
     return pred == y if targeted else pred != y
 
 
@@ -118,7 +128,7 @@ def square_attack(
 ) -> SquareResult:
     """Square Attack (L-inf) with at most ``n_queries`` queries per image, reproducible with ``seed``.
 
-    ``predict`` maps float32 NCHW images in [0, 1] to probabilities (N, C); ``y`` holds the true labels
+    ``predict`` maps float32 NCHW images in [0, 1] to logits (N, C); ``y`` holds the true labels
     (untargeted) or the target labels (``targeted=True``: move towards them). Defaults follow the paper
     (p_init 0.05 for L-inf); ``eps`` is in pixel units (8/255). The input array is not modified.
     """
@@ -127,7 +137,7 @@ def square_attack(
     _check(x, y, eps, n_queries, p_init)
     rng = np.random.default_rng(seed)
     n, c, h, w = x.shape
-    probs = np.asarray(predict(x), dtype=np.float32)
+    probs = np.asarray(predict(x), dtype=np.float32)  # logits, named as what the result reports
     if probs.shape != (n, probs.shape[-1]) or (n and (y.min() < 0 or y.max() >= probs.shape[1])):
         raise AttackError(f"labels must be class indices 0..{probs.shape[-1] - 1} of the model's {probs.shape} output")
     todo = ~_fooled(probs, y, targeted)  # clean query: the images there is something to attack
@@ -154,7 +164,7 @@ def square_attack(
         queries[idx] += 1
         success[keep] = _fooled(p_new[better], y[keep], targeted)
     _report(on_progress, n_queries, n_queries, success, todo)
-    return SquareResult(x_best, queries, success, probs, todo, _curve(queries, success, todo, n_queries))
+    return SquareResult(x_best, queries, success, softmax(probs), todo, _curve(queries, success, todo, n_queries))
 
 
 def _curve(queries: np.ndarray, success: np.ndarray, todo: np.ndarray, n_queries: int) -> np.ndarray:

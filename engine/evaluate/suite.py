@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -62,13 +61,6 @@ def robustness_section(
     return {"plan": plan_dict(plan), "rows": rows, "min_eps": min_eps, "flags": []}, ev
 
 
-def blackbox_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """A fixed random subset of ``n`` test images (all when fewer), sorted."""
-    if n >= len(labels):
-        return np.arange(len(labels))
-    return np.sort(np.random.default_rng(seed).choice(len(labels), size=n, replace=False))
-
-
 def add_blackbox(
     section: dict,
     ev: RobustnessEvaluator,
@@ -79,11 +71,11 @@ def add_blackbox(
 ) -> None:
     """Square attack (queries only, onnxruntime) on each ONNX file at ``cfg.eps``, compared with the
     white-box attacks on the same images."""
-    from engine.blackbox import blackbox_stress
+    from engine.blackbox import blackbox_stress, fixed_subset
 
     if not cfg.blackbox_images or not onnx_paths:
         return
-    idx = blackbox_subset(ev.test.labels, cfg.blackbox_images, cfg.train.seed)
+    idx = fixed_subset(len(ev.test), cfg.blackbox_images, cfg.train.seed)
     for name, path in onnx_paths.items():
         res = blackbox_stress(
             path,

@@ -27,11 +27,22 @@ def clean_accuracy(section: dict) -> dict[str, float | None]:
     return {r["model"]: r["accuracy"] for r in section.get("rows", []) if r["kind"] == "clean"}
 
 
-def table_rows(section: dict, kinds: tuple[str, ...] = ("white-box", "black-box", "baseline")) -> list[list[str]]:
-    """Text cells (see ``HEADER``) of the rows of ``kinds``, by model, threat, attack and eps."""
-    clean = clean_accuracy(section)
+MAIN_KINDS = ("white-box", "black-box", "baseline")
+
+
+def sorted_rows(section: dict, kinds: tuple[str, ...] = MAIN_KINDS) -> list[dict]:
+    """The report rows of ``kinds`` in table order: by model, threat, source, attack and eps (natural: level)."""
     rows = [r for r in section.get("rows", []) if r["kind"] in kinds]
-    rows.sort(key=lambda r: (r["model"], KIND_ORDER.get(r["kind"], 9), r.get("source") or "", r["attack"], r["eps"]))
+    return sorted(
+        rows,
+        key=lambda r: (r["model"], KIND_ORDER.get(r["kind"], 9), r.get("source") or "", r["attack"], r["eps"] or 0),
+    )
+
+
+def table_rows(section: dict, kinds: tuple[str, ...] = MAIN_KINDS) -> list[list[str]]:
+    """Text cells (see ``HEADER``) of ``sorted_rows(section, kinds)``, one list per row."""
+    clean = clean_accuracy(section)
+    rows = sorted_rows(section, kinds)
     return [
         [
             r["model"],
@@ -52,7 +63,6 @@ def table_rows(section: dict, kinds: tuple[str, ...] = ("white-box", "black-box"
 
 def natural_rows(section: dict) -> list[list[str]]:
     clean = clean_accuracy(section)
-    rows = [r for r in section.get("rows", []) if r["kind"] == "natural"]
     return [
         [
             r["model"],
@@ -62,7 +72,7 @@ def natural_rows(section: dict) -> list[list[str]]:
             fmt(r["accuracy"]),
             fmt(r["missed_cancer_rate"]),
         ]
-        for r in sorted(rows, key=lambda r: (r["model"], r["attack"]))
+        for r in sorted_rows(section, ("natural",))
     ]
 
 

@@ -57,17 +57,24 @@ def defence_config(base: TrainConfig, defence: str, eps: float) -> tuple[TrainCo
     """Model C's training configuration: ``base`` with on-the-fly adversarial training at ``eps``, and its
     'how trained' record."""
     cfg = replace(base, adversarial=defence, adv_eps=eps)
+    return cfg, adversarial_how(cfg)
+
+
+def adversarial_how(cfg: TrainConfig) -> dict:
+    """The 'how trained' record of on-the-fly adversarial training with ``cfg`` ({"method": "clean"} if none)."""
+    if cfg.adversarial == "none":
+        return {"method": "clean"}
     how = {
         "method": "adversarial-training",
-        "defence": defence,
-        "eps": eps,
-        "steps": 1 if defence == "fgsm-rs" else cfg.adv_steps,
+        "defence": cfg.adversarial,
+        "eps": cfg.adv_eps,
+        "steps": 1 if cfg.adversarial == "fgsm-rs" else cfg.adv_steps,
         "adv_ratio": cfg.adv_ratio,
         "selected_by": "PGD balanced accuracy on validation images",
     }
-    if defence == "trades":
+    if cfg.adversarial == "trades":
         how["trades_beta"] = cfg.trades_beta
-    return cfg, how
+    return how
 
 
 def train_new_model(

@@ -345,6 +345,19 @@ def test_train_command_clean_then_study_model_b(demo_root, tmp_path):
     assert (a / "split.csv").read_text() == (b / "split.csv").read_text(), "same data and seed, same split"
 
 
+def test_train_command_with_adversarial_training(demo_root, tmp_path):
+    out = tmp_path / "c"
+    args = ["train", "--data", str(demo_root), "--out", str(out), *FAST, "--adversarial", "pgd", "--adv-steps", "2"]
+    assert main([*args, "--adv-eps", "4/255", "--adv-ratio", "0.5"]) == 0
+    summary = json.loads((out / "train.json").read_text())
+    assert summary["how_trained"]["method"] == "adversarial-training"
+    assert summary["how_trained"]["defence"] == "pgd" and summary["how_trained"]["adv_ratio"] == 0.5
+    assert summary["selected_by"] == "val_pgd_balanced_accuracy"
+    assert all("val_pgd_acc" in row for row in summary["history"])
+    both = ["train", "--data", str(demo_root), "--out", str(tmp_path / "x"), *FAST, "--adversarial", "pgd"]
+    assert main([*both, "--adversarial-from", str(out / "best.pt")]) == 2
+
+
 def test_experiment_on_the_real_breakhis_subset(shared_data, tmp_path):
     """The real path on real BreakHis files (30 images, 14 patients): parser, decoding, patient split."""
     out = tmp_path / "run"

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from engine.attacks import pgd
 from engine.blackbox import blackbox_stress, onnx_predictor, p_schedule, square_attack
+from engine.blackbox.square import margin, softmax
 from engine.data.decode import decode_image
 from engine.data.demo import generate_demo_dataset
 from engine.errors import AttackError, Cancelled, ConfigError, DataError
@@ -65,7 +66,7 @@ def test_square_attack_fools_the_deployed_model(target, attacked):
     assert attacked.accuracy_curve[0] == pytest.approx(clean_acc)
     assert attacked.accuracy_curve[-1] == pytest.approx(robust_acc)
     assert np.all(np.diff(attacked.accuracy_curve) <= 0)
-    np.testing.assert_allclose(attacked.probabilities, predict(attacked.x_adv), atol=1e-6)
+    np.testing.assert_allclose(attacked.probabilities, softmax(predict(attacked.x_adv)), atol=1e-6)
 
 
 def test_square_attack_bounds_queries_and_input(target, attacked):
@@ -206,7 +207,7 @@ def test_blackbox_stress_on_demo_images(tmp_path):
     rows = out["results"]
     assert [r["eps"] for r in rows] == pytest.approx(eps_values)
     predict, _ = onnx_predictor(path)
-    pred = (predict(x.numpy())[:, 1] >= 0.5).astype(int)
+    pred = (softmax(predict(x.numpy()))[:, 1] >= 0.5).astype(int)
     assert rows[0]["accuracy"] == pytest.approx(float((pred == labels).mean())) and rows[0]["accuracy"] >= 0.8
     for row in rows:
         _check_row(row, labels, 100)
@@ -229,3 +230,11 @@ def test_blackbox_stress_rejects_bad_inputs(target, tmp_path):
         blackbox_stress(path, x[:3], [0, 1], eps_values=[0])
     with pytest.raises(ConfigError, match="eps"):
         blackbox_stress(path, x[:2], y[:2], eps_values=[-1])
+
+
+def test_margin_is_finite_where_the_softmax_saturates():
+    """A confident model's float32 probabilities are exactly 1 and 0; the logit margin still orders candidates."""
+    logits = np.array([[0.0, 120.0], [0.0, 110.0]], dtype=np.float32)
+    assert np.all(softmax(logits)[:, 0] == 0.0)
+    m = margin(logits, np.array([1, 1]), targeted=False)
+    assert np.all(np.isfinite(m)) and m[1] < m[0]

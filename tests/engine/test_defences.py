@@ -138,3 +138,15 @@ def test_robust_subset_is_fixed_and_bounded():
 def test_bad_adversarial_settings_are_refused(change):
     with pytest.raises(ConfigError):
         TrainConfig(**{**CFG.__dict__, **change})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("method", ["fgsm-rs", "pgd", "trades"])
+def test_adversarial_training_on_cuda_with_mixed_precision(tmp_path, method):
+    cfg = TrainConfig(
+        **{**CFG.__dict__, "device": "cuda", "adversarial": method, "adv_eps": 16 / 255, "adv_steps": 3, "epochs": 3}
+    )
+    model, result = _fit(tmp_path, cfg)
+    assert next(model.parameters()).is_cuda
+    assert all(np.isfinite(r["train_loss"]) for r in result.history)
+    assert result.best_score >= 0.5, result.history

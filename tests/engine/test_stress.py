@@ -256,3 +256,35 @@ def test_unlabelled_or_foreign_folders_are_refused(toy, tmp_path):
     (other / "malignant").rename(other / "tumour")
     with pytest.raises(DataError, match="positive"):
         stress_test_set({"A": toy["a"]}, {"folder": other})
+
+
+# --- targeted and black-box ----------------------------------------------------------------------------
+def test_targeted_set_attack_moves_cancers_to_benign_only(toy):
+    # the toy task's margin is wide (a bright square): only a large eps can hide it
+    r = stress_test_set(
+        {"A": toy["a"]}, {"folder": toy["folder"]}, method="pgd", eps_values=[0.5], steps=5, target="benign",
+        device="cpu",
+    )  # fmt: skip
+    clean, attacked = r["curves"]["A"]
+    assert r["target"] == "benign"
+    assert attacked["missed_cancer_rate"] > clean["missed_cancer_rate"]
+    assert attacked["specificity"] >= clean["specificity"]  # benign images are pulled further towards benign
+
+
+def test_unknown_target_class_is_refused(toy):
+    with pytest.raises(ConfigError, match="not one of"):
+        stress_test_set({"A": toy["a"]}, {"folder": toy["folder"]}, target="normal", device="cpu")
+
+
+def test_blackbox_images_on_the_run_test_split(toy, onnx_a):
+    from engine.stress import blackbox_images
+
+    data = prepare_data(DataConfig(data=str(toy["folder"])), SIZE, split_file=toy["run"] / "split.csv")
+    r = blackbox_images(onnx_a, {"run": toy["run"]}, eps_values=[16 / 255], n_queries=30, limit=100, seed=0)
+    assert r["n_images"] == len(data.arrays("test")) and r["classes"] == list(CLASSES)
+    clean, attacked = r["results"]
+    assert clean["eps"] == 0 and attacked["eps"] == pytest.approx(16 / 255)
+    assert attacked["accuracy"] <= clean["accuracy"]
+    assert r["provider"].endswith("ExecutionProvider")
+    few = blackbox_images(onnx_a, {"folder": toy["folder"]}, eps_values=[16 / 255], n_queries=5, limit=7, seed=0)
+    assert few["n_images"] == 7
