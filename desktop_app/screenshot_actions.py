@@ -1,5 +1,6 @@
 """What ``histoguard gui --screenshots`` does on a page before taking its picture, so that each page
-shows real content (a stress test that ran, predictions on demo images). Keyed by page class name."""
+shows real content (a stress test that ran, predictions on demo images). Keyed by page class name;
+``EXTRA_SHOTS`` are further pictures after one per page: (file name, page class name, action)."""
 
 from __future__ import annotations
 
@@ -33,4 +34,18 @@ def _diagnose(page, window) -> None:
     page.table.selectRow(0)
 
 
-ACTIONS: dict[str, Callable] = {"StressPage": _stress, "DiagnosePage": _diagnose}
+def _results(page, window) -> None:
+    page.tabs.setCurrentIndex(0)  # the study's five conditions (the robustness tab gets its own picture)
+
+
+def _robustness(page, window) -> None:
+    """The robustness tab with its most damaging white-box line selected (its confusion matrix shown)."""
+    page.show_robustness()
+    table = page.robustness.table
+    rows = [i for i, r in enumerate(table.rows) if r["kind"] == "white-box" and r["accuracy"] is not None]
+    if rows:
+        table.selectRow(min(rows, key=lambda i: table.rows[i]["accuracy"]))
+
+
+ACTIONS: dict[str, Callable] = {"StressPage": _stress, "ResultsPage": _results, "DiagnosePage": _diagnose}
+EXTRA_SHOTS: list[tuple[str, str, Callable]] = [("results-robustness", "ResultsPage", _robustness)]

@@ -2,7 +2,9 @@
 
 Used to show the app in the README and by the tests. The demo dataset is generated (or reused) in the
 user's data folder; without ``--run`` a tiny run (small CNN, 32 px, 3 epochs) is trained first so the
-Train, Stress-test, Results and Diagnose pages have something to show. Settings go to a temporary file.
+Train, Stress-test, Results and Diagnose pages have something to show. One PNG per page, then the extra
+views of ``screenshot_actions.EXTRA_SHOTS`` (the Results page's robustness tab). Settings go to a
+temporary file.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def _run_experiment(cfg, out, *, on_progress=None, cancel=None):
 
 def take_screenshots(app: QApplication, out_dir: Path, run: str | None = None) -> int:
     from desktop_app.app import build_window
-    from desktop_app.screenshot_actions import ACTIONS
+    from desktop_app.screenshot_actions import ACTIONS, EXTRA_SHOTS
 
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="histoguard-shots-"))
@@ -71,16 +73,14 @@ def take_screenshots(app: QApplication, out_dir: Path, run: str | None = None) -
     if window.controller.open_run(run) is None:
         raise RuntimeError(f"cannot open the run folder {run}: {window.ctx.errors.history[-1][1]}")
     settle(app, window)
-    saved = []
-    for i, (name, page) in enumerate(window.pages.items(), start=1):
+    shots = [(page.title.lower().replace(" ", "-"), name, ACTIONS.get(name)) for name, page in window.pages.items()]
+    for i, (file_name, name, action) in enumerate([*shots, *EXTRA_SHOTS], start=1):
         window.show_page(name)
-        action = ACTIONS.get(name)
         if action is not None:
-            action(page, window)
+            action(window.pages[name], window)
         settle(app, window)
-        path = out_dir / f"{i}-{page.title.lower().replace(' ', '-')}.png"
+        path = out_dir / f"{i}-{file_name}.png"
         window.grab().save(str(path))
-        saved.append(path)
         log.info("saved %s", path)
     window.close()
     errors = window.ctx.errors.history

@@ -14,7 +14,7 @@ from engine.errors import RunFolderError
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES = ("A", "B")
+MODEL_NAMES = ("A", "B", "C")  # C: on-the-fly adversarial training (issue 4); older runs have A and B
 
 
 @dataclass
@@ -24,8 +24,8 @@ class RunInfo:
     path: Path
     config: ExperimentConfig | None = None
     report: dict | None = None  # report.json once the run has finished
-    checkpoints: dict[str, Path] = field(default_factory=dict)  # "A"/"B" -> best.pt
-    onnx: dict[str, Path] = field(default_factory=dict)  # "A"/"B" -> model_x.onnx
+    checkpoints: dict[str, Path] = field(default_factory=dict)  # "A"/"B"/"C" -> best.pt
+    onnx: dict[str, Path] = field(default_factory=dict)  # "A"/"B"/"C" -> model_x.onnx
 
     @classmethod
     def load(cls, path: str | Path) -> RunInfo:

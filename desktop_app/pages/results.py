@@ -1,5 +1,7 @@
 """Results page: confusion matrices of the five conditions, the metrics beside the majority baseline, the eps
-sweep, image or patient level, and the report export (HTML with embedded figures + CSV, optionally PDF)."""
+sweep, image or patient level, and the report export (HTML with embedded figures + CSV, optionally PDF).
+A second tab shows the robustness evaluation (attacks, transfer, black-box, natural perturbations, smallest
+flipping eps, gradient-masking checks) of runs that have one."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from PySide6.QtWidgets import (
     QRadioButton,
     QScrollArea,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -28,6 +31,7 @@ from desktop_app.state import RunInfo
 from desktop_app.widgets.confusion_heatmap import ConfusionHeatmap
 from desktop_app.widgets.metrics_table import MetricsTable
 from desktop_app.widgets.progress_panel import ProgressPanel
+from desktop_app.widgets.robustness_view import RobustnessView
 from desktop_app.widgets.sweep_plot import SweepPlot
 from desktop_app.widgets.sweep_table import SweepTable
 from desktop_app.workers import Task
@@ -96,7 +100,7 @@ class ResultsPage(Page):
         self.run_label = QLabel()
         self.run_label.setWordWrap(True)
         self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(heading("Results"))
+        layout.addLayout(self._title_row())
         layout.addWidget(self.run_label)
         self.banner = QLabel(SYNTHETIC_BANNER)
         self.banner.setObjectName("syntheticBanner")
@@ -105,19 +109,38 @@ class ResultsPage(Page):
             "background:#ffe680; border:2px solid #c9a000; padding:8px; color:#3d3000; font-size:13px;"
         )
         layout.addWidget(self.banner)
-        layout.addLayout(self._controls())
         self.export_status = QLabel()
         self.export_status.setOpenExternalLinks(True)
         self.export_status.setWordWrap(True)
         layout.addWidget(self.export_status)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(self._results())
-        layout.addWidget(scroll, 1)
+        self.robustness = RobustnessView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._study_tab(), "Study: clean and FGSM (five conditions)")
+        self.tabs.addTab(scrolled(self.robustness), "Robustness: attacks, transfer, black-box, masking checks")
+        layout.addWidget(self.tabs, 1)
         return box
 
-    def _controls(self) -> QHBoxLayout:
+    def show_robustness(self) -> None:
+        self.tabs.setCurrentIndex(1)
+
+    def _title_row(self) -> QHBoxLayout:
+        """The page title, with the export (and its progress while it runs) on the right."""
+        row = QHBoxLayout()
+        row.addWidget(heading("Results"), 1)
+        self.progress = ProgressPanel()
+        self.progress.setVisible(False)
+        row.addWidget(self.progress, 1)
+        self.export_button = QPushButton("Export report…")
+        self.export_button.setToolTip("report.html with the figures, metrics.csv, and optionally a PDF")
+        self.export_button.clicked.connect(self.export_report_dialog)
+        row.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignBottom)
+        return row
+
+    def _study_tab(self) -> QWidget:
+        """The five conditions, image or patient level (the switch sits in this tab: robustness is image level)."""
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(4, 4, 0, 0)
         row = QHBoxLayout()
         row.addWidget(QLabel("<b>Show:</b>"))
         self.image_button = QRadioButton("Image level")
@@ -131,14 +154,9 @@ class ResultsPage(Page):
         self.level_note = QLabel(LEVEL_NOTES["image"])
         self.level_note.setStyleSheet("color: #555;")
         row.addWidget(self.level_note, 1)
-        self.progress = ProgressPanel()
-        self.progress.setVisible(False)
-        row.addWidget(self.progress, 1)
-        self.export_button = QPushButton("Export report…")
-        self.export_button.setToolTip("report.html with the figures, metrics.csv, and optionally a PDF")
-        self.export_button.clicked.connect(self.export_report_dialog)
-        row.addWidget(self.export_button)
-        return row
+        layout.addLayout(row)
+        layout.addWidget(scrolled(self._results()), 1)
+        return box
 
     def _results(self) -> QWidget:
         box = QWidget()
@@ -179,6 +197,7 @@ class ResultsPage(Page):
         self.run_label.setText(self._run_text(run))
         self.sweep_table.set_sweep(report.get("sweep") or [])
         self.sweep_plot.set_sweep(report.get("sweep") or [])
+        self.robustness.set_report(report)
         self.export_status.clear()
         self.stack.setCurrentIndex(1)
         self.show_level(self.level)
@@ -293,6 +312,14 @@ class ResultsPage(Page):
     def _export_ended(self) -> None:
         self.export_button.setEnabled(True)
         self.progress.setVisible(False)
+
+
+def scrolled(widget: QWidget) -> QScrollArea:
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setWidget(widget)
+    return scroll
 
 
 def heatmap_titles(e: dict, arch: str = "") -> tuple[str, str]:

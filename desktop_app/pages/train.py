@@ -1,5 +1,6 @@
 """Train page: configure and run the study (train Model A, FGSM images from A, train Model B on original +
-FGSM images, evaluate, export ONNX) on a worker, with stages, live curves, progress and the engine's log.
+FGSM images, train Model C with adversarial training, evaluate, robustness evaluation, export ONNX, black-box
+attack on the ONNX files) on a worker, with stages, live curves, progress and the engine's log.
 
 The run goes into a run folder; Cancel stops within one batch and leaves ``last.pt``, so the same settings
 can be resumed later. A finished run (trained here or opened from disk) shows its curves from report.json.
@@ -12,7 +13,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_app.pages.base import Page, heading
 from desktop_app.state import RunInfo
@@ -21,7 +32,7 @@ from desktop_app.widgets.progress_panel import ProgressPanel, format_eta
 from desktop_app.widgets.run_folder_field import RunFolderField
 from desktop_app.widgets.stage_list import StageList
 from desktop_app.widgets.train_form import TrainForm
-from desktop_app.widgets.training_curves import TrainingCurves
+from desktop_app.widgets.training_curves import TrainingCurves, overfitting_warning
 from engine import api
 from engine.config import DEMO_EPS, DEMO_TRAIN, ExperimentConfig, TrainConfig
 from engine.errors import ConfigError, EngineError
@@ -29,9 +40,9 @@ from engine.progress import Progress
 
 log = logging.getLogger(__name__)
 
-HINT = (
-    "Model A trains on the original images; FGSM images made on A are added to train Model B; both are then "
-    "evaluated clean and under attack and exported to ONNX. Cancel keeps a checkpoint that can be resumed."
+HINT = (  # one line at 1280x800
+    "Model A: original images; B: plus FGSM images made on A; C: adversarial training. All are then attacked "
+    "white-box, by transfer and black-box. Cancel keeps a checkpoint."
 )
 NO_DATA = "Open a dataset first (Start page, or File › Open dataset folder)."
 
@@ -49,6 +60,19 @@ def run_training(
     return Path(out), report
 
 
+def _group(title: str, *parts) -> QGroupBox:
+    """A titled box with compact margins around widgets and layouts."""
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(8, 4, 8, 6)
+    for part in parts:
+        if isinstance(part, QWidget):
+            layout.addWidget(part)
+        else:
+            layout.addLayout(part)
+    return box
+
+
 class TrainPage(Page):
     title = "Train"
 
@@ -62,12 +86,13 @@ class TrainPage(Page):
         self.form = TrainForm()
         self.folder = RunFolderField(ctx.settings)
         self.start_button = QPushButton("Start training")
-        self.start_button.setMinimumHeight(34)
+        self.start_button.setMinimumHeight(30)
         self.start_hint = QLabel()
         self.start_hint.setWordWrap(True)
         self.dataset_label = QLabel()
         self.dataset_label.setWordWrap(True)
         self.stages = StageList()
+        self._plan_shown = True  # the stage list shows the form's plan (not a run's outcome)
         self.progress = ProgressPanel()
         self.eta_label = QLabel("")
         self.curves = TrainingCurves(vertical=True)
@@ -80,25 +105,7 @@ class TrainPage(Page):
 
     # --- layout -------------------------------------------------------------------------------------
     def _build_layout(self) -> None:
-        settings = QGroupBox("Settings")
-        QVBoxLayout(settings).addWidget(self.form)
-        run_box = QGroupBox("Run folder")
-        run_layout = QVBoxLayout(run_box)
-        run_layout.addWidget(self.folder)
-        start_row = QHBoxLayout()
-        start_row.addWidget(self.start_button)
-        start_row.addWidget(self.start_hint, 1)
-        run_layout.addLayout(start_row)
-        stages_box = QGroupBox("Stages")
-        QVBoxLayout(stages_box).addWidget(self.stages)
-        left = QVBoxLayout()
-        for w in (settings, run_box, stages_box):
-            left.addWidget(w)
-        left.addStretch(1)
-        left_widget = QWidget()
-        left_widget.setLayout(left)
-        left_widget.setFixedWidth(450)
-        left.setContentsMargins(0, 0, 0, 0)
+        left_widget = self._left_column()
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.curves)
         splitter.addWidget(self.log_view)
@@ -117,6 +124,27 @@ class TrainPage(Page):
         layout.addWidget(heading("Train", HINT))
         layout.addWidget(self.dataset_label)
         layout.addLayout(columns, 1)
+
+    def _left_column(self) -> QScrollArea:
+        """Settings, run folder and Start, stages; fits 1280x800, and scrolls rather than cuts on less."""
+        start_row = QHBoxLayout()
+        start_row.addWidget(self.start_button)
+        start_row.addWidget(self.start_hint, 1)
+        left = QVBoxLayout()
+        left.addWidget(_group("Settings", self.form))
+        left.addWidget(_group("Run folder", self.folder, start_row))
+        left.addWidget(_group("Stages", self.stages))
+        left.addStretch(1)
+        left.setContentsMargins(0, 0, 4, 0)
+        inner = QWidget()
+        inner.setLayout(left)
+        scroll = QScrollArea()
+        scroll.setWidget(inner)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(500)
+        return scroll
 
     def _connect(self) -> None:
         state = self.ctx.state
@@ -157,6 +185,7 @@ class TrainPage(Page):
         self._defaults_for = synthetic
         self._base, self._template = (DEMO_TRAIN, None) if synthetic else (TrainConfig(), None)
         self.form.set_from(self._base, DEMO_EPS if synthetic else 4 / 255)
+        self.form.set_experiment(None)
 
     def _run_changed(self, run: RunInfo | None) -> None:
         if run is None or self.running:
@@ -164,28 +193,21 @@ class TrainPage(Page):
         if run.config is not None:
             self._base, self._template, self._defaults_for = run.config.train, run.config, run.synthetic
             self.form.set_from(run.config.train, run.config.eps)
+            self.form.set_experiment(run.config)
         self.curves.clear()
-        self.stages.reset()
+        self.stages.reset(run.config)
         self._epoch_seconds.clear()
+        self._plan_shown = not run.finished
         if run.finished:
             self.curves.set_training(run.report.get("training", {}))
             self.curves.caption.setText(f"Training curves of the finished run in {run.path}")
-            self._show_finished_stages(run.report)
+            self.stages.show_report(run.report)
             self.folder.new_folder()
         else:
             self.curves.caption.setText(f"{run.path} is not finished: press Resume training to continue it.")
             self.folder.set_path(run.path)
             self.folder.resume_box.setChecked(True)
         self._refresh()
-
-    def _show_finished_stages(self, report: dict) -> None:
-        self.stages.set_all("done")
-        for model, key in (("A", "train_a"), ("B", "train_b")):
-            t = report.get("training", {}).get(model) or {}
-            if "best_epoch" in t:
-                detail = f"{t['epochs_run']} epochs{' (early stop)' if t.get('stopped_early') else ''}, "
-                detail += f"best {t['best_epoch']}: val. bal. acc. {t['best_val_balanced_accuracy']:.3f}"
-                self.stages.set_status(key, "done", detail)
 
     # --- configuration ------------------------------------------------------------------------------
     def _data_config(self):
@@ -201,10 +223,10 @@ class TrainPage(Page):
         data = self._data_config()
         if data is None:
             raise ConfigError("no dataset is open: open a dataset folder or the demo first, then train")
-        train = self.form.train_config(self._base)
+        train, extra = self.form.train_config(self._base), self.form.experiment_values()
         if self._template is not None:
-            return replace(self._template, data=data, train=train, eps=self.form.eps())
-        return ExperimentConfig(data=data, train=train, eps=self.form.eps())
+            return replace(self._template, data=data, train=train, eps=self.form.eps(), **extra)
+        return ExperimentConfig(data=data, train=train, eps=self.form.eps(), **extra)
 
     def _refresh(self) -> None:
         """Enable Start when it can run, and name it after what it will do (start or resume)."""
@@ -213,6 +235,8 @@ class TrainPage(Page):
         except EngineError:
             cfg = None
         self.folder.refresh(cfg)
+        if self._plan_shown and not self.running:
+            self.stages.reset(cfg)  # e.g. "Train Model C: skipped" as soon as the defence is 'none'
         has_data = self._data_config() is not None
         self.start_button.setEnabled(has_data and not self.running)
         self.start_button.setText("Resume training" if self.folder.will_resume() else "Start training")
@@ -236,7 +260,8 @@ class TrainPage(Page):
         if not (resume and out == self._last_out):
             self.curves.clear()
             self._epoch_seconds.clear()
-        self.stages.reset()
+        self.stages.reset(cfg)
+        self._plan_shown = False
         self._last_out = out
         self.curves.caption.setText(f"Training into {out}")
         self.log_view.append_line(f"--- {'resuming' if resume else 'starting'} the run in {out} ---")
@@ -263,6 +288,13 @@ class TrainPage(Page):
             self.curves.add_epoch(model, p.metrics)
             self._epoch_seconds.setdefault(model, []).append(float(p.metrics.get("seconds", 0.0)))
             self.eta_label.setText(self._eta_text(model, p))
+            if p.metrics.get("catastrophic_overfitting"):
+                self._warn(overfitting_warning(model, p.metrics))
+
+    def _warn(self, text: str) -> None:
+        """A training warning in the log and the status bar (the curves show it under their caption too)."""
+        self.log_view.append_line(text)
+        self.ctx.state.message.emit(text)
 
     def _eta_text(self, model: str, p: Progress) -> str:
         seconds = self._epoch_seconds[model]
@@ -276,6 +308,7 @@ class TrainPage(Page):
         out, _report = result
         self.task = None
         self.stages.set_all("done")
+        self._plan_shown = False
         try:
             run = RunInfo.load(out)
         except EngineError as exc:

@@ -46,15 +46,22 @@ class EpsCurves(pg.GraphicsLayoutWidget):
         self.series, self.baseline = {}, None
 
     def set_curves(
-        self, curves: dict[str, list[dict]], baseline: float | None = None, positive_class: str | None = None
+        self,
+        curves: dict[str, list[dict]],
+        baseline: float | None = None,
+        positive_class: str | None = None,
+        l2: bool = False,
     ) -> None:
+        """``l2``: the eps values are L2 radii (PGD-L2), plotted as they are instead of as k/255."""
         self.clear_curves()
+        self.plot_item.setLabel("bottom", "L2 radius (pixel units)" if l2 else "eps (k/255 of the pixel range)")
+        scale = 1 if l2 else 255
         xs = []
         for i, (model, points) in enumerate(curves.items()):
             colour, marker = MODEL_STYLES[i % len(MODEL_STYLES)]
             for metric, dash in METRICS:
                 pts = [(p["eps"], p[metric]) for p in points if p.get(metric) is not None]
-                x = np.array([round(e * 255, 3) for e, _ in pts], dtype=float)
+                x = np.array([round(e * scale, 6) for e, _ in pts], dtype=float)
                 y = np.array([v for _, v in pts], dtype=float)
                 pen = pg.mkPen(colour, width=2, style=dash)
                 item = self.plot_item.plot(x, y, pen=pen, symbol=marker, symbolBrush=colour, symbolPen=colour,
@@ -64,6 +71,8 @@ class EpsCurves(pg.GraphicsLayoutWidget):
                 xs.extend(x.tolist())
         if baseline is not None and xs:
             self._baseline(baseline, min(xs), max(xs))
+        if xs:
+            self.plot_item.setXRange(min(xs), max(max(xs), 1e-6), padding=0.03)
         self.plot_item.setYRange(0, 1.02, padding=0)
 
     def _baseline(self, value: float, x0: float, x1: float) -> None:
@@ -75,7 +84,7 @@ class EpsCurves(pg.GraphicsLayoutWidget):
     @staticmethod
     def _metric_label(metric: str, positive: str | None) -> str:
         if metric == "sensitivity" and positive:
-            return f"sensitivity<br>&nbsp;&nbsp;({positive} found)"
+            return f"sensitivity ({positive} found)"
         if metric == "specificity" and positive:
-            return "specificity<br>&nbsp;&nbsp;(others cleared)"
+            return "specificity (others cleared)"
         return metric

@@ -1,5 +1,6 @@
-"""The training settings of a study run: architecture, image size, epochs, batch size, learning rate,
-FGSM eps of Model B (as k/255), starting weights and device.
+"""The settings of a study run: architecture, image size, epochs, batch size, learning rate, the attack
+eps of Models B and C (as k/255), Model C's defence, starting weights, device, and (in a compact group)
+the robustness evaluation that follows training.
 
 The architectures are listed statically: the engine's registry imports torch, which the window must not
 wait for (a test checks this list against ``engine.api.list_models()``).
@@ -23,7 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.config import TrainConfig
+from desktop_app.widgets.robust_eval_form import RobustEvalForm
+from engine.catalog import DEFENCE_LABELS
+from engine.config import ExperimentConfig, TrainConfig
 from engine.errors import ConfigError
 
 ARCHITECTURES = (
@@ -39,10 +42,22 @@ WEIGHTS = (
     ("file", "a weights file…"),
 )
 DEVICES = (("auto", "auto (GPU if there is one)"), ("cpu", "cpu"), ("cuda", "cuda (NVIDIA GPU)"))
+DEFENCE_TIPS = {
+    "none": "no Model C: only Models A and B are trained",
+    "fgsm-rs": "Model C is trained on FGSM images with a random start, made on the fly (fast, one attack step)",
+    "pgd": "Model C is trained on PGD images made on the fly (slower, several attack steps per batch)",
+    "trades": "Model C is trained with the TRADES loss (clean accuracy traded against robustness)",
+}
+DEFENCES = tuple(
+    (name, f"{label} (no Model C)" if name == "none" else label, DEFENCE_TIPS.get(name, label))
+    for name, label in DEFENCE_LABELS.items()
+)
 
 
 def _combo(entries) -> QComboBox:
     combo = QComboBox()
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(16)  # may be narrower than its longest entry; the list shows it whole
     for value, text, *tip in entries:
         combo.addItem(text, value)
         if tip:
@@ -56,6 +71,16 @@ def _spin(low: int, high: int, step: int = 1, suffix: str = "") -> QSpinBox:
     spin.setSingleStep(step)
     spin.setSuffix(suffix)
     return spin
+
+
+def _pair(first: QWidget, label: str, second: QWidget) -> QHBoxLayout:
+    """Two short fields in one form row (the form must fit a 1280x800 window)."""
+    row = QHBoxLayout()
+    row.addWidget(first, 1)
+    row.addSpacing(8)
+    row.addWidget(QLabel(label))
+    row.addWidget(second, 1)
+    return row
 
 
 def _select(combo: QComboBox, value: str) -> None:
@@ -81,7 +106,10 @@ class TrainForm(QWidget):
         self.lr.setRange(0.000001, 1.0)
         self.lr.setSingleStep(0.0005)
         self.eps_k = _spin(1, 64, 1, " / 255")
+        self.eps_k.setToolTip("FGSM eps of Model B's extra training images and Model C's adversarial training")
         self.eps_text = QLabel()
+        self.defence = _combo(DEFENCES)
+        self.robust = RobustEvalForm()
         self.weights = _combo(WEIGHTS)
         self.weights_file = QLineEdit()
         self.weights_file.setPlaceholderText("a .pth state dict")
@@ -94,15 +122,16 @@ class TrainForm(QWidget):
     def _layout(self) -> None:
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
+        form.setVerticalSpacing(5)
         form.addRow("Architecture", self.arch)
-        form.addRow("Image size", self.image_size)
-        form.addRow("Epochs (at most)", self.epochs)
-        form.addRow("Batch size", self.batch_size)
-        form.addRow("Learning rate", self.lr)
+        form.addRow("Image size", _pair(self.image_size, "Batch size", self.batch_size))
+        form.addRow("Epochs (at most)", _pair(self.epochs, "Learning rate", self.lr))
         eps_row = QHBoxLayout()
         eps_row.addWidget(self.eps_k)
+        eps_row.addSpacing(6)
         eps_row.addWidget(self.eps_text, 1)
-        form.addRow("FGSM eps (Model B)", eps_row)
+        form.addRow("Attack eps (B, C)", eps_row)
+        form.addRow("Model C defence", self.defence)
         form.addRow("Start weights", self.weights)
         file_row = QHBoxLayout()
         file_row.addWidget(self.weights_file, 1)
@@ -110,13 +139,15 @@ class TrainForm(QWidget):
         self.file_row_label = QLabel("Weights file")
         form.addRow(self.file_row_label, file_row)
         form.addRow("Device", self.device)
+        form.addRow(self.robust)
 
     def _connect(self) -> None:
         for spin in (self.image_size, self.epochs, self.batch_size, self.eps_k):
             spin.valueChanged.connect(self._edited)
         self.lr.valueChanged.connect(self._edited)
-        for combo in (self.arch, self.weights, self.device):
+        for combo in (self.arch, self.weights, self.device, self.defence):
             combo.currentIndexChanged.connect(self._edited)
+        self.robust.changed.connect(self._edited)
         self.weights_file.textChanged.connect(self._edited)
         self.weights_browse.clicked.connect(self._browse_weights)
 
@@ -149,6 +180,15 @@ class TrainForm(QWidget):
             self.weights_file.setText(train.weights)
         _select(self.device, train.device if self.device.findData(train.device) >= 0 else "auto")
         self._edited()
+
+    def set_experiment(self, cfg: ExperimentConfig | None) -> None:
+        """Show a run's defence and robustness settings, or the engine's defaults for None."""
+        _select(self.defence, cfg.defence if cfg is not None else "fgsm-rs")
+        self.robust.set_from(cfg)
+
+    def experiment_values(self) -> dict:
+        """The ExperimentConfig fields the form sets besides ``train`` and ``eps``."""
+        return {"defence": self.defence.currentData(), **self.robust.values()}
 
     def weights_value(self) -> str:
         choice = self.weights.currentData()

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from desktop_app.widgets.image_view import ImageView
+from engine.catalog import ATTACK_LABELS
 
 FLIPPED_STYLE = "background:#fde2e1; border:1px solid #d9534f; padding:6px; color:#6b1a17;"
 UNCHANGED_STYLE = "background:#e3f4e1; border:1px solid #5cb85c; padding:6px; color:#1e4620;"
@@ -22,6 +23,11 @@ def eps_k(eps: float) -> str:
     """0.0313… -> '8/255'; values that are not k/255 as decimals."""
     k = float(eps) * 255
     return f"{round(k)}/255" if abs(k - round(k)) < 1e-4 else f"{float(eps):.4g}"
+
+
+def eps_caption(r: dict) -> str:
+    """'eps 8/255', or 'L2 radius 0.5' for PGD-L2 (whose eps bounds the perturbation's length, not each pixel)."""
+    return f"L2 radius {r['eps']:g}" if r.get("method") == "pgd-l2" else f"eps {eps_k(r['eps'])}"
 
 
 class Triptych(QWidget):
@@ -77,20 +83,22 @@ class Triptych(QWidget):
 
     def _captions(self, r: dict) -> tuple[str, str, str]:
         eps = r["eps"]
-        gain = f"×{1 / (2 * eps):.0f}" if eps > 0 else "none at eps 0"
+        scale = r.get("view_scale", eps)  # the engine scales by eps; an L2 attack's view by its largest change
+        gain = f"×{1 / (2 * scale):.0f}" if scale > 0 else "none at eps 0"
         before, after = self._prediction(r, "clean"), self._prediction(r, "adv")
         if self.compact:  # three lines each, so the three pictures line up; the attack is in the title
             return f"Original<br>{before}", f"Adversarial<br>{after}", f"Perturbation<br>amplified<br>{gain}"
-        attack = f"{r['method'].upper()}, eps {eps_k(eps)}"
+        attack = f"{ATTACK_LABELS.get(r['method'], r['method'].upper())}, {eps_caption(r)}"
         return f"Original<br>{before}", f"Adversarial ({attack})<br>{after}", f"Perturbation<br>amplified {gain}"
 
     def _details(self, r: dict) -> str:
-        classes, eps = list(r["classes"]), r["eps"]
+        classes = list(r["classes"])
         positive = r.get("positive_class") or classes[-1]
         i = classes.index(positive)
         return (
             f"p({escape(positive)}): {r['probs_clean'][i]:.3f} → {r['probs_adv'][i]:.3f} · largest pixel change "
-            f"(L∞) = {eps_k(r['linf'])} of eps {eps_k(eps)} · label attacked: {escape(r['label_attacked'])}<br>"
+            f"(L∞) = {eps_k(r['linf'])}{'; ' if r.get('method') == 'pgd-l2' else ' of '}{eps_caption(r)} · "
+            f"{'target class' if r.get('targeted') else 'label attacked'}: {escape(r['label_attacked'])}<br>"
             "<span style='color:#666'>Perturbation: grey = no change, darker = pixel value lowered, "
             "lighter = raised (per colour channel).</span>"
         )

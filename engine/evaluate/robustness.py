@@ -83,7 +83,8 @@ class RobustnessEvaluator:
 
     def _add(self, row: dict, source: str | None, perturb) -> None:
         """Perturb the test set batch by batch (on ``source`` when given) and score every model on it."""
-        stage = f"robustness: {row['attack']}" + (f" on {source}" if source else "")
+        what = "clean images" if row["attack"] == "none" else row["attack"]
+        stage = f"robustness: {what}" + (f" on {source}" if source else "")
         if row.get("eps"):
             stage += f" at {row['eps'] * 255:.3g}/255"
         out = {name: [] for name in self.models}

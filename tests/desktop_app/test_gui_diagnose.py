@@ -69,6 +69,7 @@ def test_model_box_describes_the_runs_model(page, tiny_run):
     assert [box.picker.itemData(i) for i in range(box.picker.count())] == [
         str(tiny_run / "model_a.onnx"),
         str(model),
+        str(tiny_run / "model_c.onnx"),  # Model C: on-the-fly adversarial training
     ]
     assert box.picker.currentData() == str(model)
     assert "not a medical device" in page.disclaimer.text() and "pathologist" in page.disclaimer.text()

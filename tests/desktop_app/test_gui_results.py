@@ -113,7 +113,9 @@ def test_export_writes_html_and_csv_matching_the_report(qtbot, window, opened, t
     page.export_report(tmp_path / "out")
     wait_for_tasks(qtbot, window)
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
-    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") == 6
+    # five confusion matrices, the FGSM sweep, the robustness curves and the min-eps distribution
+    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") == 8
+    assert "Gradient-masking checks" in html and "Square (ONNX, queries only)" in html
     for e in report["evaluations"]:
         assert all(_fmt(e[k]) in html for k in METRIC_KEYS)
     with open(tmp_path / "out" / "metrics.csv", newline="", encoding="utf-8") as f:

@@ -1,5 +1,6 @@
 """Stress test page: one image attacked (triptych, captions, verdict), a set swept over eps (curves that
-match report.json, the flips table, a row click), ONNX models matched to checkpoints, cancel."""
+match report.json, the flips table, a row click), ONNX models matched to checkpoints, cancel; the attack
+picker (every registry attack, steps/restarts, PGD-L2), targeted attacks, and the black-box (ONNX) mode."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from PySide6.QtWidgets import QFileDialog
 
 from desktop_app.pages.stress import StressPage
 from desktop_app.widgets.flips_table import row_texts
+from engine import api
+from engine.catalog import ATTACK_LABELS, BASELINES, ITERATIVE, WHITE_BOX
 from tests.desktop_app.conftest import wait_for_tasks
 
 
@@ -34,8 +37,8 @@ def _run(qtbot, window, page):
 
 def test_page_lists_the_runs_models_and_its_test_split(qtbot, window, page, tiny_run):
     items = [page.form.models.item(i).text() for i in range(page.form.models.count())]
-    assert items == ["Model A — model_a/best.pt", "Model B — model_b/best.pt"]
-    checkpoints = {"A": str(tiny_run / "model_a/best.pt"), "B": str(tiny_run / "model_b/best.pt")}
+    assert items == ["Model A — model_a/best.pt", "Model B — model_b/best.pt", "Model C — model_c/best.pt"]
+    checkpoints = {m: str(tiny_run / f"model_{m.lower()}/best.pt") for m in "ABC"}
     assert page.form.checked_models() == checkpoints
     assert page.form.source() == ("split", tiny_run)
     assert str(tiny_run) in page.form.source_label.text()
@@ -87,7 +90,7 @@ def test_set_on_the_test_split_plots_curves_that_match_the_report(qtbot, window,
     page.form.set_eps_k(8)
     _run(qtbot, window, page)
     eps_k = [0, 1, 2, 4, 8]
-    for model in ("A", "B"):
+    for model in ("A", "B", "C"):
         for metric in ("accuracy", "sensitivity", "specificity"):
             x, y = page.curves.series[(model, metric)]
             assert x.tolist() == eps_k and len(y) == len(eps_k)
@@ -196,6 +199,10 @@ def test_missing_inputs_are_explained(qtbot, window, page, tmp_path):
     page.form.set_source("split")
     assert page.run() is None
     assert "no model ticked" in window.ctx.errors.history[-1][1]
+    page.mode_combo.setCurrentIndex(1)  # black-box: no images chosen
+    page.bb_form.set_source("folder")
+    assert page.blackbox.run() is None and "no images chosen" in window.ctx.errors.history[-1][1]
+    page.mode_combo.setCurrentIndex(0)
     page.form.models.item(0).setCheckState(Qt.CheckState.Checked)
     (tmp_path / "flat").mkdir()
     page.form.set_source("folder", tmp_path / "flat")
@@ -206,3 +213,119 @@ def test_missing_inputs_are_explained(qtbot, window, page, tmp_path):
     assert window.ctx.errors.history[-1][0] == "Stress test"
     assert "has no images" in window.ctx.errors.history[-1][1]
     assert page.progress.stage.text().startswith("Failed")
+
+
+# --- the attack picker, targeted and L2 attacks --------------------------------------------------------
+def test_attack_picker_lists_the_catalog_and_enables_its_settings(page):
+    form = page.form
+    combo = form.attack_combo
+    keys = [combo.itemData(i) for i in range(combo.count())]
+    assert keys == [*WHITE_BOX, *BASELINES]
+    assert all(combo.itemText(i).startswith(ATTACK_LABELS[k]) for i, k in enumerate(keys))
+    for key in keys:
+        form.set_method(key)
+        assert form.steps_spin.isEnabled() == (key in ITERATIVE), key
+        assert form.restarts_spin.isEnabled() == (key in ("pgd", "pgd-l2", "apgd")), key
+        assert form.targeted.isEnabled() == (key in WHITE_BOX), key  # noise has no target
+        assert form.l2_spin.isVisibleTo(form) == (key == "pgd-l2") != form.eps_slider.isVisibleTo(form), key
+    assert form.targeted.text() == "Targeted: make malignant look benign"
+    assert "missed-cancer direction" in form.targeted_note.text()
+    form.set_method("pgd-l2")
+    form.l2_spin.setValue(0.4)
+    assert form.eps() == pytest.approx(0.4) and form.eps_values() == pytest.approx([0.05, 0.1, 0.2, 0.4])
+    form.set_method("fgsm")
+    form.targeted.setChecked(True)
+    assert form.attack_settings() == {"method": "fgsm", "target": "benign"}
+    form.set_method("apgd")
+    form.steps_spin.setValue(3)
+    form.restarts_spin.setValue(2)
+    assert form.attack_settings() == {"method": "apgd", "target": "benign", "steps": 3, "restarts": 2}
+
+
+def test_set_with_targeted_pgd_matches_the_engine(qtbot, window, page, tiny_run):
+    page.form.set_source("split")
+    page.form.set_method("pgd")
+    page.form.steps_spin.setValue(3)
+    page.form.restarts_spin.setValue(2)
+    page.form.set_eps_k(4)
+    page.form.targeted.setChecked(True)
+    _run(qtbot, window, page)
+    assert page.set_result["target"] == "benign" and page.set_result["restarts"] == 2
+    models = {m: str(tiny_run / f"model_{m.lower()}/best.pt") for m in "ABC"}
+    expected = api.stress_test_set(models, {"run": str(tiny_run)}, method="pgd", eps_values=[1 / 255, 2 / 255, 4 / 255],
+                                   steps=3, restarts=2, target="benign")  # fmt: skip
+    for model, points in expected["curves"].items():
+        for metric in ("accuracy", "sensitivity", "specificity"):
+            x, y = page.curves.series[(model, metric)]
+            assert x.tolist() == [0, 1, 2, 4]
+            assert y.tolist() == pytest.approx([p[metric] for p in points]), (model, metric)
+    assert "PGD, 3 steps, 2 restarts, targeted towards benign" in page.summary.text()
+    assert all(f["adv_pred"] == "benign" for f in page.set_result["flips"])  # pulled towards benign only
+
+
+def test_one_image_targeted_and_l2(qtbot, window, page, tiny_demo):
+    page.form.set_source("image", _image(tiny_demo))
+    page.form.set_method("bim")
+    page.form.steps_spin.setValue(3)
+    page.form.set_eps_k(8)
+    page.form.targeted.setChecked(True)
+    _run(qtbot, window, page)
+    r = page.single.result
+    assert r["method"] == "bim" and r["targeted"] and r["label_attacked"] == "benign"
+    assert "target class: benign" in page.single.details.text()
+    page.form.targeted.setChecked(False)
+    page.form.set_method("pgd-l2")
+    page.form.l2_spin.setValue(0.5)
+    _run(qtbot, window, page)
+    r = page.single.result
+    delta = r["perturbation"].astype(float)
+    assert (delta**2).sum() ** 0.5 <= 0.5 + 2 / 255 * delta.size**0.5  # L2 ball, then rounded to 8 bits
+    assert "PGD-L2, L2 radius 0.5" in page.single.adversarial.caption.text()
+    view = r["perturbation_view"]
+    assert r["linf"] > 0 and (view.min() == 0 or view.max() == 255)  # scaled by its largest change, not by 0.5
+
+
+# --- black-box (ONNX) ---------------------------------------------------------------------------------
+def test_blackbox_on_the_runs_onnx_shows_metrics_curve_and_provider(qtbot, window, page, tiny_run):
+    page.mode_combo.setCurrentIndex(page.mode_combo.findData("black"))
+    assert page.forms.currentWidget() is page.bb_form and page.results.currentWidget() is page.bb_view
+    bb = page.bb_form
+    options = [bb.model_combo.itemData(i) for i in range(bb.model_combo.count())]
+    assert options == [str(tiny_run / f"model_{m}.onnx") for m in "abc"]
+    assert bb.model() == tiny_run / "model_b.onnx"  # the app's chosen ONNX model
+    bb.set_model(tiny_run / "model_a.onnx")
+    bb.queries_spin.setValue(20)
+    bb.limit_spin.setValue(8)
+    bb.set_eps_k(8)
+    assert bb.source() == ("split", tiny_run)
+    bb.run_button.click()
+    wait_for_tasks(qtbot, window, 120_000)
+    assert not window.ctx.errors.history, window.ctx.errors.history
+    result, view = page.blackbox.result, page.bb_view
+    assert result["provider"] in view.summary.text() and "ExecutionProvider" in result["provider"]
+    assert result["n_images"] == 8 and [r["eps"] for r in result["results"]] == [0.0, 8 / 255]
+    clean, attacked = result["results"]
+    assert view.table.rowCount() == 2 and view.table.item(1, 0).text() == "Square, eps 8/255"
+    assert view.table.item(0, 1).text() == f"{clean['accuracy']:.3f}"
+    assert view.table.item(1, 4).text() == f"{attacked['missed_cancer_rate']:.3f}"
+    x, y = view.curves["Square, eps 8/255"]
+    assert x.tolist() == list(range(21)) and y.tolist() == pytest.approx(attacked["accuracy_curve"])
+    assert y[0] == pytest.approx(clean["accuracy"]) and y[-1] == pytest.approx(attacked["accuracy"])
+    assert "model_a.onnx" in view.summary.text() and "missed-cancer rate" in view.summary.text()
+
+
+def test_blackbox_on_a_folder_and_an_opened_onnx(qtbot, window, page, tiny_run, tiny_demo, tmp_path):
+    alone = tmp_path / "deployed.onnx"
+    shutil.copy(tiny_run / "model_c.onnx", alone)
+    window.ctx.state.set_onnx(alone)  # File > Open ONNX model… elsewhere in the app
+    bb = page.bb_form
+    assert bb.model() == alone and bb.model_combo.currentText() == "deployed.onnx"
+    bb.set_source("folder", tiny_demo)
+    bb.queries_spin.setValue(10)
+    bb.limit_spin.setValue(4)
+    page.mode_combo.setCurrentIndex(1)
+    bb.run_button.click()
+    wait_for_tasks(qtbot, window, 120_000)
+    assert not window.ctx.errors.history, window.ctx.errors.history
+    assert page.blackbox.result["n_images"] == 4 and page.blackbox.result["model"] == str(alone)
+    assert "deployed.onnx" in page.bb_view.summary.text()

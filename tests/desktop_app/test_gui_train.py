@@ -1,5 +1,6 @@
-"""The Train page: a tiny study run through the UI, cancel and resume, a responsive UI while training,
-a finished run's curves, and bad run folders reaching the one error dialog."""
+"""The Train page: a tiny study run (A, B, C, robustness, black-box) through the UI, a run without Model C,
+cancel and resume, a responsive UI while training, a finished run's curves (old runs with A and B only too),
+catastrophic overfitting marked on the curves, and bad run folders reaching the one error dialog."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import time
 import pytest
 from PySide6.QtCore import QTimer
 
-from desktop_app.widgets.stage_list import KEYS
+from desktop_app.widgets.stage_list import KEYS, StageList, stage_key
 from desktop_app.widgets.train_form import ARCHITECTURES
+from desktop_app.widgets.training_curves import TrainingCurves
+from engine.progress import Progress
 from tests.desktop_app.conftest import wait_for_tasks
+
+ALL_STAGES = ["done"] * len(KEYS)
 
 
 def _open_tiny_demo(qtbot, window, tiny_demo):
@@ -24,13 +29,19 @@ def _open_tiny_demo(qtbot, window, tiny_demo):
 
 
 def _set_tiny(page, out, epochs: int = 2, batch: int = 16) -> None:
-    form = page.form
+    """small_cnn at 32 px, and a cheap robustness evaluation (2 PGD steps, min. eps up to 2/255, black-box
+    on 4 images with 5 queries)."""
+    form, robust = page.form, page.form.robust
     form.arch.setCurrentIndex(form.arch.findData("small_cnn"))
     form.image_size.setValue(32)
     form.epochs.setValue(epochs)
     form.batch_size.setValue(batch)
     form.weights.setCurrentIndex(form.weights.findData("none"))
     form.device.setCurrentIndex(form.device.findData("cpu"))
+    robust.pgd_steps.setValue(2)
+    robust.min_eps_max.setValue(2)
+    robust.bb_images.setValue(4)
+    robust.bb_queries.setValue(5)
     page.folder.edit.setText(str(out))
 
 
@@ -56,23 +67,60 @@ def test_tiny_training_runs_to_the_end_through_the_ui(qtbot, window, tiny_demo, 
     page = _open_tiny_demo(qtbot, window, tiny_demo)
     out = tmp_path / "run"
     _set_tiny(page, out)
+    assert page.form.defence.currentData() == "fgsm-rs"  # Model C is trained by default
+    assert page.stages.status("train_c") == "waiting" and page.stages.status("blackbox") == "waiting"
     assert page.start_button.text() == "Start training"
     page.start_button.click()
     assert not page.start_button.isEnabled() and not page.form.isEnabled()
-    wait_for_tasks(qtbot, window, 120_000)
+    wait_for_tasks(qtbot, window, 180_000)
     assert window.ctx.errors.history == []
-    for model in ("A", "B"):
+    for model in ("A", "B", "C"):
         x, y = page.curves.series(model, "val_acc")
         assert x == [1.0, 2.0] and all(0 <= v <= 1 for v in y)
         assert len(page.curves.series(model, "train_loss")[1]) == 2
-    assert [page.stages.status(k) for k in KEYS] == ["done"] * len(KEYS)
+    x, y = page.curves.series("C", "val_pgd_acc")
+    assert x == [1.0, 2.0] and all(0 <= v <= 1 for v in y)
+    assert "Model C (adversarial training)" in page.curves.legend_texts()
+    assert [page.stages.status(k) for k in KEYS] == ALL_STAGES
     assert "✓ done" in page.stages.item(KEYS.index("export"), 1).text()
+    assert "PGD val. bal. acc." in page.stages.detail("train_c")
+    assert "minimal eps of Model A, B, C" in page.stages.detail("robustness")
+    assert "Square at 8/255 on Model A, B, C, 5 queries" == page.stages.detail("blackbox")
     assert any("epoch" in line for line in page.log_view.lines())
-    assert (out / "report.json").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert (out / "model_c" / "best.pt").is_file() and (out / "model_c.onnx").is_file()
+    assert report["config"]["pgd_steps"] == 2 and report["config"]["blackbox_queries"] == 5
+    assert report["robustness"]["min_eps"]["C"]["max_k"] == 2
     assert window.ctx.state.run is not None and window.ctx.state.run.path == out and window.ctx.state.run.finished
     assert page.progress.stage.text() == "Done"
     assert page.folder.path() != out and page.folder.state == "new"  # the next run goes to a new folder
     assert page.start_button.isEnabled()
+
+
+def test_defence_none_trains_no_model_c_and_shows_the_stage_skipped(qtbot, window, tiny_demo, tmp_path):
+    page = _open_tiny_demo(qtbot, window, tiny_demo)
+    out = tmp_path / "run"
+    _set_tiny(page, out)
+    page.form.defence.setCurrentIndex(page.form.defence.findData("none"))
+    page.form.robust.min_eps_on.setChecked(False)
+    page.form.robust.bb_images.setValue(0)
+    assert page.form.robust.bb_images.text() == "off" and not page.form.robust.bb_queries.isEnabled()
+    assert page.stages.status("train_c") == "skipped" and page.stages.status("blackbox") == "skipped"
+    assert "'none'" in page.stages.detail("train_c")
+    cfg = page.build_config()
+    assert cfg.defence == "none" and cfg.min_eps_max == 0 and cfg.blackbox_images == 0
+    page.start_button.click()
+    wait_for_tasks(qtbot, window, 180_000)
+    assert window.ctx.errors.history == []
+    report = json.loads((out / "report.json").read_text())
+    assert "C" not in report["training"] and not (out / "model_c").exists() and not (out / "model_c.onnx").exists()
+    assert report["robustness"]["min_eps"] == {}
+    statuses = {k: page.stages.status(k) for k in KEYS}
+    assert statuses.pop("train_c") == "skipped" and statuses.pop("blackbox") == "skipped"
+    assert set(statuses.values()) == {"done"}
+    assert "– skipped" in page.stages.item(KEYS.index("train_c"), 1).text()
+    assert page.curves.epoch_points("A") == 2 and page.curves.epoch_points("C") == 0
+    assert not any("Model C" in text for text in page.curves.legend_texts())
 
 
 def _hold_after_first_batch_of_a(monkeypatch) -> threading.Event:
@@ -132,8 +180,8 @@ def test_cancel_stops_within_one_batch_and_resume_completes_the_run(qtbot, windo
     assert window.ctx.errors.history == []
     assert (out / "report.json").is_file() and window.ctx.state.run.path == out
     assert any("resuming epoch 1 after batch 1" in line for line in page.log_view.lines())
-    assert [page.stages.status(k) for k in KEYS] == ["done"] * len(KEYS)
-    assert page.curves.epoch_points("A") >= 1 and page.curves.epoch_points("B") >= 1
+    assert [page.stages.status(k) for k in KEYS] == ALL_STAGES
+    assert all(page.curves.epoch_points(m) >= 1 for m in ("A", "B", "C"))
 
 
 def test_ui_thread_keeps_ticking_while_training(qtbot, window, tiny_demo, tmp_path):
@@ -160,14 +208,45 @@ def test_opening_a_finished_run_shows_its_curves(qtbot, window, tiny_run):
     window.controller.open_run(tiny_run)
     wait_for_tasks(qtbot, window)
     page = window.page("TrainPage")
-    for model in ("A", "B"):
+    for model in ("A", "B", "C"):
         assert page.curves.epoch_points(model) == 2
         x, y = page.curves.series(model, "train_acc")
         assert x == [1.0, 2.0] and len(y) == 2
+    assert len(page.curves.series("C", "val_pgd_acc")[1]) == 2
     assert str(tiny_run) in page.curves.caption.text()
     assert page.form.arch.currentData() == "small_cnn" and page.form.image_size.value() == 32
-    assert [page.stages.status(k) for k in KEYS] == ["done"] * len(KEYS)
+    saved = json.loads((tiny_run / "config.json").read_text())
+    assert page.form.defence.currentData() == saved["defence"]
+    assert page.form.robust.values()["pgd_steps"] == saved["pgd_steps"]
+    assert page.form.robust.bb_queries.value() == saved["blackbox_queries"]
+    assert [page.stages.status(k) for k in KEYS] == ALL_STAGES
     assert page.folder.path() != tiny_run  # Start would not overwrite the finished run
+
+
+def test_a_run_from_before_model_c_shows_a_and_b_only(qtbot, window, tiny_run, tmp_path):
+    """Runs made before issue 4 have no Model C, no robustness section and no defence in config.json."""
+    old = tmp_path / "old-run"
+    old.mkdir()
+    config = json.loads((tiny_run / "config.json").read_text())
+    for key in ("defence", "robust_attacks", "pgd_steps", "pgd_restarts", "min_eps_max", "blackbox_images"):
+        config.pop(key)
+    (old / "config.json").write_text(json.dumps(config))
+    report = json.loads((tiny_run / "report.json").read_text())
+    report["training"].pop("C")
+    report.pop("robustness")
+    report["onnx"].pop("C")
+    (old / "report.json").write_text(json.dumps(report))
+    window.controller.open_run(old)
+    wait_for_tasks(qtbot, window)
+    page = window.page("TrainPage")
+    assert window.ctx.errors.history == []
+    assert page.curves.epoch_points("A") == 2 and page.curves.epoch_points("B") == 2
+    assert page.curves.epoch_points("C") == 0 and page.curves.overfitting_epochs("C") == []
+    assert page.curves.legend_texts()[:2] == ["Model A (clean)", "Model B (+ FGSM images)"]
+    assert not any("Model C" in text for text in page.curves.legend_texts())
+    assert page.stages.status("train_c") == "skipped" and page.stages.status("robustness") == "skipped"
+    assert page.stages.status("blackbox") == "skipped" and page.stages.status("export") == "done"
+    assert "before the robustness evaluation" in page.stages.detail("robustness")
 
 
 def test_a_page_created_after_the_run_was_opened_shows_it(qtbot, window, tiny_run):
@@ -219,3 +298,95 @@ def test_a_missing_weights_file_is_a_config_error(qtbot, window, tiny_demo, tmp_
     page.start_button.click()
     assert "no weights file chosen" in window.ctx.errors.history[-1][1]
     assert not window.ctx.tasks.busy and not (tmp_path / "run").exists()
+
+
+def _row(epoch: int, overfit: bool = False, pgd: float = 0.6) -> dict:
+    return {
+        "epoch": epoch,
+        "train_loss": 0.5,
+        "train_acc": 0.8,
+        "val_loss": 0.6,
+        "val_acc": 0.75,
+        "val_pgd_acc": pgd,
+        "val_pgd_balanced_accuracy": pgd,
+        "val_fgsm_acc": 0.5,
+        "catastrophic_overfitting": overfit,
+    }
+
+
+def test_catastrophic_overfitting_is_marked_on_the_curves(qtbot):
+    curves = TrainingCurves(vertical=True)
+    qtbot.addWidget(curves)
+    curves.show()
+    curves.add_epoch("C", _row(1))
+    assert curves.overfitting_epochs("C") == [] and curves.warning.isHidden()
+    curves.add_epoch("C", _row(2, overfit=True, pgd=0.04))
+    curves.add_epoch("C", _row(2, overfit=True, pgd=0.04))  # a repeated epoch adds no second marker
+    assert curves.overfitting_epochs("C") == [2]
+    lines = curves.marker_lines("C", 2)
+    assert [line.value() for line in lines] == [2, 2]
+    assert lines[0] in curves.loss_plot.getPlotItem().items and lines[1] in curves.acc_plot.getPlotItem().items
+    assert "overfitting (C, epoch 2)" in lines[1].label.toPlainText()  # written, not colour alone
+    assert curves.warning.isVisible() and "epoch 2: catastrophic overfitting" in curves.warning.text()
+    assert "fell to 0.04" in curves.warning.text()
+    assert curves.series("C", "val_pgd_acc") == ([1.0, 2.0], [0.6, 0.04])
+    curves.clear()
+    assert curves.overfitting_epochs("C") == [] and curves.warning.isHidden()
+    assert lines[0] not in curves.loss_plot.getPlotItem().items
+    # a finished run's report marks it too; A and B rows have no flag
+    curves.set_training({"A": {"history": [_row(1)]}, "C": {"history": [_row(1), _row(2), _row(3, overfit=True)]}})
+    assert curves.overfitting_epochs("C") == [3] and curves.overfitting_epochs("A") == []
+    assert curves.epoch_points("B") == 0 and curves.epoch_points("C") == 3
+
+
+def test_an_overfitting_epoch_while_training_warns_in_the_log_and_status_bar(qtbot, window):
+    page = window.page("TrainPage")
+    row = _row(4, overfit=True, pgd=0.1) | {"seconds": 1.0}
+    page._on_progress(Progress("train Model C", 4, 10, unit="epochs", metrics=row))
+    assert page.curves.overfitting_epochs("C") == [4]
+    assert any("Model C, epoch 4: catastrophic overfitting" in line for line in page.log_view.lines())
+    assert "catastrophic overfitting" in window.statusBar().currentMessage()
+    page._on_progress(Progress("train Model C", 5, 10, unit="epochs", metrics=_row(5) | {"seconds": 1.0}))
+    assert page.curves.overfitting_epochs("C") == [4] and page.curves.epoch_points("C") == 2
+
+
+@pytest.mark.parametrize(
+    ("stage", "key"),
+    [
+        ("decode", "prepare"),
+        ("train Model C", "train_c"),
+        ("FGSM from A (train)", "fgsm"),
+        ("evaluate B (FGSM 8/255 from A)", "evaluate"),
+        ("robustness: pgd on C at 8/255", "robustness"),
+        ("robustness: jpeg", "robustness"),
+        ("minimal eps of Model B", "robustness"),
+        ("export ONNX", "export"),
+        ("square attack eps 8/255", "blackbox"),
+        ("black-box stress", "blackbox"),
+        ("done", None),
+    ],
+)
+def test_engine_stage_names_map_to_rows(stage, key):
+    assert stage_key(stage) == key
+
+
+def test_stages_move_forward_past_a_skipped_model_c(qtbot, tiny_run):
+    from engine.config import ExperimentConfig
+
+    cfg = ExperimentConfig.from_dict(json.loads((tiny_run / "config.json").read_text()) | {"defence": "none"})
+    stages = StageList()
+    qtbot.addWidget(stages)
+    stages.reset(cfg)
+    for stage in ("decode", "train Model A", "FGSM from A (val)", "train Model B", "evaluate A clean"):
+        stages.on_progress(Progress(stage, 1, 2, unit="images"))
+    stages.on_progress(Progress("train Model B", 2, 2, unit="epochs"))  # late: ignored
+    assert stages.status("train_b") == "done" and stages.status("train_c") == "skipped"
+    assert stages.current() == "evaluate"
+    stages.on_progress(Progress("square attack eps 8/255", 3, 5, unit="queries"))
+    assert stages.detail("blackbox") == "Model A: square attack eps 8/255, 3 of 5 queries"
+    stages.on_progress(Progress("black-box stress", 1, 1, unit="eps"))
+    stages.on_progress(Progress("square attack eps 8/255", 1, 5, unit="queries"))
+    assert stages.detail("blackbox").startswith("Model B:")
+    assert stages.status("robustness") == "done" and stages.status("train_c") == "skipped"
+    stages.set_all("done")
+    assert stages.status("train_c") == "skipped" and stages.status("blackbox") == "done"

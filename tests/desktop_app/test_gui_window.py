@@ -37,7 +37,7 @@ def test_demo_opens_and_is_marked_synthetic(qtbot, window, tmp_path, monkeypatch
 def test_open_run_shows_it_in_the_status_bar(window, tiny_run):
     assert window.controller.open_run(tiny_run) is not None
     assert str(tiny_run) in window.run_label.text() and "finished" in window.run_label.text()
-    assert set(window.ctx.state.run.checkpoints) == {"A", "B"}
+    assert set(window.ctx.state.run.checkpoints) == set(window.ctx.state.run.onnx) == {"A", "B", "C"}
     assert window.ctx.state.onnx_path == tiny_run / "model_b.onnx"
 
 

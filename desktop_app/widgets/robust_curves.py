@@ -1,0 +1,84 @@
+"""Accuracy against eps (k/255) per model and attack, from report.json's robustness rows (pyqtgraph).
+
+Models differ in colour, attacks in marker; white-box attacks are solid lines, the random-noise baselines
+dotted, the black-box Square attack dash-dotted with stars, and the majority-class baseline a grey dashed
+line. Each line starts at the model's clean accuracy (eps 0). PGD-L2 rows are left out: their eps is an
+L2 radius, not k/255. The legend sits beside the plot and names every line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QWidget
+
+from engine.report.robustness import attack_name
+
+COLOURS = {"A": "#1f77b4", "B": "#d62728", "C": "#2ca02c"}
+OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2")
+MARKERS = {"fgsm": "o", "bim": "t", "pgd": "s", "apgd": "d", "square": "star"}
+STYLES = {"white-box": Qt.PenStyle.SolidLine, "baseline": Qt.PenStyle.DotLine, "black-box": Qt.PenStyle.DashDotLine}
+
+
+def series_of(section: dict) -> dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]]:
+    """(model, attack, kind) -> (eps in k/255, accuracy), starting at the clean accuracy (eps 0)."""
+    clean = {r["model"]: r["accuracy"] for r in section.get("rows", []) if r["kind"] == "clean"}
+    points: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    for r in section.get("rows", []):
+        if r["kind"] in STYLES and r["attack"] != "pgd-l2" and r["accuracy"] is not None and r.get("eps"):
+            points.setdefault((r["model"], r["attack"], r["kind"]), []).append((r["eps"] * 255, r["accuracy"]))
+    out = {}
+    for key, pts in sorted(points.items()):
+        if clean.get(key[0]) is not None:
+            pts = [(0.0, clean[key[0]]), *pts]
+        pts.sort()
+        out[key] = (np.array([round(e, 3) for e, _ in pts]), np.array([a for _, a in pts], dtype=float))
+    return out
+
+
+class RobustCurves(pg.GraphicsLayoutWidget):
+    """``set_section(report["robustness"], majority_baseline)``; ``series`` holds what is plotted."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumHeight(240)
+        self.plot_item = self.addPlot(row=0, col=0)
+        self.plot_item.setTitle("Accuracy under attack", size="10pt")
+        self.plot_item.setLabel("bottom", "eps (k/255 of the pixel range)")
+        self.plot_item.setLabel("left", "accuracy")
+        self.plot_item.showGrid(x=True, y=True, alpha=0.25)
+        self.plot_item.setMouseEnabled(x=False, y=False)
+        self.plot_item.hideButtons()
+        self.legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-6)
+        self.addItem(self.legend, row=0, col=1)
+        self.series: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self.baseline: float | None = None
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override): modest, so the robustness tab fits 1280x800
+        return QSize(420, 220)
+
+    def set_section(self, section: dict, baseline: float | None = None) -> None:
+        self.plot_item.clear()
+        self.legend.clear()
+        self.series = series_of(section)
+        models = sorted({m for m, _, _ in self.series})
+        for (model, attack, kind), (x, y) in self.series.items():
+            colour = COLOURS.get(model) or OTHER_COLOURS[models.index(model) % len(OTHER_COLOURS)]
+            pen = pg.mkPen(colour, width=2 if kind != "baseline" else 1.5, style=STYLES[kind])
+            marker = MARKERS.get(attack) if kind != "baseline" else None
+            item = self.plot_item.plot(x, y, pen=pen, symbol=marker, symbolBrush=colour, symbolPen=colour,
+                                       symbolSize=7)  # fmt: skip
+            what = attack_name({"attack": attack}) + (" (random)" if kind == "baseline" else "")
+            self.legend.addItem(item, f"{model}: {what}")
+        xs = [v for x, _ in self.series.values() for v in x.tolist()]
+        self.baseline = baseline
+        if baseline is not None and xs:
+            pen = pg.mkPen("#777777", width=1.5, style=Qt.PenStyle.DashLine)
+            item = self.plot_item.plot([0, max(xs)], [baseline, baseline], pen=pen)
+            self.legend.addItem(item, f"majority class ({baseline:.2f})")
+        ticks = sorted(set(xs))
+        self.plot_item.getAxis("bottom").setTicks([[(k, f"{k:g}") for k in ticks]])
+        if xs:
+            self.plot_item.setXRange(0, max(xs), padding=0.03)
+        self.plot_item.setYRange(0, 1.05, padding=0)
