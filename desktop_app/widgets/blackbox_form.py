@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSlider,
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.widgets.image_source import ImageSource
 from desktop_app.widgets.stress_form import note, spin
 
 SOURCES = (("The run's test split", "split"), ("A folder of labelled images", "folder"))
@@ -39,8 +39,6 @@ class BlackboxForm(QWidget):
         self.run_button.setMinimumHeight(34)
         layout.addWidget(self.run_button)
         layout.addStretch(1)
-        self.paths: dict[str, Path | None] = {"split": None, "folder": None}
-        self._update_source()
 
     # --- building ---------------------------------------------------------------------------------
     def _model_box(self) -> QGroupBox:
@@ -57,19 +55,11 @@ class BlackboxForm(QWidget):
     def _images_box(self) -> QGroupBox:
         box = QGroupBox("Images")
         v = QVBoxLayout(box)
-        row = QHBoxLayout()
-        self.source_combo = QComboBox()
-        for text, key in SOURCES:
-            self.source_combo.addItem(text, key)
-        self.choose_button = QPushButton("Choose…")
-        row.addWidget(self.source_combo, 1)
-        row.addWidget(self.choose_button)
-        self.source_label = QLabel()
-        self.source_label.setWordWrap(True)
-        self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        v.addLayout(row)
-        v.addWidget(self.source_label)
-        self.source_combo.currentIndexChanged.connect(self._update_source)
+        self.image_source = ImageSource(SOURCES)
+        v.addWidget(self.image_source)
+        # the parts pages and tests reach directly
+        self.source_combo, self.choose_button = self.image_source.combo, self.image_source.choose_button
+        self.source_label, self.paths = self.image_source.label, self.image_source.paths
         return box
 
     def _attack_box(self) -> QGroupBox:
@@ -116,14 +106,10 @@ class BlackboxForm(QWidget):
         return Path(data) if data else None
 
     def source(self) -> tuple[str, Path | None]:
-        key = self.source_combo.currentData()
-        return key, self.paths[key]
+        return self.image_source.source()
 
     def set_source(self, key: str, path: str | Path | None = None) -> None:
-        if key != "split" or path is not None:
-            self.paths[key] = Path(path) if path is not None else None
-        self.source_combo.setCurrentIndex(self.source_combo.findData(key))
-        self._update_source()
+        self.image_source.set_source(key, path)
 
     def eps_k(self) -> int:
         return self.eps_slider.value()
@@ -133,14 +119,6 @@ class BlackboxForm(QWidget):
         self._update_eps()
 
     # --- labels -----------------------------------------------------------------------------------
-    def _update_source(self) -> None:
-        key, path = self.source()
-        self.choose_button.setEnabled(key != "split")
-        if key == "split":
-            text = f"Test split of {path}" if path else "Open a run folder first (File ▸ Open run folder…)"
-        else:
-            text = str(path) if path else "Nothing chosen yet: click Choose… (a folder with class sub-folders)"
-        self.source_label.setText(text)
 
     def _update_eps(self) -> None:
         self.eps_label.setText(f"eps = {self.eps_k()}/255")

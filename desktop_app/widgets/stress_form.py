@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.widgets.image_source import ImageSource
 from engine.catalog import ATTACK_LABELS, BASELINES, ITERATIVE, WHITE_BOX
 
 SOURCES = (("One image", "image"), ("A folder of labelled images", "folder"), ("The run's test split", "split"))
@@ -106,20 +107,11 @@ class StressForm(QWidget):
     def _images_box(self) -> QGroupBox:
         box = QGroupBox("Images")
         v = QVBoxLayout(box)
-        row = QHBoxLayout()
-        self.source_combo = QComboBox()
-        for text, key in SOURCES:
-            self.source_combo.addItem(text, key)
-        self.choose_button = QPushButton("Choose…")
-        row.addWidget(self.source_combo, 1)
-        row.addWidget(self.choose_button)
-        self.source_label = QLabel("")
-        self.source_label.setWordWrap(True)
-        self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        v.addLayout(row)
-        v.addWidget(self.source_label)
-        self.paths: dict[str, Path | None] = {"image": None, "folder": None, "split": None}
-        self.source_combo.currentIndexChanged.connect(self._update_source)
+        self.image_source = ImageSource(SOURCES)
+        v.addWidget(self.image_source)
+        # the parts pages and tests reach directly
+        self.source_combo, self.choose_button = self.image_source.combo, self.image_source.choose_button
+        self.source_label, self.paths = self.image_source.label, self.image_source.paths
         return box
 
     def _attack_box(self) -> QGroupBox:
@@ -204,14 +196,10 @@ class StressForm(QWidget):
         return next(iter(checked.items())) if checked else None
 
     def source(self) -> tuple[str, Path | None]:
-        key = self.source_combo.currentData()
-        return key, self.paths[key]
+        return self.image_source.source()
 
     def set_source(self, key: str, path: str | Path | None = None) -> None:
-        if key != "split" or path is not None:
-            self.paths[key] = Path(path) if path is not None else None
-        self.source_combo.setCurrentIndex(self.source_combo.findData(key))
-        self._update_source()
+        self.image_source.set_source(key, path)
 
     def method(self) -> str:
         return self.attack_combo.currentData()
@@ -267,16 +255,6 @@ class StressForm(QWidget):
         self._update_attack()
 
     # --- labels -----------------------------------------------------------------------------------
-    def _update_source(self) -> None:
-        key, path = self.source()
-        self.choose_button.setEnabled(key != "split")
-        if key == "split":
-            text = f"Test split of {path}" if path else "Open a run folder first (File ▸ Open run folder…)"
-        elif path is None:
-            text = "Nothing chosen yet: click Choose…"
-        else:
-            text = str(path)
-        self.source_label.setText(text)
 
     def _update_attack(self) -> None:
         method = self.method()
