@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from engine.config import DataConfig, ExperimentConfig, TrainConfig, demo_config
@@ -29,13 +30,13 @@ IDC_TRAIN = TrainConfig(
 )
 
 
-def configs() -> dict[str, ExperimentConfig]:
+def configs(device: str = "cpu") -> dict[str, ExperimentConfig]:
     common = {"sweep_eps": (0.0, *EPS), "pgd_steps": 10, "blackbox_images": 100, "blackbox_queries": 300}
-    demo = demo_config(device="cpu")
+    demo = demo_config(device=device)
     idc = DataConfig(data=str(SHARED / "idc_subset" / "MANIFEST.csv"), positive_class="idc")
     return {
         "demo": ExperimentConfig(data=demo.data, train=demo.train, eps=demo.eps, **common),
-        "idc": ExperimentConfig(data=idc, train=IDC_TRAIN, eps=4 / 255, **common),
+        "idc": ExperimentConfig(data=idc, train=replace(IDC_TRAIN, device=device), eps=4 / 255, **common),
     }
 
 
@@ -115,9 +116,10 @@ def main() -> None:
     p.add_argument("--out", default="runs/bench", type=Path)
     p.add_argument("--only", choices=("demo", "idc"))
     p.add_argument("--reuse", action="store_true", help="print the tables of finished runs")
+    p.add_argument("--device", default="cpu", help="cpu (the issue's setting), cuda or auto")
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    for name, cfg in configs().items():
+    for name, cfg in configs(a.device).items():
         if a.only and name != a.only:
             continue
         if name == "idc" and not (SHARED / "idc_subset").is_dir():
