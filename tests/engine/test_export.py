@@ -168,7 +168,13 @@ def test_cuda_session_without_gpu_is_an_error(exported):
         create_session(path, device="cuda")
 
 
-@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+def _ort_has_cuda() -> bool:
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+@pytest.mark.skipif(not HAS_CUDA or not _ort_has_cuda(), reason="needs a CUDA GPU and onnxruntime-gpu")
 def test_cuda_session_with_gpu(exported):
     _, path, *_ = exported
     assert session_provider(create_session(path, device="cuda")) == "CUDAExecutionProvider"
