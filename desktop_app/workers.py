@@ -13,6 +13,7 @@ window closes.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import traceback
@@ -150,6 +151,11 @@ class TaskRunner(QObject):
 
     @Slot()
     def _launch_pending(self) -> None:
+        # Collect Python's cyclic garbage here, on the UI thread, before a worker runs: if the collector
+        # ran on a worker thread and freed a Qt object (a closed dialog or page part), its destructor would
+        # take a Qt lock and then wait for the GIL while the UI thread, holding the GIL, waits for that
+        # lock (seen as a hang in CI with PySide6 6.11).
+        gc.collect()
         while self._pending:
             self.pool.start(_Runnable(self._pending.pop(0)))
 

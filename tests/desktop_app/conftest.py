@@ -3,6 +3,7 @@ a tiny synthetic dataset and a tiny finished run; no test may leave a worker thr
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def window(qtbot, settings):
     from desktop_app.app import build_window, get_app
 
     get_app()
+    gc.collect()  # earlier tests' closed windows are freed here, on the UI thread, not by a worker's collector
     win = build_window(settings)
     qtbot.addWidget(win, before_close_func=_end_tasks)
     win.resize(1280, 800)
