@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.widgets.image_source import ImageSource
+from desktop_app.widgets.image_source import images_group
 from desktop_app.widgets.stress_form import note, spin
 
 SOURCES = (("The run's test split", "split"), ("A folder of labelled images", "folder"))
@@ -33,7 +33,7 @@ class BlackboxForm(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._model_box())
-        layout.addWidget(self._images_box())
+        layout.addWidget(images_group(self, SOURCES))
         layout.addWidget(self._attack_box())
         self.run_button = QPushButton("Run black-box attack")
         self.run_button.setMinimumHeight(34)
@@ -50,16 +50,6 @@ class BlackboxForm(QWidget):
         v.addWidget(self.model_combo)
         v.addWidget(self.open_onnx_button)
         v.addWidget(note("Queries only: the attack sees the file's answers, never its gradients or weights."))
-        return box
-
-    def _images_box(self) -> QGroupBox:
-        box = QGroupBox("Images")
-        v = QVBoxLayout(box)
-        self.image_source = ImageSource(SOURCES)
-        v.addWidget(self.image_source)
-        # the parts pages and tests reach directly
-        self.source_combo, self.choose_button = self.image_source.combo, self.image_source.choose_button
-        self.source_label, self.paths = self.image_source.label, self.image_source.paths
         return box
 
     def _attack_box(self) -> QGroupBox:

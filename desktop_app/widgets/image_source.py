@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 
 class ImageSource(QWidget):
@@ -50,3 +50,18 @@ class ImageSource(QWidget):
         else:
             text = str(path) if path else "Nothing chosen yet: click Choose…"
         self.label.setText(text)
+
+
+def images_group(form: QWidget, sources: list[tuple[str, str]]) -> QWidget:
+    """The "Images" group of a stress form: an ``ImageSource`` set on ``form.image_source``, with the parts
+    pages and tests reach directly (source_combo, choose_button, source_label, paths) as ``form`` attributes."""
+    box = QGroupBox("Images")
+    QVBoxLayout(box).addWidget(src := ImageSource(sources))
+    form.image_source = src
+    form.source_combo, form.choose_button, form.source_label, form.paths = (
+        src.combo,
+        src.choose_button,
+        src.label,
+        src.paths,
+    )
+    return box

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.widgets.image_source import ImageSource
+from desktop_app.widgets.image_source import images_group
 from engine.catalog import ATTACK_LABELS, BASELINES, ITERATIVE, WHITE_BOX
 
 SOURCES = (("One image", "image"), ("A folder of labelled images", "folder"), ("The run's test split", "split"))
@@ -76,7 +76,7 @@ class StressForm(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._models_box())
-        layout.addWidget(self._images_box())
+        layout.addWidget(images_group(self, SOURCES))
         layout.addWidget(self._attack_box())
         self.run_button = QPushButton("Run stress test")
         self.run_button.setMinimumHeight(34)
@@ -102,16 +102,6 @@ class StressForm(QWidget):
         v.addWidget(self.models)
         v.addWidget(hint)
         v.addLayout(row)
-        return box
-
-    def _images_box(self) -> QGroupBox:
-        box = QGroupBox("Images")
-        v = QVBoxLayout(box)
-        self.image_source = ImageSource(SOURCES)
-        v.addWidget(self.image_source)
-        # the parts pages and tests reach directly
-        self.source_combo, self.choose_button = self.image_source.combo, self.image_source.choose_button
-        self.source_label, self.paths = self.image_source.label, self.image_source.paths
         return box
 
     def _attack_box(self) -> QGroupBox:
