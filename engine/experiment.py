@@ -24,6 +24,7 @@ from engine.export.onnx_export import export_verified, parity_batches
 from engine.progress import CancelToken, ProgressCallback, report
 from engine.report.write import write_reports
 from engine.runfolder import RunFolder
+from engine.train.distributed import require_single_process
 from engine.train.study import defence_config, merged_fgsm_sets, train_new_model
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def run_experiment(
     cancel: CancelToken | None = None,
 ) -> dict:
     """Run everything into the run folder ``out`` and return the report (also saved as report.json)."""
+    require_single_process("histoguard experiment (and demo)")
     resuming = RunFolder.check(out, cfg, force=force, resume=resume)
     split_file = RunFolder.saved_split(out, resuming)
     # bad data fails here, before anything is written to the run folder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from engine.inputs import collect_images
 from engine.models.checkpoint import load_checkpoint
 from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.runfolder import RunFolder
+from engine.train.distributed import barrier, distributed_session, main_first
 from engine.train.study import adversarial_how, merged_fgsm_sets, train_new_model
 
 log = logging.getLogger(__name__)
@@ -40,52 +42,69 @@ def train_model(
     cancel: CancelToken | None = None,
 ) -> dict:
     """Train one model into ``out`` (best.pt, last.pt, split.csv, train.json); with ``adversarial_from``,
-    the study's Model B: FGSM images made on that checkpoint merged with the originals."""
-    resuming = RunFolder.check(out, cfg, force=force, resume=resume)
-    data = prepare_data(
-        cfg.data,
-        cfg.train.image_size,
-        split_file=RunFolder.saved_split(out, resuming),
-        on_progress=on_progress,
-        cancel=cancel,
-    )
-    run = RunFolder.prepare(out, cfg, force=force, resume=resume)
-    with run.logging_to_file():
-        if not run.path("split.csv").exists():
-            save_split(run.path("split.csv"), data.dataset, data.split)
-        train, val = data.arrays("train"), data.arrays("val")
-        how = adversarial_how(cfg.train)
-        if adversarial_from:
-            if how["method"] != "clean":
-                raise ConfigError("choose one: --adversarial-from (the study's merged set) or --adversarial")
-            source, _ = load_checkpoint(adversarial_from)
-            source.to(resolve_device(cfg.train.device))
-            train, val, how = merged_fgsm_sets(
-                source,
-                train,
-                val,
-                eps=cfg.eps,
-                source_name=str(adversarial_from),
-                batch_size=cfg.eval_batch_size,
+    the study's Model B: FGSM images made on that checkpoint merged with the originals.
+
+    Under torchrun every process runs this (DDP, see ``engine.train.distributed``): rank 0 prepares the
+    data and the run folder first and alone writes into it; the others then read its cache and split.
+    """
+    with distributed_session(cfg.train.device) as ctx:
+        if not ctx.is_main:
+            on_progress = None  # one progress display: rank 0's
+        resuming = RunFolder.check(out, cfg, force=force, resume=resume)
+        barrier(ctx)  # every rank has looked at the folder before rank 0 changes it
+        with main_first(ctx):
+            data = prepare_data(
+                cfg.data,
+                cfg.train.image_size,
+                split_file=RunFolder.saved_split(out, resuming),
                 on_progress=on_progress,
                 cancel=cancel,
             )
-        _, result, _ = train_new_model(
-            cfg.train,
+            if ctx.is_main:
+                run = RunFolder.prepare(out, cfg, force=force, resume=resume)
+            else:
+                run = RunFolder(Path(out).expanduser())
+        with run.logging_to_file() if ctx.is_main else contextlib.nullcontext():
+            return _train_into(run, data, cfg, adversarial_from, ctx.is_main, on_progress, cancel)
+
+
+def _train_into(run: RunFolder, data, cfg: ExperimentConfig, adversarial_from, is_main: bool, on_progress, cancel):
+    if is_main and not run.path("split.csv").exists():
+        save_split(run.path("split.csv"), data.dataset, data.split)
+    train, val = data.arrays("train"), data.arrays("val")
+    how = adversarial_how(cfg.train)
+    if adversarial_from:
+        if how["method"] != "clean":
+            raise ConfigError("choose one: --adversarial-from (the study's merged set) or --adversarial")
+        source, _ = load_checkpoint(adversarial_from)
+        source.to(resolve_device(cfg.train.device))
+        train, val, how = merged_fgsm_sets(
+            source,
             train,
             val,
-            classes=data.dataset.classes,
-            how=how,
-            split_hash=split_hash(data.dataset, data.split),
-            out_dir=run.root,
-            name="model",
-            synthetic_data=data.dataset.synthetic,
+            eps=cfg.eps,
+            source_name=str(adversarial_from),
+            batch_size=cfg.eval_batch_size,
             on_progress=on_progress,
             cancel=cancel,
         )
-        summary = result.summary(how)
+    _, result, _ = train_new_model(
+        cfg.train,
+        train,
+        val,
+        classes=data.dataset.classes,
+        how=how,
+        split_hash=split_hash(data.dataset, data.split),
+        out_dir=run.root,
+        name="model",
+        synthetic_data=data.dataset.synthetic,
+        on_progress=on_progress,
+        cancel=cancel,
+    )
+    summary = result.summary(how)
+    if is_main:
         write_json(run.path("train.json"), summary)
-        return summary
+    return summary
 
 
 def evaluate_checkpoint(

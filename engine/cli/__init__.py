@@ -6,6 +6,7 @@ Errors the user can fix print one line and exit 2; ``--debug`` shows the traceba
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
@@ -25,6 +26,9 @@ def _setup_logging(debug: bool, verbose: bool) -> None:
     from engine.cli.progress_bar import TqdmLoggingHandler
 
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1") and os.environ.get("RANK", "0") not in ("", "0"):
+        # a torchrun worker other than rank 0, which logs for the whole job
+        level = logging.ERROR
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, TqdmLoggingHandler)]:
         root.removeHandler(old)

@@ -22,6 +22,22 @@ from engine.errors import ConfigError, DataError
 from engine.models.checkpoint import read_checkpoint, save_checkpoint
 from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.train.defences import adversarial_loss
+from engine.train.distributed import (
+    SINGLE,
+    DistContext,
+    all_reduce_sums,
+    barrier,
+    broadcast_object,
+    check_resume,
+    epoch_order,
+    init_distributed,
+    reduce_classification,
+    resume_fields,
+    shard_length,
+    sync_buffers,
+    unwrap,
+    wrap_ddp,
+)
 from engine.train.robust_val import catastrophic_overfitting, robust_subset, robust_validation
 from engine.train.state import TrainState, class_weights, make_optimizer, make_scheduler
 
@@ -78,29 +94,37 @@ def fit(
 
     ``last.pt`` in ``out_dir`` holds the full state after each epoch; with ``resume`` a later call
     continues from it (same config required), so an interrupted run loses at most one epoch.
+
+    Under torchrun (``engine.train.distributed``) the model trains in DDP: each rank on its shard of every
+    epoch (global batch ``batch_size`` x world size), validation sums all-reduced, rank 0's decisions
+    broadcast; only rank 0 writes checkpoints, logs epochs and reports progress.
     """
     if len(train) < 2 or len(np.unique(train.labels)) < 2:
         raise DataError(
             f"training set of {name} has {len(train)} images of {len(np.unique(train.labels))} class(es); "
             "need both classes"
         )
-    device = resolve_device(cfg.device)
+    ctx = init_distributed(cfg.device)
+    if ctx.active and cancel is not None:
+        raise ConfigError("training under torchrun cannot be cancelled by a token; stop it with Ctrl-C and --resume")
+    on_progress = on_progress if ctx.is_main else None
+    device = ctx.device if ctx.active else resolve_device(cfg.device)
     channels_last = True  # faster on CUDA and on CPU (oneDNN), for every architecture here
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    steps = math.ceil(len(train) / cfg.batch_size)
+    steps = math.ceil(shard_length(len(train), ctx) / cfg.batch_size)
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, steps, cfg.epochs)
     state = TrainState()
     last, best = out_dir / "last.pt", out_dir / "best.pt"
     if resume and last.exists():
-        state = _restore(last, model, opt, sched, cfg, name)
+        state = _restore(last, model, opt, sched, cfg, name, ctx)
     weights = class_weights(train.labels).to(device)
     amp = autocast_dtype(device)
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
     run = _Loop(
-        model,
+        wrap_ddp(model, ctx),
         train,
         cfg,
         opt,
@@ -115,14 +139,16 @@ def fit(
         metadata,
         on_progress,
         cancel,
+        ctx,
     )
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if state.bad_epochs >= cfg.patience:
             break
         t0 = time.perf_counter()
         tr = _train_epoch(run, state, epoch)
+        sync_buffers(model, ctx)
         va = (
-            evaluate_loss(model, val, weights, device, cfg.batch_size, amp, channels_last)
+            evaluate_loss(model, val, weights, device, cfg.batch_size, amp, channels_last, ctx)
             if val is not None and len(val)
             else tr
         )
@@ -137,17 +163,21 @@ def fit(
             "seconds": round(time.perf_counter() - t0, 2),
         }
         score = va["bacc"]
-        if cfg.adversarial != "none" and val is not None and len(val):
+        if cfg.adversarial != "none" and val is not None and len(val) and ctx.is_main:
             score = _robust_row(run, val, state, row, epoch)
         row["images_per_s"] = round(len(train) / (time.perf_counter() - t0), 1)
+        row, score = broadcast_object((row, score), ctx)  # rank 0's row and score: every rank decides alike
         state.history.append(row)
         improved = score > state.best_score + 1e-9
         if improved or abs(score - state.best_score) <= 1e-9:  # a tie goes to the later, longer-trained epoch
             state.best_score, state.best_epoch = score, epoch
-            save_checkpoint(best, model, metadata, history=state.history, epoch=epoch)
+            if ctx.is_main:
+                save_checkpoint(best, model, metadata, history=state.history, epoch=epoch)
         state.bad_epochs = 0 if improved else state.bad_epochs + 1
         state.epoch = epoch
-        save_checkpoint(last, model, metadata, **state.to_payload(opt, sched, cfg))
+        if not ctx.is_main:
+            continue
+        save_checkpoint(last, model, metadata, **state.to_payload(opt, sched, cfg), **resume_fields(ctx))
         log.info(
             "%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f bacc %.3f%s (%.1f img/s)",
             name,
@@ -172,10 +202,11 @@ def fit(
         )
     stopped = state.bad_epochs >= cfg.patience and state.epoch < cfg.epochs
     flagged = [r["epoch"] for r in state.history if r.get("catastrophic_overfitting")]
-    if flagged:
+    if flagged and ctx.is_main:
         log.warning("%s: catastrophic overfitting in epoch(s) %s; kept epoch %d", name, flagged, state.best_epoch)
-    if stopped:
+    if stopped and ctx.is_main:
         log.info("%s: early stop, no improvement for %d epochs; best epoch %d", name, cfg.patience, state.best_epoch)
+    barrier(ctx)  # rank 0 has written best.pt
     model.load_state_dict(read_checkpoint(best)["state_dict"])
     model.to(memory_format=torch.contiguous_format).eval()
     return TrainResult(state.best_epoch, state.best_score, state.epoch, stopped, state.history, best)
@@ -184,7 +215,7 @@ def fit(
 def _robust_row(run: _Loop, val: ArraySet, state: TrainState, row: dict, epoch: int) -> float:
     """Add PGD/FGSM validation accuracy to ``row``, flag catastrophic overfitting; the epoch's selection score."""
     idx = robust_subset(val, seed=run.cfg.seed)
-    rv = robust_validation(run.model, val, idx, run.cfg, run.device, run.cfg.batch_size)
+    rv = robust_validation(unwrap(run.model), val, idx, run.cfg, run.device, run.cfg.batch_size)
     row.update({k: round(v, 4) for k, v in rv.items()})
     row["catastrophic_overfitting"] = catastrophic_overfitting(state.history, rv)
     if row["catastrophic_overfitting"]:
@@ -199,8 +230,9 @@ def _robust_row(run: _Loop, val: ArraySet, state: TrainState, row: dict, epoch: 
     return rv["val_pgd_balanced_accuracy"]
 
 
-def _restore(last: Path, model, opt, sched, cfg: TrainConfig, name: str) -> TrainState:
+def _restore(last: Path, model, opt, sched, cfg: TrainConfig, name: str, ctx: DistContext) -> TrainState:
     payload = read_checkpoint(last)
+    check_resume(payload, ctx, last)
     saved = payload.get("train_config", {})
     if saved and saved != {k: v for k, v in cfg.__dict__.items()}:
         raise ConfigError(f"{last} was written with another training configuration; use a new run folder or --force")
@@ -231,14 +263,14 @@ class _Loop:
     metadata: dict
     on_progress: ProgressCallback | None
     cancel: CancelToken | None
+    dist: DistContext = SINGLE
 
 
 def _train_epoch(run: _Loop, state: TrainState, epoch: int) -> dict:
     """One epoch; a cancel between batches saves the position in ``last.pt`` (see ``TrainState.partial``)."""
     model, train, cfg = run.model, run.train, run.cfg
     model.train()
-    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-    order = torch.randperm(len(train), generator=gen).numpy()
+    gen, order = epoch_order(len(train), cfg.seed * 100_003 + epoch, run.dist)  # this rank's shard
     sums = {"loss_sum": 0.0, "correct": 0, "seen": 0, "batches_done": 0}
     part = state.partial if state.partial and state.partial["epoch"] == epoch else None
     if part:
@@ -246,8 +278,8 @@ def _train_epoch(run: _Loop, state: TrainState, epoch: int) -> dict:
         sums = {k: part[k] for k in sums}
         log.info("%s: resuming epoch %d after batch %d", run.name, epoch, part["batches_done"])
     state.partial = None
-    n_batches = math.ceil(len(train) / cfg.batch_size)
-    for b, idx in enumerate(batches(len(train), cfg.batch_size, order), start=1):
+    n_batches = math.ceil(len(order) / cfg.batch_size)
+    for b, idx in enumerate(batches(len(order), cfg.batch_size, order), start=1):
         if b <= sums["batches_done"]:
             continue
         if run.cancel is not None and run.cancel.cancelled:
@@ -263,6 +295,7 @@ def _train_epoch(run: _Loop, state: TrainState, epoch: int) -> dict:
             sums["seen"] += len(idx)
         sums["batches_done"] = b
         report(run.on_progress, f"train {run.name}", b, n_batches, unit="batches", metrics=metrics)
+    sums = all_reduce_sums({k: sums[k] for k in ("loss_sum", "correct", "seen")}, run.dist)
     seen = max(sums["seen"], 1)
     return {"loss": sums["loss_sum"] / seen, "acc": sums["correct"] / seen}
 
@@ -291,11 +324,15 @@ def _step(run: _Loop, images: np.ndarray, labels: np.ndarray, gen: torch.Generat
 
 
 @torch.no_grad()
-def evaluate_loss(model, data: ArraySet, weights, device, batch_size, amp=None, channels_last=False) -> dict:
-    """Weighted loss, accuracy and balanced accuracy of ``model`` on ``data`` (eval mode)."""
+def evaluate_loss(
+    model, data: ArraySet, weights, device, batch_size, amp=None, channels_last=False, dist: DistContext = SINGLE
+) -> dict:
+    """Weighted loss, accuracy and balanced accuracy of ``model`` on ``data`` (eval mode); under DDP each
+    rank evaluates a shard (``model`` unwrapped: no collectives) and the counts are summed."""
     model.eval()
-    total, preds = 0.0, []
-    for idx in batches(len(data), batch_size):
+    total, preds = 0.0, [np.empty(0, dtype=np.int64)]
+    rows = np.arange(len(data))[dist.rank :: dist.world_size]
+    for idx in batches(len(rows), batch_size, rows):
         x = to_tensor(data.images[idx], device, channels_last)
         y = torch.from_numpy(data.labels[idx]).to(device)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
@@ -303,5 +340,4 @@ def evaluate_loss(model, data: ArraySet, weights, device, batch_size, amp=None, 
         total += F.cross_entropy(logits, y, weight=weights, reduction="sum").item()
         preds.append(logits.argmax(1).cpu().numpy())
     pred = np.concatenate(preds)
-    recalls = [float((pred[data.labels == c] == c).mean()) for c in np.unique(data.labels)]
-    return {"loss": total / len(data), "acc": float((pred == data.labels).mean()), "bacc": float(np.mean(recalls))}
+    return reduce_classification(total, pred, data.labels[rows], np.unique(data.labels), dist)
