@@ -39,6 +39,9 @@ _LAZY = {
     "blackbox_folder": "engine.blackbox_files",
     "checkpoint_for_onnx": "engine.export.match",
     "onnx_checkpoint_candidate": "engine.export.match",
+    "quantize_onnx": "engine.export.quantize",
+    "compare_quantized": "engine.export.quantize",
+    "quantize_dataset": "engine.quantize_files",
 }
 
 

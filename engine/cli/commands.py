@@ -166,10 +166,13 @@ def cmd_train(a, progress) -> int:
         resume=a.resume,
         on_progress=progress,
     )
-    print(
-        f"best epoch {summary['best_epoch']}, validation balanced accuracy "
-        f"{summary['best_val_balanced_accuracy']:.3f}; checkpoint {summary['checkpoint']}"
-    )
+    from engine.train.distributed import env_context
+
+    if env_context().is_main:  # under torchrun every rank returns here; one prints
+        print(
+            f"best epoch {summary['best_epoch']}, validation balanced accuracy "
+            f"{summary['best_val_balanced_accuracy']:.3f}; checkpoint {summary['checkpoint']}"
+        )
     return 0
 
 
@@ -243,6 +246,35 @@ def cmd_predict(a, progress) -> int:
     return 0
 
 
+def cmd_quantize(a, progress) -> int:
+    from engine.quantize_files import quantize_dataset
+
+    r = quantize_dataset(
+        a.model, data_config(a), out=a.out, split=a.split, calibration_images=a.calibration_images, mode=a.mode,
+        seed=a.seed, on_progress=progress,
+    )  # fmt: skip
+    q, c = r["quantization"], r["comparison"]
+    n = q["calibration_images"]
+    print(
+        f"INT8 ({q['mode']}, {q['format']}) copy of {Path(a.model).name}: {q['path']} "
+        f"({q['source_bytes'] / 1e6:.2f} MB -> {q['bytes'] / 1e6:.2f} MB), "
+        + (f"{n} calibration images from the {r['calibration_split']} split" if n else "no calibration")
+    )
+    print(f"\nOn {c['n_images']} {r['evaluation_split']} images{' (SYNTHETIC data)' if r['synthetic_data'] else ''}:\n")
+    keys = ("accuracy", "balanced_accuracy", "sensitivity", "specificity")
+    rows = [["model", "accuracy", "balanced", "sensitivity", "specificity", "seconds"]]
+    rows += [[m, *(fmt(c[m][k]) for k in keys), fmt(c[f"{m}_seconds"])] for m in ("fp32", "int8")]
+    rows.append(["change", fmt(c["accuracy_change"], "+.3f"), fmt(c["balanced_accuracy_change"], "+.3f"), "", "", ""])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+    print(
+        f"\npredictions agree on {c['agreement']:.1%} ({c['flipped']} flipped); |probability difference| max "
+        f"{c['max_abs_prob_diff']:.4f}, mean {c['mean_abs_prob_diff']:.4f}; written to {r['report']}"
+    )
+    return 0
+
+
 def cmd_models(a, progress) -> int:
     from engine.models.registry import MODELS
 
@@ -261,6 +293,7 @@ COMMANDS = {
     "export": cmd_export,
     "blackbox": cmd_blackbox,
     "predict": cmd_predict,
+    "quantize": cmd_quantize,
     "models": cmd_models,
     "data": cmd_data,
 }

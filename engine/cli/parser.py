@@ -209,6 +209,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the results as JSON here")
 
+    p = sub.add_parser(
+        "quantize", help="an INT8 copy of an ONNX model (faster on CPU) and its accuracy change; no torch"
+    )
+    p.add_argument("--model", required=True, help="an fp32 ONNX file exported by HistoGuard")
+    add_data_options(p)
+    p.add_argument(
+        "--split", choices=("train", "val", "test"), default="val", help="calibration images come from this split"
+    )
+    p.add_argument("--calibration-images", type=int, default=64, help="images that fix the INT8 ranges (default 64)")
+    p.add_argument(
+        "--mode", choices=("static", "dynamic"), default="static", help="static (calibrated, faster on CPU) or dynamic"
+    )
+    p.add_argument("--seed", type=int, default=0, help="which calibration images are drawn")
+    p.add_argument("--out", help="the INT8 file (default <model>.int8.onnx); the comparison is written beside it")
+
     sub.add_parser("models", help="list the model architectures")
 
     p = sub.add_parser("data", help="what a dataset folder or CSV holds: classes, patients, magnifications, skips")
