@@ -20,8 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def _gpu_driver_present() -> bool:
-    if "torch" in sys.modules:
-        return bool(sys.modules["torch"].cuda.is_available())
+    torch = sys.modules.get("torch")
+    # only a torch whose import has finished: the app imports torch on another worker at start-up, and a
+    # half-imported torch has no ``cuda`` yet (AttributeError when a model was opened in the first seconds)
+    if torch is not None and not getattr(getattr(torch, "__spec__", None), "_initializing", False):
+        return bool(torch.cuda.is_available())
     for lib in ("libcuda.so.1", "nvcuda.dll"):
         try:
             ctypes.CDLL(lib)

@@ -278,3 +278,18 @@ def test_collect_images_expands_folders_recursively(tmp_path):
     found = collect_images([tmp_path / "imgs"])
     assert set(found) == set(good) | {corrupt}
     assert all(p.suffix == ".png" for p in found)
+
+
+def test_gpu_check_ignores_a_half_imported_torch(monkeypatch):
+    """The app imports torch on a worker at start-up; a model opened meanwhile must not touch torch.cuda."""
+    import importlib.machinery
+    import sys
+    import types
+
+    from engine.export import session
+
+    half = types.ModuleType("torch")  # no ``cuda`` attribute yet, as during torch's own import
+    half.__spec__ = importlib.machinery.ModuleSpec("torch", None)
+    half.__spec__._initializing = True
+    monkeypatch.setitem(sys.modules, "torch", half)
+    assert session._gpu_driver_present() in (True, False)  # answered by the driver check, no AttributeError
