@@ -53,10 +53,10 @@ def apgd(
         raise AttackError(f"APGD's loss is 'ce', or 'dlr' when untargeted (got {loss!r}, targeted={targeted})")
     objective = partial(dlr_objective, y=y) if loss == "dlr" else partial(ce_objective, y=y, targeted=targeted)
     x = x.detach()
-    with attack_mode(model):
+    with attack_mode(model) as net:
         best = BestPoint(x, y, targeted)
         for _ in range(restarts):
-            _run(model, x, eps_view(eps, x), steps, rho, generator, objective, best)
+            _run(net, x, eps_view(eps, x), steps, rho, generator, objective, best)
     return best.x
 
 

@@ -18,6 +18,6 @@ def fgsm(
     targeted: decreases the loss of ``y``, the target labels.
     """
     check_inputs(x, y, eps)
-    with attack_mode(model):
-        grad = input_gradient(model, x, y, targeted)
+    with attack_mode(model) as net:
+        grad = input_gradient(net, x, y, targeted)
     return torch.clamp(x + eps_view(eps, x) * grad.sign(), min=0, max=1).detach()

@@ -60,14 +60,14 @@ def mixed_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainCo
 def trades_adversary(model: nn.Module, x: torch.Tensor, eps: float, steps: int, gen: torch.Generator):
     """x' in the eps ball around ``x`` maximising KL(f(x) || f(x')), from x + 0.001 N(0, 1) (the paper's start)."""
     alpha = 2.5 * eps / steps
-    with attack_mode(model):
+    with attack_mode(model) as net:
         with torch.no_grad():
-            p_clean = F.softmax(model(x), 1)
+            p_clean = F.softmax(net(x), 1)
         noise = torch.randn(x.shape, generator=gen, device=gen.device).to(x.device, x.dtype)
         x_adv = torch.clamp(x + 0.001 * noise, 0, 1).detach()
         for _ in range(steps):
             x_adv.requires_grad_(True)
-            kl = F.kl_div(F.log_softmax(model(x_adv), 1), p_clean, reduction="sum")
+            kl = F.kl_div(F.log_softmax(net(x_adv), 1), p_clean, reduction="sum")
             (grad,) = torch.autograd.grad(kl, x_adv)
             x_adv = project(x_adv.detach() + alpha * grad.sign(), x, eps)
     return x_adv

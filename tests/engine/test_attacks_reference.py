@@ -6,11 +6,19 @@ import pytest
 import torch
 
 from engine.attacks import bim, fgsm, pgd
+from engine.models.fast import exact
 from engine.models.registry import create_model
 
 torchattacks = pytest.importorskip("torchattacks")
 
 TOL = 1e-6
+
+
+@pytest.fixture(autouse=True)
+def _bit_exact():
+    """Compare the algorithms on the plain model; the folded fast copy is checked in test_fast_model.py."""
+    with exact():
+        yield
 
 
 @pytest.fixture(scope="module")
