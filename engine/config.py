@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 
 from engine.catalog import DEFENCES
 from engine.errors import ConfigError
+from engine.runtime import PRECISIONS
 
 DEFAULT_SWEEP = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
 
@@ -43,6 +44,9 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     augment: bool = True
+    # mixed precision: 'auto' = bf16 on CUDA (fp16 on GPUs without bf16) and on CPUs with native bf16
+    # (AVX512-BF16/AMX), fp32 elsewhere; 'fp32'; 'bf16' (see engine/runtime.py)
+    precision: str = "auto"
     # adversarial training (engine/train/defences.py): 'none' | 'fgsm-rs' (fast AT) | 'pgd' | 'trades'
     adversarial: str = "none"
     adv_eps: float = 8 / 255
@@ -63,6 +67,8 @@ class TrainConfig:
             raise ConfigError(f"image size {self.image_size} is too small; use at least 16 pixels")
         if self.patience < 1:
             raise ConfigError("patience must be at least 1 epoch")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r} is unknown; choose one of {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ def describe_device(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """Mixed precision on CUDA (bf16 where supported, else fp16); CPU stays fp32."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """Mixed precision for training: see ``engine.runtime.autocast_dtype`` (bf16 on CUDA and on CPUs with
+    native bf16, fp16 on older GPUs, fp32 elsewhere)."""
+    from engine.runtime import autocast_dtype as choose
+
+    return choose(device, precision)

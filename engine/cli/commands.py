@@ -17,6 +17,7 @@ TRAIN_FIELDS = (
     "batch_size",
     "lr",
     "patience",
+    "precision",
     "weights",
     "device",
     "seed",

@@ -80,6 +80,11 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         "--weights", help="'auto' (ImageNet from the torch cache if present), 'imagenet', 'none' or a .pth file"
     )
     g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    g.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        help="auto (default): bf16 mixed precision on GPUs and on CPUs with native bf16, else fp32",
+    )
     g.add_argument("--seed", type=int)
     g.add_argument(
         "--eps", type=_eps, help="FGSM eps in pixel units, e.g. 2/255 or 0.0078 (default 4/255; 8/255 with --demo)"

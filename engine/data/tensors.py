@@ -21,8 +21,11 @@ class ArraySet:
         return len(self.labels)
 
 
-def to_tensor(batch: np.ndarray, device: torch.device, channels_last: bool = False) -> torch.Tensor:
-    x = torch.from_numpy(np.require(batch, requirements=["C", "W"])).to(device, non_blocking=True)
+def to_tensor(batch: np.ndarray | torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """uint8 NHWC (an array, or a pinned tensor for an asynchronous copy to a GPU) -> float NCHW in [0, 1]."""
+    if isinstance(batch, np.ndarray):
+        batch = torch.from_numpy(np.require(batch, requirements=["C", "W"]))
+    x = batch.to(device, non_blocking=True)
     x = x.permute(0, 3, 1, 2).float().div_(255.0)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.config import TrainConfig
+from engine.data.prefetch import batch_images
 from engine.data.tensors import ArraySet, augment, batches, to_tensor
 from engine.device import autocast_dtype, resolve_device
 from engine.errors import ConfigError, DataError
@@ -121,7 +122,9 @@ def fit(
     if resume and last.exists():
         state = _restore(last, model, opt, sched, cfg, name, ctx)
     weights = class_weights(train.labels).to(device)
-    amp = autocast_dtype(device)
+    amp = autocast_dtype(device, cfg.precision)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels once
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
     run = _Loop(
         wrap_ddp(model, ctx),
@@ -279,9 +282,8 @@ def _train_epoch(run: _Loop, state: TrainState, epoch: int) -> dict:
         log.info("%s: resuming epoch %d after batch %d", run.name, epoch, part["batches_done"])
     state.partial = None
     n_batches = math.ceil(len(order) / cfg.batch_size)
-    for b, idx in enumerate(batches(len(order), cfg.batch_size, order), start=1):
-        if b <= sums["batches_done"]:
-            continue
+    todo = list(batches(len(order), cfg.batch_size, order))[sums["batches_done"] :]
+    for b, (idx, images) in enumerate(batch_images(train.images, todo, run.device), start=sums["batches_done"] + 1):
         if run.cancel is not None and run.cancel.cancelled:
             state.partial = {"epoch": epoch, "gen_state": gen.get_state(), **sums}
             save_checkpoint(run.last, model, run.metadata, **state.to_payload(run.opt, run.sched, cfg))
@@ -289,7 +291,7 @@ def _train_epoch(run: _Loop, state: TrainState, epoch: int) -> dict:
             check_cancel(run.cancel, f"training {run.name}")
         metrics: dict[str, float] = {"epoch": epoch}
         if len(idx) >= 2:  # BatchNorm cannot train on a batch of one
-            metrics["loss"], correct = _step(run, train.images[idx], train.labels[idx], gen)
+            metrics["loss"], correct = _step(run, images, train.labels[idx], gen)
             sums["loss_sum"] += metrics["loss"] * len(idx)
             sums["correct"] += correct
             sums["seen"] += len(idx)
@@ -300,7 +302,7 @@ def _train_epoch(run: _Loop, state: TrainState, epoch: int) -> dict:
     return {"loss": sums["loss_sum"] / seen, "acc": sums["correct"] / seen}
 
 
-def _step(run: _Loop, images: np.ndarray, labels: np.ndarray, gen: torch.Generator) -> tuple[float, int]:
+def _step(run: _Loop, images: np.ndarray | torch.Tensor, labels: np.ndarray, gen: torch.Generator) -> tuple[float, int]:
     x = to_tensor(images, run.device, run.channels_last)
     y = torch.from_numpy(labels).to(run.device)
     if run.cfg.augment:
