@@ -22,6 +22,9 @@ def gui_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from engine.runtime import tune_malloc
+
+    tune_malloc()  # before torch allocates anything (engine/runtime.py says why)
     if not argv or argv[0] == "gui":
         return launch_app(argv[1:])
     from engine.cli import main as cli_main

@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     _setup_logging(args.debug, args.verbose)
+    from engine.runtime import tune_malloc
+
+    tune_malloc()
     return _run(args)
 
 

@@ -153,7 +153,7 @@ def fit(
         va = (
             evaluate_loss(model, val, weights, device, cfg.batch_size, amp, channels_last, ctx)
             if val is not None and len(val)
-            else tr
+            else {**tr, "bacc": tr["acc"]}  # no validation images: epochs are compared by training accuracy
         )
         row = {
             "epoch": epoch,

@@ -116,3 +116,20 @@ def test_cancel_mid_epoch_resumes_at_the_next_batch_with_the_same_result(tmp_pat
     for a, b in zip(straight.history, resumed.history):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+
+
+def test_bf16_mixed_precision_trains_on_the_cpu(tmp_path):
+    """The path 'auto' takes on CPUs with native bf16 (AMX); forced here, where it may be slow."""
+    cfg = TrainConfig(**{**CFG.__dict__, "precision": "bf16", "epochs": 3})
+    _, result = _fit(tmp_path, cfg)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert all(np.isfinite(row["val_loss"]) for row in result.history)
+
+
+def test_training_without_a_validation_set_selects_by_training_accuracy(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("small_cnn")
+    meta = make_metadata("small_cnn", ("benign", "malignant"), 16, {"method": "clean"})
+    train, _ = _sets()
+    result = fit(model, train, None, CFG, out_dir=tmp_path, name="T", metadata=meta)
+    assert result.best_score == max(row["train_acc"] for row in result.history)
