@@ -1,0 +1,74 @@
+"""What every benchmark shares: the machine header, median timing, markdown tables, the shared data."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DENSENET_GFLOP_224 = 5.67  # forward pass per image at 224 x 224 (2.9 GMAC; ../shared/FINDINGS.md)
+
+
+def shared_data() -> Path | None:
+    """``$HISTOGUARD_SHARED_DATA`` or ../shared/data beside the repository, when it is there."""
+    path = Path(os.environ.get("HISTOGUARD_SHARED_DATA", REPO.parent / "shared" / "data"))
+    return path if path.is_dir() else None
+
+
+def setup() -> None:
+    """The process settings HistoGuard's own entry points apply (malloc thresholds), and quiet logs."""
+    import logging
+
+    from engine.runtime import tune_malloc
+
+    tune_malloc()
+    logging.basicConfig(level=logging.WARNING)
+
+
+def header(title: str = "HistoGuard benchmarks") -> str:
+    from engine.runtime import describe_runtime
+
+    info = describe_runtime()
+    gpu = info["cuda"] or "none"
+    return (
+        f"## {title}\n\n"
+        f"- machine: {info['cpu']}, {info['cores']} cores; torch threads {info['torch_threads']}; "
+        f"CPU kernels {info['cpu_capability']}, native bf16: {'yes' if info['cpu_bf16'] else 'no'}; GPU: {gpu}\n"
+        f"- torch {info['torch']}, onnxruntime {info['onnxruntime']}, Python {info['python']}; "
+        f"malloc thresholds raised: {'yes' if info['malloc_tuned'] else 'no'}\n"
+        "- every figure is the median of several repetitions after a warm-up run\n"
+    )
+
+
+def timed(fn: Callable[[], object], reps: int = 3, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds over ``reps`` runs, after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def verdict(value: float, target: float) -> str:
+    return f"{'met' if value >= target else 'MISSED'} (target >= {target:g}x)"

@@ -1,0 +1,42 @@
+"""The machine's peak: float32 and bf16 matrix-multiply GFLOP/s (torch, all threads), the yardstick for
+the inference and training figures.
+
+    python -m bench.peak
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench.common import header, setup, table, timed
+
+
+def gemm_gflops(dtype_name: str, n: int = 2048, reps: int = 5) -> float:
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    seconds = timed(lambda: torch.mm(a, b), reps=reps, warmup=2)
+    return 2 * n**3 / seconds / 1e9
+
+
+def run() -> dict:
+    from engine.runtime import cpu_bf16_fast
+
+    return {"fp32": gemm_gflops("float32"), "bf16": gemm_gflops("bfloat16"), "bf16_native": cpu_bf16_fast()}
+
+
+def render(peak: dict) -> str:
+    note = "" if peak["bf16_native"] else " (no native bf16 on this CPU: a slow fallback)"
+    rows = [["float32", peak["fp32"]], ["bf16" + note, peak["bf16"]]]
+    return "### Peak: 2048 x 2048 GEMM\n\n" + table(["dtype", "GFLOP/s"], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup()
+    sys.stdout.write(header() + "\n" + render(run()) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
