@@ -153,6 +153,7 @@ def run(runs: int = 5) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     lines = [
+        "### Desktop app: time from process start\n",
         "| from process start to | cold (s) | warm median (s) | min (s) | max (s) | target | met |",
         "|---|---:|---:|---:|---:|---|---|",
     ]
