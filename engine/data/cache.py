@@ -84,19 +84,26 @@ def _decode_all(dataset, size, workers, on_progress, cancel) -> tuple[np.ndarray
     images = np.zeros((n, size, size, 3), dtype=np.uint8)
     failed: dict[int, str] = {}
 
-    def work(i: int) -> None:
-        check_cancel(cancel, "decoding images")
-        try:
-            images[i] = decode_image(dataset.records[i].path, size)
-        except DecodeError as exc:
-            failed[i] = str(exc)
-            log.warning("skipped: %s", exc)
+    def work(chunk: range) -> int:
+        for i in chunk:
+            check_cancel(cancel, "decoding images")
+            try:
+                images[i] = decode_image(dataset.records[i].path, size)
+            except DecodeError as exc:
+                failed[i] = str(exc)
+                log.warning("skipped: %s", exc)
+        return len(chunk)
 
     workers = workers or min(8, os.cpu_count() or 1)
+    # chunks, not one task per image: for small patches (IDC 50 x 50) the per-task overhead of the pool
+    # made threaded decoding slower than one thread (bench/data.py)
+    step = max(1, min(64, n // (workers * 4) or 1))
+    chunks = [range(i, min(i + step, n)) for i in range(0, n, step)]
+    done = 0
     with ThreadPoolExecutor(workers) as pool:
-        for done, _ in enumerate(pool.map(work, range(n)), start=1):
-            if done % 64 == 0 or done == n:
-                report(on_progress, "decode", done, n, unit="images")
+        for count in pool.map(work, chunks):
+            done += count
+            report(on_progress, "decode", done, n, unit="images")
     return images, failed
 
 
