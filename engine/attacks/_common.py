@@ -44,12 +44,20 @@ def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool = False) -> torch.Tensor:
     """d loss / d x for cross-entropy (negated for targeted attacks, which move *towards* ``y``)."""
+    return logits_and_gradient(model, x, y, targeted)[1]
+
+
+def logits_and_gradient(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits at ``x`` (detached) and ``input_gradient``, from one forward and one backward pass."""
     x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y)
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
     if targeted:
         loss = -loss
     (grad,) = torch.autograd.grad(loss, x)
-    return grad
+    return logits.detach(), grad
 
 
 def eps_view(eps: Eps, x: torch.Tensor) -> float | torch.Tensor:

@@ -46,7 +46,9 @@ def minimal_eps(
 
 def _flipped(model, x, y, k: torch.Tensor, steps: int, gen) -> torch.Tensor:
     eps = k.to(x.dtype) / 255
-    x_adv = pgd(model, x, y, eps=eps, alpha=eps * 2.5 / steps, steps=steps, random_start=True, generator=gen)
+    x_adv = pgd(
+        model, x, y, eps=eps, alpha=eps * 2.5 / steps, steps=steps, random_start=True, generator=gen, early_stop=True
+    )
     with torch.no_grad():
         return model(x_adv).argmax(1) != y
 

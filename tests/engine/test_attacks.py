@@ -351,3 +351,38 @@ def test_format_eps(eps, text):
 @pytest.mark.parametrize("k", [1, 2, 4, 8, 16])
 def test_format_then_parse_round_trips(k):
     assert parse_eps(format_eps(k / 255)) == pytest.approx(k / 255, abs=1e-12)
+
+
+def test_pgd_early_stop_leaves_flipped_images_alone_and_flips_at_least_as_many():
+    """Early stop (for robust accuracy and minimal eps): an image stops once misclassified."""
+    torch.manual_seed(0)
+    model = create_model("small_cnn").eval()
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(24, 3, 16, 16, generator=g)
+    with torch.no_grad():
+        clean = model(x).argmax(1)
+    y = clean.clone()
+    y[:4] = 1 - clean[:4]  # four images start misclassified: nothing to do for them
+    seen = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, t):
+            seen.append(len(t))
+            return self.inner(t)
+
+    counted = Counting(model).eval()
+    eps = 16 / 255
+    early = pgd(counted, x, y, eps=eps, alpha=4 / 255, steps=8, random_start=False, early_stop=True)
+    steps_run = len(seen)
+    full = pgd(model, x, y, eps=eps, alpha=4 / 255, steps=8, random_start=False)
+    assert torch.equal(early[:4], x[:4])  # misclassified from the start: returned untouched
+    assert (early - x).abs().max() <= eps + 1e-6 and early.min() >= 0 and early.max() <= 1
+    with torch.no_grad():
+        wrong_early = (model(early).argmax(1) != y).sum().item()
+        wrong_full = (model(full).argmax(1) != y).sum().item()
+    assert wrong_early >= wrong_full - 1  # at least as strong (one image of slack for float rounding)
+    assert seen[0] == 24 and seen[1] <= 20 and sum(seen[:steps_run]) < 24 * 8  # fewer images per pass
