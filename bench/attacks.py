@@ -12,7 +12,6 @@ columns compare our adversarial images with torchattacks' (same perturbation sig
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -20,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import header, ratio, setup, table, timed, verdict
+from bench.common import bench_main, ratio, table, timed, verdict
 
 SIZE, EPS, ALPHA, STEPS = 224, 4 / 255, 1 / 255, 10
 
@@ -146,13 +145,7 @@ def render(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--reps", type=int, default=3)
-    args = parser.parse_args(argv)
-    setup()
-    sys.stdout.write(header() + "\n" + render(run(args.batch, args.reps)) + "\n")
-    return 0
+    return bench_main(__doc__, run, render, argv, batch=8, reps=3)
 
 
 if __name__ == "__main__":

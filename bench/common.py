@@ -72,3 +72,18 @@ def ratio(a: float, b: float) -> str:
 
 def verdict(value: float, target: float) -> str:
     return f"{'met' if value >= target else 'MISSED'} (target >= {target:g}x)"
+
+
+def bench_main(doc: str, run: Callable[..., object], render: Callable[[object], str], argv=None, **options) -> int:
+    """The command line of one benchmark: ``--NAME`` for each keyword option (its default's type), then
+    HistoGuard's process settings, ``run(**options)``, and the header and table on stdout."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in options.items():
+        parser.add_argument(f"--{name}", type=type(default), default=default)
+    args = parser.parse_args(argv)
+    setup()
+    sys.stdout.write(header() + "\n" + render(run(**vars(args))) + "\n")
+    return 0

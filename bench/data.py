@@ -9,12 +9,10 @@ read, as they are for every epoch after the first in a real run.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import header, ratio, setup, shared_data, table, timed
+from bench.common import bench_main, ratio, shared_data, table, timed
 
 
 def datasets() -> list[tuple[str, object, int]]:
@@ -87,12 +85,7 @@ def render(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=3)
-    args = parser.parse_args(argv)
-    setup()
-    sys.stdout.write(header() + "\n" + render(run(args.reps)) + "\n")
-    return 0
+    return bench_main(__doc__, run, render, argv, reps=3)
 
 
 if __name__ == "__main__":

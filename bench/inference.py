@@ -10,14 +10,12 @@ BreakHis images when ../shared/data is there, else on random images.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import DENSENET_GFLOP_224, header, ratio, setup, shared_data, table, timed, verdict
+from bench.common import DENSENET_GFLOP_224, bench_main, ratio, shared_data, table, timed, verdict
 
 SIZE = 224
 
@@ -135,12 +133,7 @@ def render(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=3)
-    args = parser.parse_args(argv)
-    setup()
-    sys.stdout.write(header() + "\n" + render(run(args.reps)) + "\n")
-    return 0
+    return bench_main(__doc__, run, render, argv, reps=3)
 
 
 if __name__ == "__main__":

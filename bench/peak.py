@@ -6,9 +6,7 @@ the inference and training figures.
 
 from __future__ import annotations
 
-import sys
-
-from bench.common import header, setup, table, timed
+from bench.common import bench_main, table, timed
 
 
 def gemm_gflops(dtype_name: str, n: int = 2048, reps: int = 5) -> float:
@@ -36,9 +34,7 @@ def render(peak: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    setup()
-    sys.stdout.write(header() + "\n" + render(run()) + "\n")
-    return 0
+    return bench_main(__doc__, run, render, argv)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,11 @@ Figures are training images per second over a whole epoch, median of ``reps`` ru
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import header, ratio, setup, shared_data, table, verdict
+from bench.common import bench_main, ratio, shared_data, table, verdict
 
 SIZE, BATCH, LR = 96, 32, 1e-3
 
@@ -108,14 +106,14 @@ def our_epoch(dataset, cache_dir: Path, out_dir: Path) -> float:
     return time.perf_counter() - t0
 
 
-def run(n_images: int = 384, reps: int = 3) -> dict:
+def run(images: int = 384, reps: int = 3) -> dict:
     import statistics
 
     import torch
 
     from engine.runtime import autocast_dtype
 
-    dataset, source = idc_subset(n_images)
+    dataset, source = idc_subset(images)
     n = len(dataset.records)
     times: dict[str, list[float]] = {"reference": [], "ours, cold (decode + train)": [], "ours, cached": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,13 +151,7 @@ def render(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=384)
-    parser.add_argument("--reps", type=int, default=3)
-    args = parser.parse_args(argv)
-    setup()
-    sys.stdout.write(header() + "\n" + render(run(args.images, args.reps)) + "\n")
-    return 0
+    return bench_main(__doc__, run, render, argv, images=384, reps=3)
 
 
 if __name__ == "__main__":
