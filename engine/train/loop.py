@@ -237,6 +237,8 @@ def _restore(last: Path, model, opt, sched, cfg: TrainConfig, name: str, ctx: Di
     payload = read_checkpoint(last)
     check_resume(payload, ctx, last)
     saved = payload.get("train_config", {})
+    if saved:  # settings added since that run was written take their defaults, which it ran with
+        saved = {**TrainConfig().__dict__, **saved}
     if saved and saved != {k: v for k, v in cfg.__dict__.items()}:
         raise ConfigError(f"{last} was written with another training configuration; use a new run folder or --force")
     model.load_state_dict(payload["state_dict"])

@@ -133,3 +133,14 @@ def test_training_without_a_validation_set_selects_by_training_accuracy(tmp_path
     train, _ = _sets()
     result = fit(model, train, None, CFG, out_dir=tmp_path, name="T", metadata=meta)
     assert result.best_score == max(row["train_acc"] for row in result.history)
+
+
+def test_resume_of_a_run_written_before_a_setting_existed(tmp_path):
+    """last.pt from an older version lacks newer settings (here ``precision``): they take their defaults."""
+    short = TrainConfig(**{**CFG.__dict__, "epochs": 2})
+    _fit(tmp_path, short)
+    payload = read_checkpoint(tmp_path / "last.pt")
+    del payload["train_config"]["precision"]
+    torch.save(payload, tmp_path / "last.pt")
+    _, result = _fit(tmp_path, short)  # accepted as the same configuration: nothing left to train
+    assert result.epochs_run == 2 and len(result.history) == 2
