@@ -14,19 +14,12 @@ import numpy as np
 from engine.blackbox import blackbox_stress, fixed_subset, onnx_model_info
 from engine.config import DataConfig
 from engine.data.decode import decode_image
+from engine.data.demo import dataset_root
 from engine.data.discover import discover
 from engine.errors import DecodeError, ModelError
 from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
 log = logging.getLogger(__name__)
-
-
-def _dataset_root(cfg: DataConfig) -> Path:
-    if not cfg.demo:
-        return Path(cfg.data)
-    from engine.data.demo import default_demo_dir, generate_demo_dataset
-
-    return generate_demo_dataset(Path(cfg.data) if cfg.data else default_demo_dir())
 
 
 def blackbox_folder(
@@ -43,7 +36,7 @@ def blackbox_folder(
     """Decode up to ``limit`` images of ``data`` (a fixed random subset) at the model's input size and run
     ``blackbox_stress`` on them (eps 0 = clean is added first). Class names must match the model's."""
     classes, size = onnx_model_info(model)
-    ds = discover(_dataset_root(data), positive_class=classes[1], magnification=data.magnification)
+    ds = discover(dataset_root(data), positive_class=classes[1], magnification=data.magnification)
     if list(ds.classes) != classes:
         raise ModelError(f"the folder's classes {list(ds.classes)} are not the model's {classes}")
     records = [ds.records[i] for i in fixed_subset(len(ds.records), limit, seed)]

@@ -10,7 +10,7 @@ import numpy as np
 
 from engine.config import DataConfig
 from engine.data.cache import DecodedImages, decode_dataset
-from engine.data.demo import default_demo_dir, generate_demo_dataset
+from engine.data.demo import dataset_root
 from engine.data.discover import discover
 from engine.data.records import Dataset
 from engine.data.split import Split, load_split, make_split
@@ -35,13 +35,11 @@ class PreparedData:
 def load_dataset(
     cfg: DataConfig, on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None
 ) -> Dataset:
-    root = cfg.data
-    if cfg.demo:
-        root = generate_demo_dataset(
-            Path(cfg.data) if cfg.data else default_demo_dir(), on_progress=on_progress, cancel=cancel
-        )
     return discover(
-        root, positive_class=cfg.positive_class, magnification=cfg.magnification, patient_regex=cfg.patient_regex
+        dataset_root(cfg, on_progress, cancel),
+        positive_class=cfg.positive_class,
+        magnification=cfg.magnification,
+        patient_regex=cfg.patient_regex,
     )
 
 

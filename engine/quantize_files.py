@@ -15,6 +15,7 @@ from pathlib import Path
 from engine.blackbox.onnx_target import as_nchw_float, fixed_subset, onnx_model_info
 from engine.config import DataConfig
 from engine.data.cache import decode_dataset
+from engine.data.demo import dataset_root
 from engine.data.discover import discover
 from engine.data.split import SPLITS, Split, load_split, make_split
 from engine.errors import ConfigError, DataError, ModelError
@@ -59,7 +60,7 @@ def quantize_dataset(
     out = Path(out) if out else default_int8_path(model)
     classes, size = onnx_model_info(model)
     dataset = discover(
-        _dataset_root(data), positive_class=classes[1], magnification=data.magnification,
+        dataset_root(data), positive_class=classes[1], magnification=data.magnification,
         patient_regex=data.patient_regex,
     )  # fmt: skip
     if list(dataset.classes) != classes:
@@ -92,16 +93,6 @@ def quantize_dataset(
     result["report"] = str(out.with_suffix(".json"))
     write_json(result["report"], result)
     return result
-
-
-def _dataset_root(cfg: DataConfig) -> Path:
-    if not cfg.demo:
-        if not cfg.data:
-            raise DataError("give a dataset folder (or CSV) or use the demo dataset")
-        return Path(cfg.data)
-    from engine.data.demo import default_demo_dir, generate_demo_dataset
-
-    return generate_demo_dataset(Path(cfg.data) if cfg.data else default_demo_dir())
 
 
 def _split(model: Path, cfg: DataConfig, dataset) -> tuple[Split, str]:

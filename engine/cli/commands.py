@@ -136,10 +136,10 @@ def _print_result(result: dict, out: str) -> None:
     )
 
 
-def aligned(rows: list[list[str]]) -> str:
-    """Plain-text columns: the first two left-aligned, the rest right-aligned."""
+def aligned(rows: list[list[str]], left: int = 3) -> str:
+    """Plain-text columns under a rule: the first ``left`` left-aligned, the rest right-aligned."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    line = lambda r: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    line = lambda r: "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([line(rows[0]), line(["-" * w for w in widths]), *(line(r) for r in rows[1:])])
 
 
@@ -266,9 +266,7 @@ def cmd_quantize(a, progress) -> int:
     rows = [["model", "accuracy", "balanced", "sensitivity", "specificity", "seconds"]]
     rows += [[m, *(fmt(c[m][k]) for k in keys), fmt(c[f"{m}_seconds"])] for m in ("fp32", "int8")]
     rows.append(["change", fmt(c["accuracy_change"], "+.3f"), fmt(c["balanced_accuracy_change"], "+.3f"), "", "", ""])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+    print(aligned(rows, left=1))
     print(
         f"\npredictions agree on {c['agreement']:.1%} ({c['flipped']} flipped); |probability difference| max "
         f"{c['max_abs_prob_diff']:.4f}, mean {c['mean_abs_prob_diff']:.4f}; written to {r['report']}"

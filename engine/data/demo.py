@@ -422,3 +422,13 @@ def default_demo_dir() -> Path:
         Path(env) if env else Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "histoguard"
     )
     return base / "demo-synthetic"
+
+
+def dataset_root(cfg, on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> Path:
+    """The folder (or CSV) a ``DataConfig`` names; for the demo set, generated first (``cfg.data`` or the
+    default demo folder)."""
+    if not cfg.demo:
+        return Path(cfg.data)
+    return generate_demo_dataset(
+        Path(cfg.data) if cfg.data else default_demo_dir(), on_progress=on_progress, cancel=cancel
+    )
