@@ -9,9 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# ASCII only: with Unicode matching, \d takes other scripts' digits ("١٤") and IGNORECASE lets "ſ" (long s) or
+# "K" (Kelvin sign) pass as letters, so one patient could get two ids. Digit runs are bounded: a file name of
+# thousands of digits would otherwise make int() raise (Python's 4,300-digit limit) instead of not matching.
 BREAKHIS_NAME = re.compile(
-    r"^SOB_(?P<bm>[BM])_(?P<type>[A-Z]+)-(?P<yy>\d{2})-(?P<slide>\d+)(?P<suffix>[A-Z]*)-(?P<mag>\d+)-(?P<seq>\d+)\.png$",
-    re.IGNORECASE,
+    r"^SOB_(?P<bm>[BM])_(?P<type>[A-Z]+)-(?P<yy>\d{2})-(?P<slide>\d{1,12})(?P<suffix>[A-Z]*)"
+    r"-(?P<mag>\d{1,4})-(?P<seq>\d{1,9})\.png$",
+    re.IGNORECASE | re.ASCII,
 )
 
 TUMOR_TYPES = {
@@ -59,6 +63,7 @@ def parse_breakhis_name(name: str) -> BreakHisName | None:
 def normalise_magnification(value: str) -> str:
     """'40', '40x', '40X' -> '40X'."""
     digits = value.strip().upper().rstrip("X")
-    if not digits.isdigit():
-        raise ValueError(f"magnification {value!r} is not like 40X")
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 4):  # not "²" or "٤٠": int() differs
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        raise ValueError(f"magnification {shown!r} is not like 40X")
     return f"{int(digits)}X"
