@@ -1,7 +1,9 @@
 """The run folder: config, split, log, checkpoints, ONNX files and reports of one experiment.
 
 Nothing in an existing run folder is overwritten unless the caller passes ``force`` (start again) or
-``resume`` (continue the same configuration from its checkpoints).
+``resume`` (continue the same configuration from its checkpoints). Every file in it is written atomically
+(``engine.fileio``) except the append-only ``log.txt``; opening a folder for a run removes the temp files a
+killed process left there.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import contextlib
 import json
 import logging
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +20,7 @@ from pathlib import Path
 from engine import __version__
 from engine.config import ExperimentConfig
 from engine.errors import RunFolderError
-from engine.fileio import write_json
+from engine.fileio import is_temp, remove_stale_temps, write_error, write_json
 
 log = logging.getLogger(__name__)
 CONFIG = "config.json"
@@ -36,7 +39,7 @@ class RunFolder:
         root = Path(root).expanduser()
         if root.exists() and not root.is_dir():
             raise RunFolderError(f"{root} is a file; give a folder for the run")
-        if root.exists() and any(root.iterdir()):
+        if root.exists() and any(not is_temp(p.name) for p in root.iterdir()):
             return cls._reuse(root, config, force, resume)
         return False
 
@@ -44,16 +47,19 @@ class RunFolder:
     def prepare(
         cls, root: str | Path, config: ExperimentConfig, *, force: bool = False, resume: bool = False
     ) -> RunFolder:
-        """Check ``root`` (see ``check``), delete an old run there only with ``force``, and write config.json."""
+        """Check ``root`` (see ``check``), delete an old run there only with ``force``, remove temp files that
+        a killed run left, and write config.json."""
         root = Path(root).expanduser()
         resuming = cls.check(root, config, force=force, resume=resume)
         if root.exists() and force and not resuming:
             log.warning("--force: deleting the previous run in %s", root)
             shutil.rmtree(root)
+        if root.is_dir():
+            remove_stale_temps(root)
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise RunFolderError(f"cannot create run folder {root}: {exc.strerror}") from exc
+            raise write_error(root, exc) from exc
         run = cls(root)
         if not run.path(CONFIG).exists():
             write_json(run.path(CONFIG), {"histoguard_version": __version__, **config.to_dict()})
@@ -88,7 +94,10 @@ class RunFolder:
     @contextlib.contextmanager
     def logging_to_file(self) -> Iterator[None]:
         """Copy the engine's log records into ``log.txt`` while the run lasts."""
-        handler = logging.FileHandler(self.path("log.txt"), encoding="utf-8")
+        try:
+            handler = _RunLog(self.path("log.txt"), encoding="utf-8")
+        except OSError as exc:
+            raise write_error(self.path("log.txt"), exc) from exc
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.setLevel(logging.INFO)
         logger = logging.getLogger("engine")
@@ -102,6 +111,26 @@ class RunFolder:
             logger.removeHandler(handler)
             logger.setLevel(old_level)
             handler.close()
+
+
+class _RunLog(logging.FileHandler):
+    """log.txt, appended record by record rather than written atomically: rewriting the whole log per record
+    would cost O(n^2), a kill can tear at most its last line, and every earlier line stays. A write that
+    fails (full disk) stops this log with one warning on the console instead of a traceback per record."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):  # a bad format string: logging's usual report
+            super().handleError(record)
+            return
+        self.failed = True
+        log.warning("%s; the rest of this run's log goes to the console only", write_error(self.baseFilename, exc))
 
 
 def _read_config(path: Path) -> dict | None:

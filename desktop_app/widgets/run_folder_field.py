@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QCheckBox, QFileDialog, QHBoxLayout, QLabel, QLine
 from desktop_app.settings import remember_dir
 from engine.config import ExperimentConfig
 from engine.errors import EngineError, RunFolderError
+from engine.fileio import is_temp
 
 SETTINGS_KEY = "train_run"
 RESUME_TEXT = "Resume if the folder holds this run"
@@ -38,7 +39,7 @@ def folder_state(path: Path, cfg: ExperimentConfig | None) -> str:
     (this config, finished) or 'other' (another config, or none to compare with)."""
     if path.exists() and not path.is_dir():
         return "file"
-    if not path.exists() or not any(path.iterdir()):
+    if not path.exists() or all(is_temp(p.name) for p in path.iterdir()):  # temp files of a killed write
         return "new"
     try:
         saved = json.loads((path / "config.json").read_text(encoding="utf-8"))

@@ -18,13 +18,19 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> None:
+def _save(fig, path: str | Path | None) -> bytes:
+    """The figure as PNG bytes, also written (atomically) to ``path`` if given; closes the figure."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    write_bytes(path, buffer.getvalue())
+    import matplotlib.pyplot as plt  # imported by _pyplot() already
+
+    plt.close(fig)
+    if path is not None:
+        write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
-def confusion_matrix_png(cm: list[list[int]], classes: list[str], title: str, path: str | Path) -> None:
+def confusion_matrix_png(cm: list[list[int]], classes: list[str], title: str, path: str | Path | None = None) -> bytes:
     """2x2 heatmap with counts and row percentages (true class per row, predicted per column)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(3.6, 3.2))
@@ -37,11 +43,10 @@ def confusion_matrix_png(cm: list[list[int]], classes: list[str], title: str, pa
     ax.set_xticks([0, 1], [f"pred {c}" for c in classes])
     ax.set_yticks([0, 1], [f"true {c}" for c in classes], rotation=90, va="center")
     ax.set_title(title, fontsize=10)
-    _save(fig, path)
-    plt.close(fig)
+    return _save(fig, path)
 
 
-def sweep_png(sweep: list[dict], path: str | Path, metric: str = "accuracy") -> None:
+def sweep_png(sweep: list[dict], path: str | Path | None = None, metric: str = "accuracy") -> bytes:
     """``metric`` against eps, one line per (model, attack source)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
@@ -60,11 +65,10 @@ def sweep_png(sweep: list[dict], path: str | Path, metric: str = "accuracy") -> 
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, path)
-    plt.close(fig)
+    return _save(fig, path)
 
 
-def robustness_png(section: dict, path: str | Path) -> None:
+def robustness_png(section: dict, path: str | Path | None = None) -> bytes:
     """White-box accuracy against eps per model and attack (solid), with the random-noise baseline (dotted)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
@@ -92,11 +96,10 @@ def robustness_png(section: dict, path: str | Path) -> None:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    _save(fig, path)
-    plt.close(fig)
+    return _save(fig, path)
 
 
-def min_eps_png(min_eps: dict, path: str | Path) -> None:
+def min_eps_png(min_eps: dict, path: str | Path | None = None) -> bytes:
     """Distribution of the smallest flipping eps per model (bars per k/255; '>max' for unflipped images)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 3.2))
@@ -113,5 +116,4 @@ def min_eps_png(min_eps: dict, path: str | Path) -> None:
     ax.set_xlabel("smallest eps that flips the prediction (k/255)")
     ax.set_ylabel("images")
     ax.legend(fontsize=8, title="model")
-    _save(fig, path)
-    plt.close(fig)
+    return _save(fig, path)

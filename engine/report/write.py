@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from engine.eps import format_eps
-from engine.fileio import write_json, write_text
+from engine.fileio import write_all
 from engine.report import robustness as robust_report
-from engine.report.export import collect_figures
+from engine.report.export import collect_figures, figure_names
 from engine.report.figures import confusion_matrix_png, min_eps_png, robustness_png, sweep_png
 from engine.report.html import render_html
 from engine.report.tables import condition_label, markdown_table, sweep_markdown
@@ -23,21 +24,27 @@ def cm_filename(e: dict) -> str:
 
 
 def write_reports(run, result: dict) -> None:
+    """The figures, report.md, report.html and report.json, all or nothing on a write error (a full disk keeps
+    the earlier report whole); report.json is renamed last, so it marks a finished report even after a kill."""
     classes = result["dataset"]["classes"]
+    files: dict[str, bytes | str] = {}
     for e in result["evaluations"]:
         if e["level"] == "image":
-            confusion_matrix_png(e["confusion_matrix"], classes, condition_label(e), run.path(cm_filename(e)))
-    sweep_png(result["sweep"], run.path("sweep_accuracy.png"))
+            files[cm_filename(e)] = confusion_matrix_png(e["confusion_matrix"], classes, condition_label(e))
+    files["sweep_accuracy.png"] = sweep_png(result["sweep"])
     robust = result.get("robustness") or {}
     if robust.get("rows"):
-        robustness_png(robust, run.path("robustness_accuracy.png"))
+        files["robustness_accuracy.png"] = robustness_png(robust)
     if robust.get("min_eps"):
-        min_eps_png(robust["min_eps"], run.path("min_eps.png"))
+        files["min_eps.png"] = min_eps_png(robust["min_eps"])
     clean = _clean(result)
-    write_json(run.path("report.json"), clean)
-    write_text(run.path("report.md"), markdown(result))
-    html = render_html(clean, collect_figures(clean, run.root), title=f"HistoGuard report: {run.root.name}")
-    write_text(run.path("report.html"), html)
+    files["report.md"] = markdown(result)
+    figures = {name: files[name] for name in figure_names(clean) if name in files}
+    if len(figures) < len(figure_names(clean)):  # names write.py does not draw: the run folder's or drawn now
+        figures = {**collect_figures(clean, run.root), **figures}
+    files["report.html"] = render_html(clean, figures, title=f"HistoGuard report: {run.root.name}")
+    files["report.json"] = json.dumps(clean, indent=2, allow_nan=False) + "\n"
+    write_all({run.path(name): data for name, data in files.items()})
 
 
 def _clean(obj):

@@ -19,7 +19,7 @@ from engine.config import TrainConfig
 from engine.data.prefetch import batch_images
 from engine.data.tensors import ArraySet, augment, batches, to_tensor
 from engine.device import autocast_dtype, resolve_device
-from engine.errors import ConfigError, DataError
+from engine.errors import ConfigError, DataError, ModelError
 from engine.models.checkpoint import read_checkpoint, save_checkpoint
 from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.train.defences import adversarial_loss
@@ -121,6 +121,8 @@ def fit(
     last, best = out_dir / "last.pt", out_dir / "best.pt"
     if resume and last.exists():
         state = _restore(last, model, opt, sched, cfg, name, ctx)
+        if ctx.is_main:
+            _repair_best(best, model, metadata, state)
     weights = class_weights(train.labels).to(device)
     amp = autocast_dtype(device, cfg.precision)
     if device.type == "cuda":
@@ -174,13 +176,15 @@ def fit(
         improved = score > state.best_score + 1e-9
         if improved or abs(score - state.best_score) <= 1e-9:  # a tie goes to the later, longer-trained epoch
             state.best_score, state.best_epoch = score, epoch
-            if ctx.is_main:
-                save_checkpoint(best, model, metadata, history=state.history, epoch=epoch)
         state.bad_epochs = 0 if improved else state.bad_epochs + 1
         state.epoch = epoch
         if not ctx.is_main:
             continue
+        # last.pt first: a kill between the two writes leaves a best.pt that _repair_best rebuilds from last.pt,
+        # while the other order would leave a best.pt of an epoch that last.pt (and a resumed run) never saw
         save_checkpoint(last, model, metadata, **state.to_payload(opt, sched, cfg), **resume_fields(ctx))
+        if state.best_epoch == epoch:
+            save_checkpoint(best, model, metadata, history=state.history, epoch=epoch)
         log.info(
             "%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f bacc %.3f%s (%.1f img/s)",
             name,
@@ -247,6 +251,20 @@ def _restore(last: Path, model, opt, sched, cfg: TrainConfig, name: str, ctx: Di
     state = TrainState.from_payload(payload)
     log.info("%s: resuming after epoch %d (best epoch %d)", name, state.epoch, state.best_epoch)
     return state
+
+
+def _repair_best(best: Path, model: nn.Module, metadata: dict, state: TrainState) -> None:
+    """Rewrite ``best.pt`` from the restored weights when the run was killed after saving last.pt of its best
+    epoch but before saving best.pt (then best.pt is missing or holds an earlier epoch)."""
+    if state.best_epoch == 0 or state.best_epoch != state.epoch or state.partial:  # partial: mid-epoch weights
+        return
+    try:
+        saved = read_checkpoint(best).get("epoch")
+    except ModelError:  # missing, or unreadable
+        saved = None
+    if saved != state.best_epoch:
+        log.info("%s: best.pt is behind last.pt (epoch %s, not %d); rewriting it", best.parent, saved, state.epoch)
+        save_checkpoint(best, model, metadata, history=state.history, epoch=state.epoch)
 
 
 @dataclass
