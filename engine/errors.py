@@ -22,6 +22,10 @@ class ModelError(EngineError):
     """A model name, weights file or checkpoint is unknown, missing or inconsistent."""
 
 
+class ModelIntegrityError(ModelError):
+    """An ONNX model does not match its recorded hashes or its own metadata: it is not opened."""
+
+
 class AttackError(EngineError):
     """An attack was called with invalid parameters."""
 

@@ -1,4 +1,8 @@
-"""Offline prediction of image files with an exported ONNX model (onnxruntime only, no torch)."""
+"""Offline prediction of image files with an exported ONNX model (onnxruntime only, no torch).
+
+Every row is an audit record: the model file's sha256 (of the verified bytes the session runs), the app
+version, the provider, the time (ISO 8601, UTC) and the input file's sha256.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,13 @@ import numpy as np
 from engine import __version__
 from engine.data.decode import load_rgb, resize_center
 from engine.errors import DecodeError, ModelError
-from engine.export.session import create_session, run_session, session_metadata, session_provider
+from engine.export.session import (
+    create_session,
+    run_session,
+    session_integrity,
+    session_metadata,
+    session_provider,
+)
 from engine.fileio import sha256_file, write_text
 from engine.inputs import collect_images
 from engine.progress import CancelToken, ProgressCallback, check_cancel, report
@@ -40,7 +50,7 @@ def predict_files(
         raise ModelError(f"{model_path} has no HistoGuard metadata (classes, image_size); export it with HistoGuard")
     common = {
         "model": Path(model_path).name,
-        "model_sha256": sha256_file(model_path),
+        "model_sha256": session_integrity(session)["sha256"],
         "app_version": __version__,
         "provider": session_provider(session),
     }
@@ -58,6 +68,7 @@ def _predict_batch(session, paths: list[Path], classes: list[str], size: int, co
     arrays, rows = [], []
     for path in paths:
         row = {"path": str(path), "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **common}
+        row["input_sha256"] = _input_sha256(path)
         try:
             arrays.append(np.asarray(resize_center(load_rgb(path), size), dtype=np.float32) / 255.0)
             row["error"] = ""
@@ -74,6 +85,15 @@ def _predict_batch(session, paths: list[Path], classes: list[str], size: int, co
     return rows
 
 
+def _input_sha256(path: Path) -> str:
+    """The input file's sha256 ('' when it cannot be read: the row's error then says why)."""
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        log.warning("cannot hash %s: %s", path, exc.strerror)
+        return ""
+
+
 def rows_to_csv(rows: list[dict], classes: list[str]) -> str:
     fields = [
         "path",
@@ -85,6 +105,7 @@ def rows_to_csv(rows: list[dict], classes: list[str]) -> str:
         "app_version",
         "provider",
         "time",
+        "input_sha256",
     ]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", restval="")

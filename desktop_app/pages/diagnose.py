@@ -1,8 +1,9 @@
 """Diagnose page: run an exported ONNX model (onnxruntime only, offline) on the user's own slide images.
 
 Images come from dialogs or are dropped on the page; the batch runs on a worker with progress and cancel.
-Each result row records the model's sha256, the app version, the onnxruntime provider and the time, and
-the CSV export writes exactly those rows, so a prediction can be traced to the model file that made it.
+Each result row records the model's sha256, the app version, the onnxruntime provider, the time and the
+image file's sha256, and the CSV export writes exactly those rows, so a prediction can be traced to the
+model file that made it and the image it was made on. A model whose hashes do not match is not opened.
 """
 
 from __future__ import annotations
@@ -45,13 +46,13 @@ PREVIEW_SIDE = 1024  # large slide images are shown as a thumbnail of at most th
 
 
 def read_model(path: Path, *, on_progress=None, cancel=None) -> dict:
-    """The model's sha256, HistoGuard metadata and the provider onnxruntime really uses (worker)."""
-    from engine.export.session import create_session, session_metadata, session_provider
-    from engine.fileio import sha256_file
+    """The model's sha256, HistoGuard metadata and the provider onnxruntime really uses (worker). Opening
+    checks the file's integrity: a file that does not match its recorded hashes fails here (its error)."""
+    from engine.export.session import create_session, session_integrity, session_metadata, session_provider
 
     session = create_session(path, device="auto")
     meta, provider = session_metadata(session), session_provider(session)
-    return {"path": Path(path), "sha256": sha256_file(path), "meta": meta, "provider": provider}
+    return {"path": Path(path), "sha256": session_integrity(session)["sha256"], "meta": meta, "provider": provider}
 
 
 def predict(model_path: Path, inputs: list[Path], *, on_progress=None, cancel=None) -> list[dict]:
@@ -158,7 +159,7 @@ class DiagnosePage(Page):
         self.table = PredictionTable()
         self.table.row_selected.connect(self._row_selected)
         self.export_button = QPushButton("Export CSV…")
-        self.export_button.setToolTip("Every row records the model's sha256, the app version, provider and time")
+        self.export_button.setToolTip("Every row records the model's and the image's sha256, version, provider, time")
         self.export_button.clicked.connect(self.export_csv_dialog)
         inner = QVBoxLayout(box)
         inner.addWidget(self.summary)
@@ -369,7 +370,7 @@ class DiagnosePage(Page):
 
     # --- export -----------------------------------------------------------------------------------
     def export_csv(self, path: str | Path) -> Path:
-        """Write the rows (with model sha256, app version, provider, time) as CSV, atomically."""
+        """Write the rows (with model sha256, app version, provider, time, image sha256) as CSV, atomically."""
         from engine.fileio import write_text
 
         if not self.rows:

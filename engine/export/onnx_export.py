@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from engine.errors import ExportError
+from engine.export.integrity import graph_sha256, record_model, seal
 from engine.fileio import sha256_file, write_bytes
 from engine.models.checkpoint import weights_sha256
 
@@ -38,8 +39,9 @@ class _WithProbabilities(nn.Module):
 def export_onnx(model: nn.Module, path: str | Path, metadata: dict, image_size: int) -> dict:
     """Write ``path`` (input 'image' N x 3 x S x S in [0, 1]; outputs 'logits', 'probabilities').
 
-    Returns {"path", "sha256", "weights_sha256"}; the ONNX metadata holds ``metadata`` plus the weights'
-    sha256, each value JSON-encoded.
+    Returns {"path", "sha256", "weights_sha256", "graph_sha256"}; the ONNX metadata holds ``metadata`` plus
+    the weights' sha256, each value JSON-encoded, and the embedded hashes of ``integrity.seal``. The file's
+    sha256 is recorded beside it by ``export_verified``, the export every command uses, once parity is proven.
     """
     import onnx
 
@@ -69,8 +71,14 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: dict, image_size: 
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
         raise ExportError(f"the exported ONNX graph fails onnx.checker: {exc}") from exc
-    write_bytes(path, proto.SerializeToString())
-    return {"path": str(path), "sha256": sha256_file(path), "weights_sha256": meta["weights_sha256"]}
+    data = seal(proto)
+    write_bytes(path, data)
+    return {
+        "path": str(path),
+        "sha256": sha256_file(path),
+        "weights_sha256": meta["weights_sha256"],
+        "graph_sha256": graph_sha256(data),
+    }
 
 
 def check_parity(
@@ -111,7 +119,8 @@ def parity_batches(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
 def export_verified(
     model: nn.Module, path: str | Path, metadata: dict, image_size: int, batches: list[np.ndarray]
 ) -> dict:
-    """Export to a temporary file, check parity on ``batches``, and only then move it to ``path``."""
+    """Export to a temporary file, check parity on ``batches``, only then move it to ``path`` and record its
+    sha256 (``<name>.onnx.sha256``, and the run folder's SHA256SUMS when ``path`` lies in a run folder)."""
     import os
 
     path = Path(path)
@@ -122,5 +131,5 @@ def export_verified(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    info["path"] = str(path)
+    info.update(path=str(path), sha256=record_model(path))
     return info

@@ -26,7 +26,8 @@ import numpy as np
 
 from engine.blackbox.onnx_target import as_nchw_float, binary_metrics_np
 from engine.errors import DataError, ExportError, ModelError, RunFolderError
-from engine.fileio import sha256_file, write_bytes
+from engine.export.integrity import load_verified, record_model, seal
+from engine.fileio import write_bytes
 
 log = logging.getLogger(__name__)
 MODES = ("static", "dynamic")
@@ -47,12 +48,14 @@ def quantize_onnx(
     ``calibration``: float32 (N, 3, H, W) images in [0, 1] at the model's input size, required for
     ``mode="static"`` (ignored by "dynamic"). ``reduce_range`` (7-bit weights) avoids int16 saturation on
     x86 CPUs without VNNI (pre-2019); leave it off elsewhere. The copy keeps the source's metadata plus a
-    ``quantization`` entry ({mode, format, ..., source_sha256}) so the app and the CLI can say it is INT8.
+    ``quantization`` entry ({mode, format, ..., source_sha256}) so the app and the CLI can say it is INT8,
+    and its own embedded hashes; its sha256 is recorded beside it like an export's (``integrity``). The
+    source is checked like every model that is opened, and the bytes checked are the bytes quantised.
     """
     import onnx
 
     src, dst = Path(src), Path(dst)
-    proto = _load_source(src)
+    src_bytes, proto, checked = _load_source(src)
     if dst.resolve() == src.resolve():
         raise ModelError(f"the INT8 copy would replace {src.name}; choose another output file (e.g. *.int8.onnx)")
     if mode not in MODES:
@@ -72,21 +75,23 @@ def quantize_onnx(
         "calibration_method": "MinMax" if mode == "static" else None,
         "float_nodes": exclude,
         "source_file": src.name,
-        "source_sha256": sha256_file(src),
+        "source_sha256": checked["sha256"],
     }
     with _work_dir(dst) as tmp:  # beside dst: the intermediate files can be as large as the model
-        model_in = _pre_process(src, tmp / "pre.onnx")
-        info["pre_processed"] = model_in != src
+        source = tmp / "source.onnx"  # the verified bytes, not the path: the file may change meanwhile
+        write_bytes(source, src_bytes)
+        model_in = _pre_process(source, tmp / "pre.onnx")
+        info["pre_processed"] = model_in != source
         try:
             _quantize(model_in, tmp / "int8.onnx", mode, calibration, input_name, per_channel, reduce_range, exclude)
             result = onnx.load(str(tmp / "int8.onnx"))
         except Exception as exc:
             raise ExportError(f"INT8 quantisation of {src.name} failed: {exc}") from exc
     _copy_metadata(proto, result, info)
-    data = result.SerializeToString()
+    data = seal(result)
     _check_loads(data, proto, calibration)
     write_bytes(dst, data)
-    info.update(path=str(dst), sha256=sha256_file(dst), bytes=dst.stat().st_size, source_bytes=src.stat().st_size)
+    info.update(path=str(dst), sha256=record_model(dst), bytes=dst.stat().st_size, source_bytes=len(src_bytes))
     log.info("INT8 (%s) copy of %s: %s, %d -> %d bytes", mode, src.name, dst, info["source_bytes"], info["bytes"])
     return info
 
@@ -102,21 +107,15 @@ def _work_dir(dst: Path) -> Iterator[Path]:
         yield Path(path)
 
 
-def _load_source(src: Path):
-    import onnx
-
-    if not src.is_file():
-        raise ModelError(f"ONNX model {src} does not exist; choose an .onnx file exported by HistoGuard")
-    try:
-        proto = onnx.load(str(src))
-    except Exception as exc:
-        raise ModelError(f"{src} is not a readable ONNX file ({exc}); export the model again") from exc
+def _load_source(src: Path) -> tuple[bytes, object, dict]:
+    """(bytes, ModelProto, integrity info) of the fp32 file, checked like every model that is opened."""
+    data, proto, checked = load_verified(src)
     outputs = [o.name for o in proto.graph.output]
     if outputs != list(OUTPUTS):
         raise ModelError(f"{src.name} has outputs {outputs}, not {list(OUTPUTS)}; export it with HistoGuard")
     if any(p.key == "quantization" for p in proto.metadata_props):
         raise ModelError(f"{src.name} is already quantised; quantise the fp32 file it was made from")
-    return proto
+    return data, proto, checked
 
 
 def _head_nodes(proto, mode: str) -> list[str]:
@@ -190,7 +189,8 @@ class _CalibrationReader:
 
 
 def _copy_metadata(src_proto, proto, info: dict) -> None:
-    """The source's HistoGuard metadata (exactly), plus ``quantization``."""
+    """The source's HistoGuard metadata (exactly), plus ``quantization``; ``seal`` replaces the source's
+    embedded hashes with the copy's own."""
     import onnx
 
     meta = {p.key: p.value for p in src_proto.metadata_props}

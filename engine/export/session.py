@@ -2,6 +2,9 @@
 
 ``onnxruntime-gpu`` lists the CUDA provider even on machines without a GPU and silently falls back to
 the CPU, so the provider reported is the one ``session.get_providers()`` says is active.
+
+Every session is built from bytes that passed ``integrity.load_verified`` (hashes and metadata checked),
+never from the path itself, so what was checked is what runs.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import ModelError
+from engine.export.integrity import HASH_KEYS, load_verified
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +39,15 @@ def _gpu_driver_present() -> bool:
 
 
 def create_session(path: str | Path, device: str = "auto", threads: int | None = None):
-    """An ``InferenceSession`` with full graph optimisation; ``device`` is 'auto', 'cpu' or 'cuda'."""
+    """An ``InferenceSession`` with full graph optimisation; ``device`` is 'auto', 'cpu' or 'cuda'.
+
+    The file is checked first (``integrity.load_verified``): ModelIntegrityError when it does not match its
+    recorded hashes or its metadata. What was checked is in ``session_integrity(session)``.
+    """
     import onnxruntime as ort
 
+    data, proto, info = load_verified(path)
+    del proto  # onnxruntime parses the bytes itself: free the Python copy of a large model first
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
@@ -49,9 +59,10 @@ def create_session(path: str | Path, device: str = "auto", threads: int | None =
     elif device == "cuda":
         raise ModelError("onnxruntime has no usable CUDA GPU here; use device 'cpu' or 'auto'")
     try:
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        session = ort.InferenceSession(data, sess_options=opts, providers=providers)
     except Exception as exc:
         raise ModelError(f"onnxruntime cannot open {path}: {exc}") from exc
+    session.histoguard_integrity = info
     log.info("onnxruntime session for %s uses %s", Path(path).name, session.get_providers()[0])
     return session
 
@@ -60,11 +71,20 @@ def session_provider(session) -> str:
     return session.get_providers()[0]
 
 
+def session_integrity(session) -> dict:
+    """What ``create_session`` checked: path, sha256 (of the bytes the session runs), graph_sha256,
+    recorded_in (the files that record the sha256), metadata."""
+    return session.histoguard_integrity
+
+
 def session_metadata(session) -> dict:
-    """The HistoGuard metadata stored in the ONNX file (values that were JSON are decoded)."""
+    """The HistoGuard metadata stored in the ONNX file (values that were JSON are decoded), without the
+    embedded hashes (they describe this file, not the model: see ``session_integrity``)."""
     props = session.get_modelmeta().custom_metadata_map
     out = {}
     for key, value in props.items():
+        if key in HASH_KEYS:
+            continue
         try:
             out[key] = json.loads(value)
         except ValueError:

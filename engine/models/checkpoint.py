@@ -73,7 +73,8 @@ def read_checkpoint(path: str | Path) -> dict:
     except Exception as exc:
         raise ModelError(
             f"refused to load {path}: it is not a plain weights checkpoint ({type(exc).__name__}); "
-            "files that need arbitrary code to load are never opened"
+            "files that need arbitrary code to load are never opened (torch weights_only=True). Use a "
+            "checkpoint saved by HistoGuard (a run's model_x/best.pt) or train the model again"
         ) from exc
     if not isinstance(payload, dict) or "metadata" not in payload or "state_dict" not in payload:
         raise ModelError(f"{path} is not a HistoGuard checkpoint (no metadata); export it from a HistoGuard run")

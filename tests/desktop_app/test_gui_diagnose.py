@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,8 @@ def test_selected_row_shows_image_and_verdict_and_exports_csv(qtbot, window, pag
     assert {r["model_sha256"] for r in rows} == {sha256(tiny_run / "model_b.onnx")}
     assert {r["app_version"] for r in rows} == {engine.__version__}
     assert all(r["provider"] and r["time"] for r in rows) and "p_malignant" in rows[0]
+    assert all(datetime.fromisoformat(r["time"]).utcoffset() is not None for r in rows)  # ISO 8601 with zone
+    assert all(r["input_sha256"] == sha256(Path(r["path"])) for r in rows)  # the unreadable file's too
     assert next(r for r in rows if r["path"] == str(bad))["error"]
 
 
@@ -206,3 +209,35 @@ def test_a_file_that_is_not_a_model_is_refused_clearly(qtbot, window, page, tmp_
     assert "fake.onnx" in window.ctx.errors.history[-1][1]
     assert "cannot be used" in page.model_box.status.text() and not page.run_button.isEnabled()
     assert page.model_box.values["sha256"].text() == "—"
+
+
+def test_a_tampered_model_is_refused_in_the_error_dialog(qtbot, window, page, tiny_run, tmp_path):
+    """A copy of Model B with its class names swapped (and saved by the onnx package) does not match the
+    sha256 recorded beside it: the page says so in the error dialog and does not load it."""
+    import onnx
+
+    from engine.errors import ModelIntegrityError
+    from engine.export.integrity import verify_model
+
+    for name in ("model_b.onnx", "model_b.onnx.sha256"):
+        shutil.copy(tiny_run / name, tmp_path / name)
+    model = tmp_path / "model_b.onnx"
+    window.ctx.state.set_onnx(model)  # control: the untouched copy opens
+    wait_for_tasks(qtbot, window)
+    assert page.model_info and page.model_info["sha256"] == sha256(model) and not window.ctx.errors.history
+
+    proto = onnx.load(str(model))
+    props = {p.key: p.value for p in proto.metadata_props} | {"classes": '["malignant", "benign"]'}
+    onnx.helper.set_model_props(proto, props)
+    onnx.save(proto, str(model))
+    window.ctx.state.set_onnx(model)
+    wait_for_tasks(qtbot, window)
+    qtbot.waitUntil(lambda: bool(window.ctx.errors.history))
+    message = window.ctx.errors.history[-1][1]
+    assert str(model) in message and "model_b.onnx.sha256 records" in message and "export it again" in message
+    assert window.ctx.errors.dialog.text() == message and window.ctx.errors.dialog.isVisible()
+    with pytest.raises(ModelIntegrityError) as refused:  # the dialog shows the engine's refusal, word for word
+        verify_model(model)
+    assert str(refused.value) == message
+    assert page.model_info is None and not page.run_button.isEnabled()
+    assert "cannot be used" in page.model_box.status.text() and page.model_box.values["sha256"].text() == "—"

@@ -61,7 +61,8 @@ def exported(tmp_path_factory):
 
 def test_export_is_one_self_contained_checked_file(exported):
     model, path, info, *_ = exported
-    assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx"]  # no .onnx.data, no .partial
+    # no .onnx.data, no .partial; the sha256 recorded beside it (engine.export.integrity)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx", "model.onnx.sha256"]
     assert info["path"] == str(path)
     assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert info["weights_sha256"] == weights_sha256(model)

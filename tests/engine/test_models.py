@@ -345,11 +345,15 @@ def test_checkpoint_with_pickled_objects_is_refused(tmp_path, kind):
     evil = Payload(str(marker)) if kind == "custom-class" else Evil(marker)
     path = tmp_path / "evil.pt"
     torch.save({"metadata": _meta(), "state_dict": model.state_dict(), "evil": evil}, path)
-    with pytest.raises(ModelError, match="refused"):
+    with pytest.raises(ModelError, match="refused") as refused:
         load_checkpoint(path)
+    assert "evil.pt" in str(refused.value) and "weights_only" in str(refused.value)
     with pytest.raises(ModelError, match="refused"):
         read_checkpoint(path)
     assert not marker.exists()
+    if kind == "reduce-payload":  # control: the payload is live, torch.load without weights_only runs it
+        torch.load(path, weights_only=False)
+        assert marker.exists()
 
 
 def test_plain_pickle_payload_is_refused_and_not_executed(tmp_path):
