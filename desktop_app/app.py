@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from desktop_app.logfile import PrivateFormatter
 from engine import __version__
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,8 @@ def log_dir() -> Path:
 
 
 def setup_logging() -> Path | None:
-    """Log to ``histoguard.log`` in the user's state folder (and stderr); return the file's path."""
+    """Log to ``histoguard.log`` in the user's state folder, with image paths and names left out (the run
+    folder's ``log.txt`` has them); return the file's path."""
     root = logging.getLogger()
     if any(getattr(h, "_histoguard", False) for h in root.handlers):
         return next(Path(h.baseFilename) for h in root.handlers if getattr(h, "_histoguard", False))
@@ -33,14 +35,32 @@ def setup_logging() -> Path | None:
     except OSError:
         return None  # a read-only home: log to stderr only
     handler._histoguard = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # this file outlives every run folder: it gets no image path or name (desktop_app/logfile.py)
+    handler.setFormatter(PrivateFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     return Path(handler.baseFilename)
 
 
+def resource_path(name: str) -> Path | None:
+    """A file of ``resources/``: beside the packages in a source install, in the bundle when frozen."""
+    for base in (getattr(sys, "_MEIPASS", None), Path(__file__).resolve().parents[1]):
+        if base and (Path(base) / "resources" / name).is_file():
+            return Path(base) / "resources" / name
+    return None
+
+
 def get_app() -> QApplication:
+    from desktop_app.settings import keep_file_dialog_history_private
+
+    keep_file_dialog_history_private()  # before any file dialog reads or writes Qt's QtProject.conf
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    icon = resource_path("histoguard.png")
+    if icon is not None:
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
     app.setApplicationName("HistoGuard")
+    app.setDesktopFileName("histoguard")  # the menu entry (resources/histoguard.desktop) owns the window
     app.setApplicationVersion(__version__)
     app.setOrganizationName("HistoGuard")
     import pyqtgraph as pg
@@ -70,8 +90,14 @@ def build_window(settings=None):
     return window
 
 
-def run_gui(screenshots: str | None = None, run: str | None = None, dataset: str | None = None) -> int:
+def run_gui(
+    screenshots: str | None = None, run: str | None = None, dataset: str | None = None, self_test: bool = False
+) -> int:
     app = get_app()
+    if self_test:
+        from desktop_app.selftest import self_test as run_self_test
+
+        return run_self_test(app)
     if screenshots:
         from desktop_app.screenshots import take_screenshots
 

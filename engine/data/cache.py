@@ -3,6 +3,13 @@
 The cache key covers each file's path, size and modification time, the image size and the decoder
 version, so a changed file or setting makes a new cache. Files that fail to decode are reported by
 name and left out; they never stop a run.
+
+Privacy: the cache (``~/.cache/histoguard/decoded`` or ``$XDG_CACHE_HOME/histoguard/decoded``) holds decoded
+pixels of the user's images outside the run folder, but nothing that names them: files are named by a
+one-way SHA-256 digest of the key, and the reasons of failed files are stored with the file's path cut
+out (it is put back from the dataset when the cache is read). ``HISTOGUARD_CACHE_DIR=DIR`` moves it (e.g.
+next to the runs), ``HISTOGUARD_CACHE_DIR=off`` turns it off (every run decodes again); deleting the folder
+is always safe.
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ from engine.fileio import atomic_open, write_json
 from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
 log = logging.getLogger(__name__)
-DECODER_VERSION = 1
+DECODER_VERSION = 2  # 2: decode.py refuses formats other than PNG/JPEG/TIFF/BMP/GIF and images over 89.5 Mpx
+CACHE_OFF = "off"  # HISTOGUARD_CACHE_DIR=off: decode in memory only, write nothing
+_PATH, _NAME = "\x00path\x00", "\x00name\x00"  # stand for the file in stored reasons
 
 
 @dataclass
@@ -36,8 +45,11 @@ class DecodedImages:
     labels: np.ndarray  # (N,) int64, index into dataset.classes
 
 
-def default_cache_dir() -> Path:
+def default_cache_dir() -> Path | None:
+    """``HISTOGUARD_CACHE_DIR`` (``None`` when it is ``off``), else the user's cache folder."""
     env = os.environ.get("HISTOGUARD_CACHE_DIR")
+    if env and env.strip().lower() == CACHE_OFF:
+        return None
     if env:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -67,6 +79,8 @@ def decode_dataset(
 ) -> DecodedImages:
     """Decode (or load from the cache) every image of ``dataset`` at ``size`` x ``size``."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if cache_dir is None:
+        return _result(dataset, *_decode_all(dataset, size, workers, on_progress, cancel))
     key = cache_key(dataset, size)
     arr_path, meta_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
     if arr_path.exists() and meta_path.exists():
@@ -75,7 +89,7 @@ def decode_dataset(
             log.info("decoded images loaded from cache %s", arr_path)
             return cached
     images, failed = _decode_all(dataset, size, workers, on_progress, cancel)
-    _save_cache(arr_path, meta_path, images, failed)
+    _save_cache(arr_path, meta_path, images, {i: _anonymous(r, dataset.records[i].path) for i, r in failed.items()})
     return _result(dataset, images, failed)
 
 
@@ -125,7 +139,17 @@ def _load_cached(dataset: Dataset, arr_path: Path, meta_path: Path) -> DecodedIm
         return None
     if images.shape[0] != len(dataset.records):
         return None
-    return _result(dataset, images, {int(k): v for k, v in meta.get("failed", {}).items()})
+    failed = {int(k): v for k, v in meta.get("failed", {}).items()}
+    return _result(dataset, images, {i: _named(r, dataset.records[i].path) for i, r in failed.items()})
+
+
+def _anonymous(reason: str, path: Path) -> str:
+    """``reason`` without the file's path or name, so the cache names no patient image."""
+    return reason.replace(str(path), _PATH).replace(path.name, _NAME)
+
+
+def _named(reason: str, path: Path) -> str:
+    return reason.replace(_PATH, str(path)).replace(_NAME, path.name)
 
 
 def _result(dataset: Dataset, images: np.ndarray, failed: dict[int, str]) -> DecodedImages:
