@@ -30,6 +30,10 @@ def _load(cfg: DataConfig, *, on_progress=None, cancel=None):
 
 
 def _detect_device(*, on_progress=None, cancel=None) -> str:
+    from engine.edition import DIAGNOSE, describe_onnx_device, edition
+
+    if edition() == DIAGNOSE:
+        return describe_onnx_device()
     return api.describe_device(api.resolve_device("auto"))
 
 

@@ -13,6 +13,7 @@ import traceback
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from engine.edition import is_missing_torch, needs_full_edition
 from engine.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 def user_message(exc: BaseException) -> str:
     if isinstance(exc, EngineError):
         return str(exc)
+    if is_missing_torch(exc):
+        return needs_full_edition("This")
     if isinstance(exc, (OSError, MemoryError)):
         return f"{type(exc).__name__}: {exc}"
     return f"Unexpected error ({type(exc).__name__}: {exc}). This is a bug in HistoGuard; the details are below."

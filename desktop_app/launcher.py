@@ -4,6 +4,7 @@ the command line. Only this module knows both, so the engine never imports the a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -17,6 +18,12 @@ def gui_parser() -> argparse.ArgumentParser:
         help="open every page with the demo data, save one PNG per page (1280x800) into DIR and exit; "
         "with --run, show that run (otherwise a tiny run is trained first)",
     )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation and exit (0 = passed): open the main window offscreen, load a tiny ONNX "
+        "model and predict one synthetic image on the Diagnose page",
+    )
     return parser
 
 
@@ -25,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine.runtime import tune_malloc
 
     tune_malloc()  # before torch allocates anything (engine/runtime.py says why)
-    if not argv or argv[0] == "gui":
-        return launch_app(argv[1:])
+    if not argv or argv[0] in ("gui", "--self-test"):
+        return launch_app(argv[1:] if argv and argv[0] == "gui" else argv)
     from engine.cli import main as cli_main
 
     return cli_main(argv)
@@ -34,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def launch_app(argv: list[str] | None = None) -> int:
     args = gui_parser().parse_args(argv or [])
+    if args.self_test:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the self-test needs no screen
     try:
         from desktop_app.app import run_gui
     except ImportError as exc:  # a broken Qt install: say what to do instead of a traceback
@@ -42,7 +51,7 @@ def launch_app(argv: list[str] | None = None) -> int:
             "command line: `histoguard --help`.\n"
         )
         return 2
-    return run_gui(screenshots=args.screenshots, run=args.run, dataset=args.data)
+    return run_gui(screenshots=args.screenshots, run=args.run, dataset=args.data, self_test=args.self_test)
 
 
 if __name__ == "__main__":

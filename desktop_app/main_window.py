@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.context import AppContext
 from desktop_app.controller import Controller
+from desktop_app.edition import apply_edition
 from desktop_app.pages.base import Page
 from desktop_app.pages.data import DataPage
 from desktop_app.pages.diagnose import DiagnosePage
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
         ctx.state.dataset_changed.connect(self._dataset_opened)
         self.controller.dataset_loading.connect(self._dataset_loading)
         self.sidebar.setCurrentRow(0)
+        apply_edition(self)
         self._restore_geometry()
 
     # --- navigation -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,8 +15,10 @@ from engine.data.demo import dataset_root
 from engine.data.discover import discover
 from engine.data.records import Dataset
 from engine.data.split import Split, load_split, make_split
-from engine.data.tensors import ArraySet
 from engine.progress import CancelToken, ProgressCallback
+
+if TYPE_CHECKING:  # torch: ``histoguard data`` and the Data page also run in the Diagnose edition
+    from engine.data.tensors import ArraySet
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,8 @@ class PreparedData:
     split: Split
 
     def arrays(self, name: str) -> ArraySet:
+        from engine.data.tensors import ArraySet
+
         idx = self.split.indices(name)
         patients = np.array([self.dataset.records[i].patient_id or f"image-{i}" for i in idx], dtype=object)
         return ArraySet(np.asarray(self.decoded.images[idx]), self.decoded.labels[idx], patients)

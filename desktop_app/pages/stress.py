@@ -201,6 +201,14 @@ class StressPage(Page):
         self.forms.setCurrentWidget(self.bb_form if black else self.form)
         self.results.setCurrentWidget(self.bb_view if black else self._white_view())
 
+    def limit_to_blackbox(self) -> None:
+        """The Diagnose edition has no PyTorch: only the black-box attack on ONNX files can run."""
+        white = self.mode_combo.findData("white")
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData("black"))
+        self.mode_combo.model().item(white).setEnabled(False)
+        self.results.setTabEnabled(self.results.indexOf(self.single), False)
+        self.results.setTabEnabled(self.results.indexOf(self.set_view), False)
+
     def _white_view(self) -> QWidget:
         return self.single if self.form.source()[0] == "image" else self.set_view
 

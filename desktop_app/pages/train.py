@@ -79,6 +79,7 @@ class TrainPage(Page):
     def __init__(self, ctx, parent: QWidget | None = None) -> None:
         super().__init__(ctx, parent)
         self.task = None
+        self.unavailable: str | None = None  # why training cannot run here (the Diagnose edition)
         self._base, self._template = TrainConfig(), None  # settings the form does not show
         self._defaults_for: bool | None = None  # synthetic or not: which defaults the form holds
         self._last_out: Path | None = None
@@ -238,9 +239,9 @@ class TrainPage(Page):
         if self._plan_shown and not self.running:
             self.stages.reset(cfg)  # e.g. "Train Model C: skipped" as soon as the defence is 'none'
         has_data = self._data_config() is not None
-        self.start_button.setEnabled(has_data and not self.running)
+        self.start_button.setEnabled(has_data and not self.running and not self.unavailable)
         self.start_button.setText("Resume training" if self.folder.will_resume() else "Start training")
-        self.start_hint.setText("" if has_data else NO_DATA)
+        self.start_hint.setText("Needs the full edition" if self.unavailable else "" if has_data else NO_DATA)
         for w in (self.form, self.folder):
             w.setEnabled(not self.running)
 

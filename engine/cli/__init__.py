@@ -61,8 +61,13 @@ def _run(args) -> int:
         print(f"histoguard: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        from engine.edition import is_missing_torch, needs_full_edition
+
         if args.debug:
             raise
+        if is_missing_torch(exc):  # the Diagnose edition: say what it can do instead
+            print(f"histoguard: error: {needs_full_edition(f'`histoguard {args.command}`')}", file=sys.stderr)
+            return 2
         print(
             f"histoguard: unexpected error: {type(exc).__name__}: {exc} (run again with --debug for details)",
             file=sys.stderr,

@@ -297,10 +297,11 @@ def test_no_arguments_opens_the_app_and_arguments_run_the_cli(capsys, monkeypatc
 
     opened = []
     monkeypatch.setattr(desktop_app.app, "run_gui", lambda **kw: opened.append(kw) or 0)
-    assert launcher([]) == 0 and launcher(["gui", "--run", "R"]) == 0
+    assert launcher([]) == 0 and launcher(["gui", "--run", "R"]) == 0 and launcher(["--self-test"]) == 0
     assert opened == [
-        {"screenshots": None, "run": None, "dataset": None},
-        {"screenshots": None, "run": "R", "dataset": None},
+        {"screenshots": None, "run": None, "dataset": None, "self_test": False},
+        {"screenshots": None, "run": "R", "dataset": None, "self_test": False},
+        {"screenshots": None, "run": None, "dataset": None, "self_test": True},
     ]
     assert launcher(["models"]) == 0
     assert "densenet121" in capsys.readouterr().out

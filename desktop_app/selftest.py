@@ -1,0 +1,111 @@
+"""``histoguard --self-test``: prove an installed app works, offscreen, in seconds, and exit 0.
+
+It opens the main window, writes a tiny ONNX model (engine.export.tiny: no PyTorch, so the Diagnose
+edition runs it too) and one synthetic tissue image into a temporary folder, loads the model and
+predicts the image through the Diagnose page exactly as a user would, then checks the result row. Any
+error dialog, a missing prediction or a timeout fails it (exit 1) with the reason. The installers run it
+after installing (packaging/), and so do the tests (tests/desktop_app/test_selftest.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QSettings
+
+from engine import __version__
+
+log = logging.getLogger(__name__)
+TIMEOUT_S = 120.0
+
+
+class SelfTestFailed(RuntimeError):
+    pass
+
+
+def _wait(app, done: Callable[[], bool], what: str, deadline: float) -> None:
+    while not done():
+        if time.monotonic() > deadline:
+            raise SelfTestFailed(f"timed out waiting for {what}")
+        app.processEvents()
+        QCoreApplication.sendPostedEvents()
+        time.sleep(0.01)
+
+
+def _check_no_errors(window) -> None:
+    if window.ctx.errors.history:
+        title, message = window.ctx.errors.history[0]
+        raise SelfTestFailed(f"error dialog '{title}': {message}")
+
+
+def _inputs(folder: Path) -> tuple[Path, Path]:
+    from engine.data.demo import generate_demo_dataset
+    from engine.export.tiny import write_tiny_model
+
+    model = write_tiny_model(folder / "selftest.onnx")
+    demo = generate_demo_dataset(folder / "demo", patients_per_class=1, images_per_patient=1)
+    image = sorted(demo.rglob("*.png"))[0]
+    return model, image
+
+
+def self_test(app, out=sys.stdout, timeout_s: float = TIMEOUT_S) -> int:
+    """Run the self-test with ``app`` (a QApplication); print each step to ``out``; 0 when it passed."""
+    from desktop_app.app import build_window
+    from engine.edition import edition
+
+    start = time.monotonic()
+    deadline = start + timeout_s
+
+    def say(text: str) -> None:
+        out.write(f"self-test: {text}\n")
+        out.flush()
+
+    window = None
+    with tempfile.TemporaryDirectory(prefix="histoguard-selftest-") as tmp:
+        try:
+            say(f"HistoGuard {__version__}, {edition()} edition, Python {sys.version.split()[0]}")
+            settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
+            window = build_window(settings)
+            window.show()
+            _wait(app, window.isVisible, "the main window", deadline)
+            say(f"main window shown ({len(window.pages)} pages) in {time.monotonic() - start:.1f} s")
+            model, image = _inputs(Path(tmp))
+            window.show_page("Diagnose")
+            page = window.page("DiagnosePage")
+            window.ctx.state.set_onnx(model)
+            _wait(app, lambda: page.model_info is not None or window.ctx.errors.history, "the model", deadline)
+            _check_no_errors(window)
+            info = page.model_info
+            say(f"model loaded: {model.name}, sha256 {info['sha256'][:16]}…, {info['provider']}")
+            page.add_inputs([image])
+            if page.run_prediction() is None:
+                raise SelfTestFailed("the Diagnose page did not accept the model and the image")
+            _wait(app, lambda: not window.ctx.tasks.busy, "the prediction", deadline)
+            _check_no_errors(window)
+            rows = page.rows
+            if len(rows) != 1 or rows[0].get("error") or "predicted" not in rows[0]:
+                raise SelfTestFailed(f"expected one prediction, got {rows!r}")
+            row = rows[0]
+            probs = [v for k, v in row.items() if k.startswith("p_")]
+            if len(probs) != 2 or abs(sum(probs) - 1.0) > 1e-4:
+                raise SelfTestFailed(f"probabilities do not sum to 1: {probs}")
+            say(f"predicted {row['predicted']} (p = {max(probs):.3f}) for {image.name}")
+            say(f"passed in {time.monotonic() - start:.1f} s")
+            return 0
+        except SelfTestFailed as exc:
+            say(f"FAILED: {exc}")
+            return 1
+        except Exception as exc:  # the self-test reports every failure as a result, never a traceback only
+            log.exception("self-test failed")
+            say(f"FAILED: {type(exc).__name__}: {exc}")
+            return 1
+        finally:
+            if window is not None:
+                window.ctx.tasks.cancel_all()
+                window.ctx.tasks.wait(10_000)
+                window.close()
