@@ -25,12 +25,16 @@ mount -t proc proc "$CHROOT/proc"
 cp /etc/resolv.conf "$CHROOT/etc/resolv.conf" 2>/dev/null || true
 run() { chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 
-run dpkg -s histoguard >/dev/null 2>&1 && run apt-get purge -y -qq histoguard >/dev/null
+if run dpkg -s histoguard >/dev/null 2>&1; then  # an earlier check: back to the bare root, dependencies too
+  run apt-get purge -y -qq histoguard >/dev/null
+  run apt-get autoremove --purge -y -qq >/dev/null
+fi
 echo "== clean root: $(run sh -c 'dpkg -l | grep -c ^ii') packages, no histoguard: $(run sh -c 'command -v histoguard || echo none')"
 cp "$DEB" "$CHROOT/tmp/"
 echo "== apt-get install ./$(basename "$DEB")"
 run apt-get update -qq
-run sh -c "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /tmp/$(basename "$DEB")" | tail -3
+run sh -c "DEBIAN_FRONTEND=noninteractive apt-get install -y /tmp/$(basename "$DEB")" 2>&1 \
+    | grep -E "newly installed|^Setting up histoguard"
 echo "== installed: $(run dpkg-query -W -f='${Package} ${Version} ${Installed-Size} KiB\n' histoguard)"
 run test -x /usr/bin/histoguard
 run test -f /usr/share/applications/histoguard.desktop
@@ -41,5 +45,13 @@ run rm -rf "$HOME_DIR" && run mkdir -p "$HOME_DIR"
 unshare -n chroot "$CHROOT" /usr/bin/env -i PATH=/usr/bin:/bin HOME="$HOME_DIR" LANG=C.UTF-8 \
     QT_QPA_PLATFORM=offscreen histoguard --self-test
 echo "== command line: $(run histoguard --version)"
+ERR="$(mktemp)"
+run histoguard demo-data /tmp/selftest-data --patients-per-class 1 --images-per-patient 2 | tail -1
+if run histoguard train --data /tmp/selftest-data --out /tmp/selftest-run 2>"$ERR"; then
+  echo "the Diagnose edition trained a model: it should have said it needs PyTorch" >&2; exit 1
+fi
+echo "== full-only command: $(head -c 80 "$ERR")..."
+grep -q "needs PyTorch" "$ERR"
+run rm -rf /tmp/selftest-data /tmp/selftest-run
 run rm -f "/tmp/$(basename "$DEB")"
 echo "== passed"
