@@ -33,6 +33,13 @@ sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$SIZE_KB/" -e "
 install -m 755 packaging/linux/postinst packaging/linux/postrm "$PKG/DEBIAN/"
 
 OUT="dist/histoguard_${VERSION}_${ARCH}.deb"
-dpkg-deb --root-owner-group -Zxz --build "$PKG" "$OUT" >/dev/null
+# zstd (dpkg >= 1.21.18: Debian 12, Ubuntu 21.10+) packs in 5 s; DEB_COMPRESSION=xz makes an 18 % smaller
+# package that Debian 11 also reads, in 80 s
+case "${DEB_COMPRESSION:-zstd}" in
+  zstd) COMPRESS=(-Zzstd -z9) ;;
+  xz) COMPRESS=(-Zxz) ;;
+  *) echo "DEB_COMPRESSION must be zstd or xz" >&2; exit 2 ;;
+esac
+dpkg-deb --root-owner-group "${COMPRESS[@]}" --build "$PKG" "$OUT" >/dev/null
 rm -rf "$(dirname "$PKG")"
 echo "package: $OUT ($(du -sh "$OUT" | cut -f1), $((SIZE_KB / 1024)) MiB installed)"

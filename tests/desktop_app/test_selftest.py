@@ -21,16 +21,17 @@ def _env(tmp_path: Path, **extra: str) -> dict:
     return env | {"HOME": str(home), "XDG_STATE_HOME": str(home / "state"), **extra}
 
 
+def _histoguard(tmp_path: Path, *args: str, torch: bool = True) -> subprocess.CompletedProcess:
+    """``histoguard ARGS`` in a fresh process and home; ``torch=False``: as the Diagnose edition (no PyTorch)."""
+    entry = ["-m", "desktop_app.launcher"] if torch else [str(ROOT / "tests" / "notorch.py")]
+    return subprocess.run(
+        [sys.executable, *entry, *args], capture_output=True, text=True, env=_env(tmp_path), cwd=ROOT, timeout=180
+    )
+
+
 def test_self_test_passes_offscreen_and_says_what_it_did(tmp_path):
     """No QT_QPA_PLATFORM given: the self-test chooses offscreen itself (an installer has no screen)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "desktop_app.launcher", "--self-test"],
-        capture_output=True,
-        text=True,
-        env=_env(tmp_path),
-        cwd=ROOT,
-        timeout=180,
-    )
+    proc = _histoguard(tmp_path, "--self-test")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     out = proc.stdout
     assert "full edition" in out and "main window shown (6 pages)" in out
@@ -40,14 +41,7 @@ def test_self_test_passes_offscreen_and_says_what_it_did(tmp_path):
 
 def test_self_test_passes_without_pytorch(tmp_path):
     """The Diagnose edition: nothing of the full edition is imported, and the self-test still passes."""
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "notorch.py"), "--self-test"],
-        capture_output=True,
-        text=True,
-        env=_env(tmp_path),
-        cwd=ROOT,
-        timeout=180,
-    )
+    proc = _histoguard(tmp_path, "--self-test", torch=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert "diagnose edition" in proc.stdout and "passed in" in proc.stdout
     assert "full-only modules imported: []" in proc.stdout
@@ -82,14 +76,7 @@ def test_self_test_fails_with_the_reason_when_the_model_is_refused(qapp, monkeyp
 @pytest.mark.parametrize("command", ["train", "models"])
 def test_diagnose_edition_says_what_needs_the_full_edition(tmp_path, command):
     args = [command, "--data", str(tmp_path), "--out", str(tmp_path / "run")] if command == "train" else [command]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "notorch.py"), *args],
-        capture_output=True,
-        text=True,
-        env=_env(tmp_path),
-        cwd=ROOT,
-        timeout=120,
-    )
+    proc = _histoguard(tmp_path, *args, torch=False)
     assert proc.returncode == 2
     assert f"`histoguard {command}` needs PyTorch" in proc.stderr and "full edition" in proc.stderr
     assert "Traceback" not in proc.stderr
