@@ -44,3 +44,7 @@ class ConfigError(EngineError):
 
 class Cancelled(EngineError):
     """The user cancelled a long operation; partial results are kept where the message says."""
+
+
+class SlideError(DataError):
+    """A whole-slide image cannot be opened or read."""

@@ -247,6 +247,27 @@ def cmd_predict(a, progress) -> int:
     return 0
 
 
+def cmd_slide(a, progress) -> int:
+    from engine.slides.export import write_slide_outputs
+    from engine.slides.predict import predict_slide
+
+    pred = predict_slide(
+        a.slide, a.model, model_mpp=a.model_mpp, min_tissue=a.min_tissue, batch_size=a.batch_size, device=a.device,
+        on_progress=progress,
+    )  # fmt: skip
+    files = write_slide_outputs(pred, a.out, a.model)
+    s, info = pred.summary(top=1), pred.info
+    mpp = f"{info.mpp[0]:.3f} µm/px" if info.mpp else "no mpp"
+    print(f"{Path(a.slide).name}: {info.dimensions[0]} x {info.dimensions[1]} px, {info.level_count} levels, {mpp}")
+    frac = s["positive_fraction"]
+    print(
+        f"{s['tissue_tiles']} tissue tiles of {pred.tile_size} px; {s['positive_tiles']} predicted {pred.positive}"
+        + (f" ({frac:.1%})" if frac is not None else "")
+    )
+    print(f"written: {', '.join(str(p) for p in files.values())}")
+    return 0
+
+
 def cmd_quantize(a, progress) -> int:
     from engine.quantize_files import quantize_dataset
 
@@ -292,6 +313,7 @@ COMMANDS = {
     "export": cmd_export,
     "blackbox": cmd_blackbox,
     "predict": cmd_predict,
+    "slide": cmd_slide,
     "quantize": cmd_quantize,
     "models": cmd_models,
     "data": cmd_data,

@@ -201,6 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="predictions.csv")
     p.add_argument("--device", default="auto")
 
+    p = sub.add_parser("slide", help="predict a whole-slide image tile by tile: heatmap, tiles CSV and GeoJSON")
+    p.add_argument("slide", metavar="SLIDE", help=".svs, .ndpi, .mrxs, tiled TIFF, or a large PNG/JPEG")
+    p.add_argument("--model", required=True, help="an ONNX file exported by HistoGuard")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for heatmap.png, tiles.csv, tiles.geojson")
+    p.add_argument(
+        "--model-mpp", type=float, default=None, help="microns per pixel of the model's training images "
+        "(default: the model's metadata; without it one tile is image_size slide pixels)",
+    )  # fmt: skip
+    p.add_argument("--min-tissue", type=float, default=0.5, help="keep tiles with at least this tissue fraction")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto")
+
     p = sub.add_parser(
         "blackbox", help="Square attack (queries only) on a deployed ONNX model over a labelled folder; no torch"
     )

@@ -1,0 +1,117 @@
+"""Predict a whole slide tile by tile with an ONNX model, streaming: only one batch of tiles is in memory.
+
+The result is one probability of the positive class per tissue tile, laid out on the tile grid as a
+heatmap (NaN where there is no tissue), plus the per-slide summary a pathologist reads first: how many
+tissue tiles, the fraction predicted positive, and the most suspicious tiles.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.data.decode import RESAMPLE
+from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.slides.grid import Tile, best_level, tile_grid, tile_side
+from engine.slides.reader import SlideInfo, open_slide, slide_info
+from engine.slides.tissue import tissue_mask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SlidePrediction:
+    info: SlideInfo
+    tiles: list[Tile]
+    probabilities: np.ndarray  # (n_tiles,) probability of the positive class
+    grid: tuple[int, int]  # rows, cols
+    tile_size: int  # level-0 pixels a side
+    level: int  # the pyramid level tiles were read from
+    classes: list[str]
+    positive: str
+    model_sha256: str
+
+    def heatmap(self) -> np.ndarray:
+        """(rows, cols) float32: the positive-class probability of each tissue tile, NaN elsewhere."""
+        out = np.full(self.grid, np.nan, dtype=np.float32)
+        for tile, p in zip(self.tiles, self.probabilities):
+            out[tile.row, tile.col] = p
+        return out
+
+    def summary(self, top: int = 10) -> dict:
+        positive = self.probabilities >= 0.5
+        order = np.argsort(-self.probabilities)[:top]
+        return {
+            "tissue_tiles": len(self.tiles),
+            "positive_tiles": int(positive.sum()),
+            "positive_fraction": float(positive.mean()) if len(self.tiles) else None,
+            "top_tiles": [
+                {"x": self.tiles[i].x, "y": self.tiles[i].y, "probability": float(self.probabilities[i])} for i in order
+            ],
+        }
+
+
+def predict_slide(
+    slide_path: str | Path,
+    model_path: str | Path,
+    *,
+    model_mpp: float | None = None,
+    min_tissue: float = 0.5,
+    batch_size: int = 32,
+    device: str = "auto",
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> SlidePrediction:
+    """Run ``model_path`` (a HistoGuard ONNX file) over the tissue tiles of ``slide_path``.
+
+    ``model_mpp``: microns per pixel of the model's input (the training images'); the model's metadata
+    ``mpp`` is used when it has one, and without either a tile is ``image_size`` slide pixels at level 0.
+    """
+    from engine.export.session import create_session, run_session, session_integrity, session_metadata
+
+    session = create_session(model_path, device=device)
+    meta = session_metadata(session)
+    size, classes = int(meta["image_size"]), list(meta["classes"])
+    positive = meta.get("positive_class", classes[-1])
+    slide = open_slide(slide_path)
+    info = slide_info(slide, slide_path)
+    mpp = model_mpp if model_mpp is not None else meta.get("mpp")
+    if mpp is None:
+        log.warning("the model records no microns per pixel: one tile is %d slide pixels (give --model-mpp)", size)
+    side = tile_side(size, mpp, info.mpp[0] if info.mpp else None)
+    mask, mask_ds = tissue_mask(slide)
+    tiles, grid = tile_grid(info.dimensions, side, mask, mask_ds, min_tissue)
+    level = best_level(info.level_downsamples, side, size)
+    log.info(
+        "slide %s: %d tissue tiles of %d px on a %d x %d grid, read at level %d",
+        Path(slide_path).name,
+        len(tiles),
+        side,
+        grid[0],
+        grid[1],
+        level,
+    )
+    pos_index = classes.index(positive)
+    probs = np.empty(len(tiles), dtype=np.float32)
+    for start in range(0, len(tiles), batch_size):
+        check_cancel(cancel, "slide prediction")
+        batch = tiles[start : start + batch_size]
+        images = np.stack([_read_tile(slide, t, level, info.level_downsamples[level], size) for t in batch])
+        probs[start : start + len(batch)] = run_session(session, images, batch_size)[:, pos_index]
+        report(on_progress, "slide", start + len(batch), len(tiles), unit="tiles")
+    slide.close()
+    return SlidePrediction(
+        info, tiles, probs, grid, side, level, classes, positive, session_integrity(session)["sha256"]
+    )
+
+
+def _read_tile(slide, tile: Tile, level: int, downsample: float, size: int) -> np.ndarray:
+    """One tile as float32 CHW in [0, 1], read at ``level`` and resized to the model's input."""
+    read = max(1, round(tile.size / downsample))
+    region = slide.read_region((tile.x, tile.y), level, (read, read)).convert("RGB")
+    if region.size != (size, size):
+        region = region.resize((size, size), RESAMPLE)
+    return np.asarray(region, dtype=np.float32).transpose(2, 0, 1) / 255.0
