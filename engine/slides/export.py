@@ -48,20 +48,18 @@ def tiles_csv(pred: SlidePrediction) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["x", "y", "width", "height", "level", "tissue", "probability", "predicted"])
-    negative = next((c for c in pred.classes if c != pred.positive), "")
     for tile, p in zip(pred.tiles, pred.probabilities):
-        predicted = pred.positive if p >= 0.5 else negative
-        writer.writerow([tile.x, tile.y, tile.size, tile.size, pred.level, f"{tile.tissue:.3f}", f"{p:.6f}", predicted])
+        row = [tile.x, tile.y, tile.size, tile.size, pred.level, f"{tile.tissue:.3f}", f"{p:.6f}", pred.predicted(p)]
+        writer.writerow(row)
     return buffer.getvalue()
 
 
 def tiles_geojson(pred: SlidePrediction) -> dict:
     """A FeatureCollection of one square Polygon per tissue tile, QuPath-style properties."""
     features = []
-    negative = next((c for c in pred.classes if c != pred.positive), "")
     for tile, p in zip(pred.tiles, pred.probabilities):
         x0, y0, x1, y1 = tile.x, tile.y, tile.x + tile.size, tile.y + tile.size
-        name = pred.positive if p >= 0.5 else negative
+        name = pred.predicted(p)
         features.append(
             {
                 "type": "Feature",

@@ -41,6 +41,10 @@ class SlidePrediction:
             out[tile.row, tile.col] = p
         return out
 
+    def predicted(self, probability: float) -> str:
+        """The class a tile is called: the positive class at p >= 0.5, else the other one."""
+        return self.positive if probability >= 0.5 else next(c for c in self.classes if c != self.positive)
+
     def summary(self, top: int = 10) -> dict:
         positive = self.probabilities >= 0.5
         order = np.argsort(-self.probabilities)[:top]
@@ -76,33 +80,32 @@ def predict_slide(
     meta = session_metadata(session)
     size, classes = int(meta["image_size"]), list(meta["classes"])
     positive = meta.get("positive_class", classes[-1])
-    slide = open_slide(slide_path)
-    info = slide_info(slide, slide_path)
-    mpp = model_mpp if model_mpp is not None else meta.get("mpp")
-    if mpp is None:
-        log.warning("the model records no microns per pixel: one tile is %d slide pixels (give --model-mpp)", size)
-    side = tile_side(size, mpp, info.mpp[0] if info.mpp else None)
-    mask, mask_ds = tissue_mask(slide)
-    tiles, grid = tile_grid(info.dimensions, side, mask, mask_ds, min_tissue)
-    level = best_level(info.level_downsamples, side, size)
-    log.info(
-        "slide %s: %d tissue tiles of %d px on a %d x %d grid, read at level %d",
-        Path(slide_path).name,
-        len(tiles),
-        side,
-        grid[0],
-        grid[1],
-        level,
-    )
-    pos_index = classes.index(positive)
-    probs = np.empty(len(tiles), dtype=np.float32)
-    for start in range(0, len(tiles), batch_size):
-        check_cancel(cancel, "slide prediction")
-        batch = tiles[start : start + batch_size]
-        images = np.stack([_read_tile(slide, t, level, info.level_downsamples[level], size) for t in batch])
-        probs[start : start + len(batch)] = run_session(session, images, batch_size)[:, pos_index]
-        report(on_progress, "slide", start + len(batch), len(tiles), unit="tiles")
-    slide.close()
+    with open_slide(slide_path) as slide:  # closed on cancel and errors too
+        info = slide_info(slide, slide_path)
+        mpp = model_mpp if model_mpp is not None else meta.get("mpp")
+        if mpp is None:
+            log.warning("the model records no microns per pixel: one tile is %d slide pixels (give --model-mpp)", size)
+        side = tile_side(size, mpp, info.mpp[0] if info.mpp else None)
+        mask, mask_ds = tissue_mask(slide)
+        tiles, grid = tile_grid(info.dimensions, side, mask, mask_ds, min_tissue)
+        level = best_level(info.level_downsamples, side, size)
+        log.info(
+            "slide %s: %d tissue tiles of %d px on a %d x %d grid, read at level %d",
+            Path(slide_path).name,
+            len(tiles),
+            side,
+            grid[0],
+            grid[1],
+            level,
+        )
+        pos_index = classes.index(positive)
+        probs = np.empty(len(tiles), dtype=np.float32)
+        for start in range(0, len(tiles), batch_size):
+            check_cancel(cancel, "slide prediction")
+            batch = tiles[start : start + batch_size]
+            images = np.stack([_read_tile(slide, t, level, info.level_downsamples[level], size) for t in batch])
+            probs[start : start + len(batch)] = run_session(session, images, batch_size)[:, pos_index]
+            report(on_progress, "slide", start + len(batch), len(tiles), unit="tiles")
     return SlidePrediction(
         info, tiles, probs, grid, side, level, classes, positive, session_integrity(session)["sha256"]
     )
