@@ -19,7 +19,11 @@ esac
 PY="${PYTHON:-python3}"
 VENV="build/venv-$EDITION"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/pip" install -q "${REQS[@]}" 2>&1 | grep -v "^WARNING: Location" || true
+if ! "$VENV/bin/pip" install -q "${REQS[@]}" >"build/pip-$EDITION.log" 2>&1; then
+  cat "build/pip-$EDITION.log" >&2
+  echo "build_linux.sh: pip install failed for the $EDITION edition (its output is above)" >&2
+  exit 1
+fi
 VERSION="$("$VENV/bin/python" -c 'import sys; sys.path.insert(0, "."); import engine; print(engine.__version__)')"
 ARCH="$(uname -m)"
 
