@@ -53,9 +53,14 @@ class TrainConfig:
     adv_steps: int = 7  # attack steps of 'pgd' and 'trades' training (also the PGD of the robust validation)
     adv_ratio: float = 1.0  # fraction of each batch replaced by its adversarial copy ('fgsm-rs', 'pgd')
     trades_beta: float = 6.0
+    # microns per pixel of the model's input (the training images after resizing to image_size), when known:
+    # recorded in the model's metadata as "mpp" so `histoguard slide` tiles a slide at the training scale
+    input_mpp: float | None = None
 
     def __post_init__(self) -> None:
         _positive(self, "image_size", "epochs", "batch_size", "lr")
+        if self.input_mpp is not None and not 0 < self.input_mpp < 1000:
+            raise ConfigError(f"input mpp {self.input_mpp} must be a positive number of microns per pixel")
         if self.adversarial not in DEFENCES:
             choices = ", ".join(DEFENCES)
             raise ConfigError(f"adversarial training {self.adversarial!r} is unknown; choose one of {choices}")

@@ -105,6 +105,16 @@ class TrainForm(QWidget):
         self.lr.setDecimals(6)
         self.lr.setRange(0.000001, 1.0)
         self.lr.setSingleStep(0.0005)
+        self.input_mpp = QDoubleSpinBox()
+        self.input_mpp.setDecimals(3)
+        self.input_mpp.setRange(0.0, 100.0)
+        self.input_mpp.setSingleStep(0.05)
+        self.input_mpp.setSuffix(" µm/px")
+        self.input_mpp.setSpecialValueText("not recorded")
+        self.input_mpp.setToolTip(
+            "Microns per pixel of the model's input (the training images after resizing to the image size). "
+            "Stored with the model so whole slides are tiled at the scale it was trained at."
+        )
         self.eps_k = _spin(1, 64, 1, " / 255")
         self.eps_k.setToolTip("FGSM eps of Model B's extra training images and Model C's adversarial training")
         self.eps_text = QLabel()
@@ -125,6 +135,7 @@ class TrainForm(QWidget):
         form.setVerticalSpacing(5)
         form.addRow("Architecture", self.arch)
         form.addRow("Image size", _pair(self.image_size, "Batch size", self.batch_size))
+        form.addRow("Input scale", self.input_mpp)
         form.addRow("Epochs (at most)", _pair(self.epochs, "Learning rate", self.lr))
         eps_row = QHBoxLayout()
         eps_row.addWidget(self.eps_k)
@@ -145,6 +156,7 @@ class TrainForm(QWidget):
         for spin in (self.image_size, self.epochs, self.batch_size, self.eps_k):
             spin.valueChanged.connect(self._edited)
         self.lr.valueChanged.connect(self._edited)
+        self.input_mpp.valueChanged.connect(self._edited)
         for combo in (self.arch, self.weights, self.device, self.defence):
             combo.currentIndexChanged.connect(self._edited)
         self.robust.changed.connect(self._edited)
@@ -172,6 +184,7 @@ class TrainForm(QWidget):
         self.epochs.setValue(train.epochs)
         self.batch_size.setValue(train.batch_size)
         self.lr.setValue(train.lr)
+        self.input_mpp.setValue(train.input_mpp or 0.0)
         self.eps_k.setValue(max(1, round(eps * 255)))
         if train.weights in ("auto", "none", "imagenet"):
             _select(self.weights, train.weights)
@@ -211,6 +224,7 @@ class TrainForm(QWidget):
             epochs=self.epochs.value(),
             batch_size=self.batch_size.value(),
             lr=self.lr.value(),
+            input_mpp=self.input_mpp.value() or None,
             weights=self.weights_value(),
             device=self.device.currentData(),
         )

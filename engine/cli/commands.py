@@ -26,6 +26,7 @@ TRAIN_FIELDS = (
     "adv_steps",
     "adv_ratio",
     "trades_beta",
+    "input_mpp",
 )
 # experiment options named as in ExperimentConfig (argparse dest -> field)
 ROBUST_FIELDS = {

@@ -72,6 +72,12 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--arch", choices=ARCHS, help="model architecture (default densenet121, the study's)")
     g.add_argument("--image-size", type=int, help="square input size in pixels (default 224)")
+    g.add_argument(
+        "--input-mpp",
+        type=float,
+        help="microns per pixel of the model's input (training images after resizing); stored with the model so "
+        "`histoguard slide` tiles slides at the same scale",
+    )
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="peak learning rate of AdamW")

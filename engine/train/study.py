@@ -104,6 +104,7 @@ def train_new_model(
         train_config=asdict(cfg),
         model_name=name,
         synthetic_data=synthetic_data,
+        **({"mpp": cfg.input_mpp} if cfg.input_mpp else {}),
     )
     log.info("training %s (%s) on %d images, validating on %d", name, how["method"], len(train), len(val))
     result = fit(

@@ -390,3 +390,14 @@ def test_stages_move_forward_past_a_skipped_model_c(qtbot, tiny_run):
     assert stages.status("robustness") == "done" and stages.status("train_c") == "skipped"
     stages.set_all("done")
     assert stages.status("train_c") == "skipped" and stages.status("blackbox") == "done"
+
+
+def test_input_scale_goes_into_the_train_config_and_unset_records_none(window):
+    from engine.config import TrainConfig
+
+    form = window.page("TrainPage").form
+    assert form.input_mpp.text() == "not recorded" and form.train_config(TrainConfig()).input_mpp is None
+    form.input_mpp.setValue(0.5)
+    assert form.train_config(TrainConfig()).input_mpp == 0.5
+    form.set_from(TrainConfig(input_mpp=2.0), 4 / 255)
+    assert form.input_mpp.value() == 2.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -114,3 +115,29 @@ def test_slide_command_refuses_an_unreadable_slide(tmp_path, capsys):
     model = write_tiny_model(tmp_path / "tiny.onnx")
     assert cli_main(["slide", str(bad), "--model", str(model), "--out", str(tmp_path / "o")]) == 2
     assert "scan.svs" in capsys.readouterr().err
+
+
+def test_a_model_trained_with_input_mpp_tiles_slides_at_its_training_scale(slide, tmp_path):
+    """--input-mpp goes into the checkpoint and ONNX metadata as "mpp"; predict_slide then needs no --model-mpp."""
+    from engine.config import TrainConfig
+    from engine.data.tensors import ArraySet
+    from engine.export.onnx_export import export_onnx
+    from engine.slides.predict import predict_slide
+    from engine.train.study import train_new_model
+    from tests.conftest import toy_arrays
+
+    path, _ = slide
+    cfg = TrainConfig(arch="small_cnn", image_size=32, epochs=1, batch_size=8, weights="none", device="cpu")
+    x, y = toy_arrays(16, 32, seed=0)
+    sets = ArraySet(x, y), ArraySet(x[:8], y[:8])
+    common = {"classes": ("benign", "malignant"), "how": {"method": "clean"}, "split_hash": "-"}
+    scaled = replace(cfg, input_mpp=1.0)
+    model, _, meta = train_new_model(scaled, *sets, **common, out_dir=tmp_path / "a", name="A")
+    assert meta["mpp"] == 1.0
+    export_onnx(model.cpu(), tmp_path / "a.onnx", meta, 32)
+    assert predict_slide(path, tmp_path / "a.onnx", device="cpu").tile_size == 64  # 32 px at 1 µm, slide 0.5 µm
+    # control: without input_mpp the model records none, and a tile is 32 slide pixels
+    model, _, meta = train_new_model(cfg, *sets, **common, out_dir=tmp_path / "b", name="B")
+    assert "mpp" not in meta
+    export_onnx(model.cpu(), tmp_path / "b.onnx", meta, 32)
+    assert predict_slide(path, tmp_path / "b.onnx", device="cpu").tile_size == 32
