@@ -2,8 +2,11 @@
 
 Glass and background are bright and grey (low saturation); H&E-stained tissue is pink to purple (high
 saturation), so a threshold on saturation separates them on any scanner without tuning. The threshold is
-Otsu's (written here in numpy, a dozen lines, rather than adding scikit-image for one function). Very dark
-pixels (pen marks, scanner borders) are left out too.
+Otsu's (written here in numpy, a dozen lines, rather than adding scikit-image for one function), kept
+between two bounds: never below MIN_SATURATION (an all-glass slide has no tissue) and never above
+MAX_SATURATION (glass is never that saturated; a higher Otsu level means the picture is all tissue, a crop
+or a BreakHis-style image opened as a slide, and Otsu is splitting pale from dark stain). Very dark pixels
+(pen marks, scanner borders) are left out too.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 MIN_SATURATION = 20  # of 255: below this nothing is tissue, whatever Otsu says (an all-glass thumbnail)
+MAX_SATURATION = 50  # of 255: glass and background stay below this on any scanner we know
 MIN_VALUE = 30  # of 255: darker is ink or the scanner's border, not stained tissue
 
 
@@ -35,6 +39,6 @@ def tissue_mask(slide, max_side: int = 1024) -> tuple[np.ndarray, float]:
     thumb = slide.get_thumbnail((max_side, max_side)).convert("RGB")
     hsv = np.asarray(thumb.convert("HSV"))
     saturation, value = hsv[..., 1], hsv[..., 2]
-    threshold = max(otsu_threshold(saturation), MIN_SATURATION)
+    threshold = min(max(otsu_threshold(saturation), MIN_SATURATION), MAX_SATURATION)
     mask = (saturation > threshold) & (value > MIN_VALUE)
     return mask, slide.dimensions[0] / mask.shape[1]

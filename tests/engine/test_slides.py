@@ -8,6 +8,7 @@ import pytest
 
 from engine.errors import SlideError
 from engine.slides import open_slide, otsu_threshold, slide_info, tissue_mask
+from engine.slides.tissue import MAX_SATURATION
 
 tifffile = pytest.importorskip("tifffile")
 pytest.importorskip("openslide")
@@ -64,6 +65,23 @@ def test_a_slide_of_glass_only_has_no_tissue(tmp_path):
     write_pyramid(tmp_path / "glass.tiff", glass, levels=2)
     mask, _ = tissue_mask(open_slide(tmp_path / "glass.tiff"), max_side=128)
     assert mask.sum() == 0  # Otsu alone would split the noise in two; the floor keeps it out
+
+
+def test_a_plain_png_of_tissue_only_opens_as_a_slide_and_is_all_tissue(tmp_path):
+    """A crop with no glass (pale and dark stain): Otsu alone would call the pale half background."""
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    image = np.clip(rng.normal((225, 170, 210), 6, (300, 400, 3)), 0, 255).astype(np.uint8)  # pale eosin
+    image[:, 200:] = np.clip(rng.normal((120, 40, 130), 6, (300, 200, 3)), 0, 255).astype(np.uint8)  # dark
+    Image.fromarray(image).save(tmp_path / "crop.png")
+    slide = open_slide(tmp_path / "crop.png")
+    info = slide_info(slide, tmp_path / "crop.png")
+    assert info.dimensions == (400, 300) and info.level_count == 1 and info.mpp is None
+    saturation = np.asarray(Image.fromarray(image).convert("HSV"))[..., 1]
+    assert otsu_threshold(saturation) > MAX_SATURATION  # control: Otsu's own level splits the stain
+    mask, _ = tissue_mask(slide, max_side=200)
+    assert mask.mean() > 0.99
 
 
 def test_otsu_splits_two_populations():
