@@ -2,8 +2,10 @@
 
 OpenSlide (``openslide-python`` with the ``openslide-bin`` wheel, so nothing is installed system-wide)
 reads the vendor formats (.svs, .ndpi, .mrxs, .scn, ...) and tiled pyramidal TIFFs; a plain PNG/JPEG or
-untiled TIFF opens as a one-level slide through OpenSlide's image fallback. A slide is never read whole:
-callers ask for regions of a level (``read_region``) or a thumbnail.
+untiled TIFF opens as a one-level slide through OpenSlide's image fallback (Pillow), which decodes it whole,
+so such a picture is limited to Pillow's bomb limit (about 179 million pixels) and a bigger one is refused
+with the advice to convert it to a tiled pyramid. A pyramid is never read whole: callers ask for regions of
+a level (``read_region``) or a thumbnail.
 """
 
 from __future__ import annotations
@@ -44,8 +46,15 @@ def open_slide(path: str | Path):
         raise SlideError(
             "reading whole slides needs openslide-python and openslide-bin; install them with pip"
         ) from exc
+    from PIL import Image
+
     try:
         return openslide.open_slide(str(path))
+    except Image.DecompressionBombError as exc:
+        raise SlideError(
+            f"{path}: a plain picture this large ({exc}) would be decoded whole into memory; convert it to a tiled "
+            "pyramidal TIFF, e.g. `vips tiffsave IN OUT.tif --tile --pyramid --compression jpeg`, and open that"
+        ) from exc
     except (openslide.OpenSlideError, OSError, ValueError) as exc:
         raise SlideError(
             f"{path}: not a slide OpenSlide can read ({exc}); convert it to a tiled pyramidal TIFF or check "

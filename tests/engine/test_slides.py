@@ -84,6 +84,16 @@ def test_a_plain_png_of_tissue_only_opens_as_a_slide_and_is_all_tissue(tmp_path)
     assert mask.mean() > 0.99
 
 
+def test_a_plain_picture_too_large_to_decode_whole_is_refused_with_advice(tmp_path, monkeypatch):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "big.png")
+    assert open_slide(tmp_path / "big.png").dimensions == (64, 64)  # control: under the limit it opens
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses above twice this
+    with pytest.raises(SlideError, match="big.png.*tiled pyramidal TIFF"):
+        open_slide(tmp_path / "big.png")
+
+
 def test_otsu_splits_two_populations():
     values = np.concatenate([np.full(900, 20), np.full(100, 200)]).astype(np.uint8)
     assert 20 <= otsu_threshold(values) < 200
