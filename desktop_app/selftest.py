@@ -53,6 +53,21 @@ def _inputs(folder: Path) -> tuple[Path, Path]:
     return model, image
 
 
+def _slide_check(image: Path, model: Path) -> str:
+    """The whole-slide path: OpenSlide's library loads (openslide-bin, bundled) and the image, opened as a
+    one-level slide, is tiled and predicted."""
+    import openslide
+
+    from engine.slides.predict import predict_slide
+
+    pred = predict_slide(image, model, device="cpu")
+    if not len(pred.tiles):
+        raise SelfTestFailed(f"no tissue tiles found in {image.name} opened as a slide")
+    return (
+        f"slides: OpenSlide {openslide.__library_version__}, {len(pred.tiles)} tissue tiles predicted in {image.name}"
+    )
+
+
 def self_test(app, out=sys.stdout, timeout_s: float = TIMEOUT_S) -> int:
     """Run the self-test with ``app`` (a QApplication); print each step to ``out``; 0 when it passed."""
     from desktop_app.app import build_window
@@ -95,6 +110,7 @@ def self_test(app, out=sys.stdout, timeout_s: float = TIMEOUT_S) -> int:
             if len(probs) != 2 or abs(sum(probs) - 1.0) > 1e-4:
                 raise SelfTestFailed(f"probabilities do not sum to 1: {probs}")
             say(f"predicted {row['predicted']} (p = {max(probs):.3f}) for {image.name}")
+            say(_slide_check(image, model))
             say(f"passed in {time.monotonic() - start:.1f} s")
             return 0
         except SelfTestFailed as exc:
