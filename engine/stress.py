@@ -106,14 +106,38 @@ def attack_image(
     the image towards that class (malignant -> benign is the dangerous direction). ``linf`` is max |delta|
     in pixel units (k/255).
     """
-    attack = make_attack(method, eps, steps, alpha, seed, restarts, targeted=target is not None)
+    make_attack(method, eps, steps, alpha, seed, restarts, targeted=target is not None)  # bad settings fail first
     report(on_progress, f"attack ({method})", 0, 1, unit="images")
     model, meta = load_attack_model(checkpoint)
+    clean = decode_image(image_path, meta["image_size"])
+    check_cancel(cancel, "attack")
+    settings = {"steps": steps, "alpha": alpha, "seed": seed, "restarts": restarts, "label": label, "target": target}
+    result = attack_array(model, meta, clean, method=method, eps=eps, device=device, **settings)
+    report(on_progress, f"attack ({method})", 1, 1, unit="images")
+    return {"image_path": str(image_path), "model": str(checkpoint), **result}
+
+
+def attack_array(
+    model: nn.Module,
+    meta: dict,
+    clean: np.ndarray,
+    *,
+    method: str = "fgsm",
+    eps: float,
+    steps: int = 10,
+    alpha: float | None = None,
+    seed: int = 0,
+    restarts: int = 1,
+    label: int | str | None = None,
+    target: str | None = None,
+    device: str = "auto",
+) -> dict:
+    """``attack_image`` on an image already in memory: ``clean`` is (H, W, 3) uint8 at the model's input size,
+    ``model``/``meta`` a loaded attack model (``load_attack_model``). The image and slide-tile attacks share it."""
+    attack = make_attack(method, eps, steps, alpha, seed, restarts, targeted=target is not None)
     dev = resolve_device(device)
     model.to(dev)
     classes = list(meta["classes"])
-    clean = decode_image(image_path, meta["image_size"])
-    check_cancel(cancel, "attack")
     x = to_tensor(clean[None], dev)
     p_clean = _softmax(model, x)[0]
     if target is not None:
@@ -124,11 +148,8 @@ def attack_image(
     p_adv = _softmax(model, x_adv)[0]
     adv = to_uint8(x_adv)[0]
     delta = (adv.astype(np.int16) - clean.astype(np.int16)).astype(np.float32) / 255.0
-    report(on_progress, f"attack ({method})", 1, 1, unit="images")
     pred_clean, pred_adv = classes[int(predicted(p_clean)[0])], classes[int(predicted(p_adv)[0])]
     return {
-        "image_path": str(image_path),
-        "model": str(checkpoint),
         "method": method,
         "eps": eps,
         "original": clean,

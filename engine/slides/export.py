@@ -3,7 +3,10 @@
 Coordinates are level-0 pixels, as QuPath and OpenSlide count them. The heatmap has one pixel per tile
 (scaled up with nearest-neighbour so tiles stay square): blue (0) through yellow to red (1), transparent
 where there is no tissue. The colour ramp is three anchors interpolated in numpy, so the Diagnose edition
-(no matplotlib) writes the same picture.
+(no matplotlib) writes the same picture. With a robustness map (``SlidePrediction.flip_eps``) the tiles also
+carry their minimal flipping eps (``flip_eps_255``, in /255 units) and ``robustness.png`` is written beside it.
+A tile the attack did not flip has eps "inf" in the CSV and "Infinity" in JSON, the string QuPath writes
+for non-finite measurements and reads back (qupath/qupath#1296): strict JSON has no infinity.
 """
 
 from __future__ import annotations
@@ -34,8 +37,25 @@ def colourise(heat: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb, alpha], axis=-1).round().astype(np.uint8)
 
 
+def fragility(flip_eps: np.ndarray) -> np.ndarray:
+    """Flip eps (pixel units) -> [0, 1] on a fixed log scale, 1 the most fragile: 1/255 -> 1, 4/255 -> 0.5,
+    16/255 and above (and not flipped) -> 0; NaN stays NaN. Fixed, so slides can be compared by colour."""
+    k = np.maximum(np.asarray(flip_eps, dtype=np.float64) * 255, 1.0)
+    with np.errstate(invalid="ignore"):
+        return np.clip(1 - np.log2(k) / 4, 0.0, 1.0)
+
+
+def robustness_png(pred: SlidePrediction, max_side: int = 2048) -> bytes:
+    """The robustness map on the heatmap's ramp: red where a tile flips at 1/255 (fragile: the alarming colour),
+    yellow at 4/255, blue at 16/255 or not flipped; transparent where there is no tissue or no value."""
+    return _png(colourise(fragility(pred.robustness_heatmap())), max_side)
+
+
 def heatmap_png(pred: SlidePrediction, max_side: int = 2048) -> bytes:
-    heat = colourise(pred.heatmap())
+    return _png(colourise(pred.heatmap()), max_side)
+
+
+def _png(heat: np.ndarray, max_side: int) -> bytes:
     rows, cols = heat.shape[:2]
     scale = max(1, max_side // max(rows, cols))
     image = Image.fromarray(heat, "RGBA").resize((cols * scale, rows * scale), Image.Resampling.NEAREST)
@@ -44,22 +64,37 @@ def heatmap_png(pred: SlidePrediction, max_side: int = 2048) -> bytes:
     return buffer.getvalue()
 
 
+def flip_k(eps: float) -> int | float | None:
+    """A flip eps in pixel units -> k (its /255 value), inf when not flipped, None when not computed."""
+    if np.isnan(eps):
+        return None
+    return float("inf") if np.isinf(eps) else int(round(float(eps) * 255))
+
+
+def _flip_ks(pred: SlidePrediction) -> list:
+    return [None] * len(pred.tiles) if pred.flip_eps is None else [flip_k(e) for e in pred.flip_eps]
+
+
 def tiles_csv(pred: SlidePrediction) -> str:
+    """One row per tissue tile; ``flip_eps_255`` is k, ``inf`` (not flipped) or empty (not computed)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["x", "y", "width", "height", "level", "tissue", "probability", "predicted"])
-    for tile, p in zip(pred.tiles, pred.probabilities):
+    writer.writerow(["x", "y", "width", "height", "level", "tissue", "probability", "predicted", "flip_eps_255"])
+    for tile, p, k in zip(pred.tiles, pred.probabilities, _flip_ks(pred)):
         row = [tile.x, tile.y, tile.size, tile.size, pred.level, f"{tile.tissue:.3f}", f"{p:.6f}", pred.predicted(p)]
-        writer.writerow(row)
+        writer.writerow([*row, "" if k is None else k])
     return buffer.getvalue()
 
 
 def tiles_geojson(pred: SlidePrediction) -> dict:
     """A FeatureCollection of one square Polygon per tissue tile, QuPath-style properties."""
     features = []
-    for tile, p in zip(pred.tiles, pred.probabilities):
+    for tile, p, k in zip(pred.tiles, pred.probabilities, _flip_ks(pred)):
         x0, y0, x1, y1 = tile.x, tile.y, tile.x + tile.size, tile.y + tile.size
         name = pred.predicted(p)
+        measurements = {"probability": round(float(p), 6)}
+        if k is not None:
+            measurements["flip_eps_255"] = _json_number(k)
         features.append(
             {
                 "type": "Feature",
@@ -67,15 +102,23 @@ def tiles_geojson(pred: SlidePrediction) -> dict:
                 "properties": {
                     "objectType": "tile",
                     "classification": {"name": name},
-                    "measurements": {"probability": round(float(p), 6)},
+                    "measurements": measurements,
                 },
             }
         )
     return {"type": "FeatureCollection", "features": features}
 
 
-def write_slide_outputs(pred: SlidePrediction, out_dir: str | Path, model_path: str | Path) -> dict[str, Path]:
-    """Write the four files into ``out_dir`` together (all or nothing); return their paths."""
+def _json_number(value):
+    """inf -> "Infinity" (QuPath's spelling of a non-finite measurement); other values unchanged."""
+    return "Infinity" if isinstance(value, float) and np.isinf(value) else value
+
+
+def write_slide_outputs(
+    pred: SlidePrediction, out_dir: str | Path, model_path: str | Path, robustness: dict | None = None
+) -> dict[str, Path]:
+    """Write the four files (five with a robustness map) into ``out_dir`` together (all or nothing); return
+    their paths. ``robustness``: how the map was made ({"method", "max_k", "steps"}), kept in slide.json."""
     out = Path(out_dir)
     record = {
         "slide": Path(pred.info.path).name,
@@ -90,11 +133,15 @@ def write_slide_outputs(pred: SlidePrediction, out_dir: str | Path, model_path: 
         "grid": list(pred.grid),
         **pred.summary(),
     }
+    if pred.flip_eps is not None:
+        record["robustness"] = {**(robustness or {}), **{k: _json_number(v) for k, v in record["robustness"].items()}}
     files = {
         out / "heatmap.png": heatmap_png(pred),
         out / "tiles.csv": tiles_csv(pred).encode(),
         out / "tiles.geojson": json.dumps(tiles_geojson(pred)).encode(),
-        out / "slide.json": (json.dumps(record, indent=2) + "\n").encode(),
+        out / "slide.json": (json.dumps(record, indent=2, allow_nan=False) + "\n").encode(),
     }
+    if pred.flip_eps is not None:
+        files[out / "robustness.png"] = robustness_png(pred)
     write_all(files)
     return {p.name: p for p in files}

@@ -33,12 +33,24 @@ class SlidePrediction:
     classes: list[str]
     positive: str
     model_sha256: str
+    # minimal flipping eps per tile in pixel units (k/255; engine.slides.robust.slide_robustness): +inf where
+    # not flipped within the search, NaN where not computed; None when no robustness map was made
+    flip_eps: np.ndarray | None = None
 
     def heatmap(self) -> np.ndarray:
         """(rows, cols) float32: the positive-class probability of each tissue tile, NaN elsewhere."""
         out = np.full(self.grid, np.nan, dtype=np.float32)
         for tile, p in zip(self.tiles, self.probabilities):
             out[tile.row, tile.col] = p
+        return out
+
+    def robustness_heatmap(self) -> np.ndarray:
+        """(rows, cols) float32: each tile's minimal flipping eps (k/255, +inf when not flipped), NaN where
+        there is no tissue or it was not computed; on the same grid as ``heatmap``."""
+        out = np.full(self.grid, np.nan, dtype=np.float32)
+        if self.flip_eps is not None:
+            for tile, eps in zip(self.tiles, self.flip_eps):
+                out[tile.row, tile.col] = eps
         return out
 
     def predicted(self, probability: float) -> str:
@@ -55,6 +67,21 @@ class SlidePrediction:
             "top_tiles": [
                 {"x": self.tiles[i].x, "y": self.tiles[i].y, "probability": float(self.probabilities[i])} for i in order
             ],
+            **({"robustness": self.robustness_summary()} if self.flip_eps is not None else {}),
+        }
+
+    def robustness_summary(self) -> dict:
+        """Over the tiles whose flip eps was computed (in /255 units): the median (inf when more than half are
+        not flipped), the fractions flipped at <= 2/255 and <= 8/255, and how many were not flipped at all."""
+        eps = np.asarray(self.flip_eps, dtype=np.float64)
+        k = np.round(eps[~np.isnan(eps)] * 255)  # +inf stays inf
+        n = len(k)
+        return {
+            "tiles_computed": n,
+            "median_flip_eps_255": float(np.median(k)) if n else None,
+            "flipped_at_2_255_fraction": float((k <= 2).mean()) if n else None,
+            "flipped_at_8_255_fraction": float((k <= 8).mean()) if n else None,
+            "not_flipped": int(np.isinf(k).sum()),
         }
 
 
@@ -103,7 +130,7 @@ def predict_slide(
         for start in range(0, len(tiles), batch_size):
             check_cancel(cancel, "slide prediction")
             batch = tiles[start : start + batch_size]
-            images = np.stack([_read_tile(slide, t, level, info.level_downsamples[level], size) for t in batch])
+            images = np.stack([_read_tile(slide, t, level, size) for t in batch])
             probs[start : start + len(batch)] = run_session(session, images, batch_size)[:, pos_index]
             report(on_progress, "slide", start + len(batch), len(tiles), unit="tiles")
     return SlidePrediction(
@@ -111,10 +138,17 @@ def predict_slide(
     )
 
 
-def _read_tile(slide, tile: Tile, level: int, downsample: float, size: int) -> np.ndarray:
-    """One tile as float32 CHW in [0, 1], read at ``level`` and resized to the model's input."""
-    read = max(1, round(tile.size / downsample))
+def read_tile_rgb(slide, tile: Tile, level: int, size: int) -> np.ndarray:
+    """One tile of an open slide as (size, size, 3) uint8 RGB: read at ``level`` (one ``read_region``, never
+    more of the slide) and resized to the model's input. Prediction, the robustness map and the tile attack
+    all read tiles here, so they see the same pixels."""
+    read = max(1, round(tile.size / float(slide.level_downsamples[level])))
     region = slide.read_region((tile.x, tile.y), level, (read, read)).convert("RGB")
     if region.size != (size, size):
         region = region.resize((size, size), RESAMPLE)
-    return np.asarray(region, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    return np.asarray(region, dtype=np.uint8)
+
+
+def _read_tile(slide, tile: Tile, level: int, size: int) -> np.ndarray:
+    """One tile as float32 CHW in [0, 1] (what the ONNX model takes)."""
+    return read_tile_rgb(slide, tile, level, size).astype(np.float32).transpose(2, 0, 1) / 255.0
