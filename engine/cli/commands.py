@@ -144,6 +144,14 @@ def aligned(rows: list[list[str]], left: int = 3) -> str:
     return "\n".join([line(rows[0]), line(["-" * w for w in widths]), *(line(r) for r in rows[1:])])
 
 
+def cmd_demo_slide(a, progress) -> int:
+    from engine.data.demo_slide import MPP, write_demo_slide
+
+    path = write_demo_slide(a.out, a.side, seed=a.seed, on_progress=progress)
+    print(f"SYNTHETIC demo slide {path}: {a.side:,} x {a.side:,} px at {MPP} µm/px (not real tissue)")
+    return 0
+
+
 def cmd_demo_data(a, progress) -> int:
     root = api.generate_demo_dataset(
         Path(a.out),
@@ -249,14 +257,27 @@ def cmd_predict(a, progress) -> int:
 
 
 def cmd_slide(a, progress) -> int:
+    from engine.edition import DIAGNOSE, edition, needs_full_edition
+    from engine.errors import ConfigError
     from engine.slides.export import write_slide_outputs
     from engine.slides.predict import predict_slide
 
+    if a.robustness != "none" and edition() == DIAGNOSE:  # before the prediction, not after it
+        raise ConfigError(needs_full_edition(f"`histoguard slide --robustness {a.robustness}`"))
     pred = predict_slide(
         a.slide, a.model, model_mpp=a.model_mpp, min_tissue=a.min_tissue, batch_size=a.batch_size, device=a.device,
         on_progress=progress,
     )  # fmt: skip
-    files = write_slide_outputs(pred, a.out, a.model)
+    settings = None
+    if a.robustness != "none":
+        from engine.slides.robust import slide_robustness
+
+        settings = {"method": a.robustness, "max_k": a.max_eps, "steps": a.steps if a.robustness == "pgd" else None}
+        pred.flip_eps = slide_robustness(
+            a.slide, a.model, pred, method=a.robustness, max_k=a.max_eps, steps=a.steps, limit=a.robust_limit,
+            batch_size=a.batch_size, device=a.device, on_progress=progress,
+        )  # fmt: skip
+    files = write_slide_outputs(pred, a.out, a.model, robustness=settings)
     s, info = pred.summary(top=1), pred.info
     mpp = f"{info.mpp[0]:.3f} µm/px" if info.mpp else "no mpp"
     print(f"{Path(a.slide).name}: {info.dimensions[0]} x {info.dimensions[1]} px, {info.level_count} levels, {mpp}")
@@ -265,6 +286,14 @@ def cmd_slide(a, progress) -> int:
         f"{s['tissue_tiles']} tissue tiles of {pred.tile_size} px; {s['positive_tiles']} predicted {pred.positive}"
         + (f" ({frac:.1%})" if frac is not None else "")
     )
+    if settings is not None:
+        r = s["robustness"]
+        at2, at8 = fmt(r["flipped_at_2_255_fraction"], ".1%"), fmt(r["flipped_at_8_255_fraction"], ".1%")
+        print(
+            f"robustness ({a.robustness.upper()}, up to {a.max_eps}/255) of {r['tiles_computed']} tiles: median flip "
+            f"eps {fmt(r['median_flip_eps_255'], 'g')}/255; flipped at <= 2/255: {at2}, at <= 8/255: {at8}; "
+            f"not flipped: {r['not_flipped']}"
+        )
     print(f"written: {', '.join(str(p) for p in files.values())}")
     return 0
 
@@ -308,6 +337,7 @@ COMMANDS = {
     "experiment": cmd_experiment,
     "demo": cmd_demo,
     "demo-data": cmd_demo_data,
+    "demo-slide": cmd_demo_slide,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "attack": cmd_attack,

@@ -168,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images-per-patient", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
 
+    p = sub.add_parser("demo-slide", help="write a SYNTHETIC whole-slide image (tiled pyramidal TIFF) to try slides")
+    p.add_argument("out", help="the .tiff file to write")
+    p.add_argument("--side", type=int, default=20000, help="width and height in pixels (default 20,000)")
+    p.add_argument("--seed", type=int, default=0)
+
     p = sub.add_parser("train", help="train one model (clean, or --adversarial-from CKPT for the study's Model B)")
     add_data_options(p)
     add_train_options(p)
@@ -218,6 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-tissue", type=float, default=0.5, help="keep tiles with at least this tissue fraction")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto")
+    g = p.add_argument_group("robustness map (full edition: white-box attacks on the model's checkpoint)")
+    g.add_argument(
+        "--robustness", choices=("none", "fgsm", "pgd"), default="none",
+        help="also map each tile's minimal flipping eps (robustness.png, flip_eps_255 in the CSV and GeoJSON)",
+    )  # fmt: skip
+    g.add_argument("--max-eps", type=int, default=16, metavar="K", help="search eps up to K/255 (default 16)")
+    g.add_argument("--steps", type=int, default=10, help="PGD steps per attack (default 10)")
+    g.add_argument(
+        "--robust-limit", type=int, default=None, metavar="N",
+        help="attack only the N most suspicious tiles (highest probability; default all)",
+    )  # fmt: skip
 
     p = sub.add_parser(
         "blackbox", help="Square attack (queries only) on a deployed ONNX model over a labelled folder; no torch"
