@@ -131,8 +131,10 @@ def replace_fields(obj, **changes):
 
 
 # The demo: the study's DenseNet121 from scratch at 64x64 on the synthetic set, a few minutes on 2 CPU cores.
+# input_mpp: the scale of the synthetic demo slide (engine.data.demo_slide), so `histoguard slide` and the
+# Slides page tile it right with a demo model.
 DEMO_TRAIN = TrainConfig(
-    arch="densenet121", image_size=64, epochs=8, batch_size=32, lr=2e-3, patience=4, weights="none"
+    arch="densenet121", image_size=64, epochs=8, batch_size=32, lr=2e-3, patience=4, weights="none", input_mpp=2.628
 )
 DEMO_EPS = 8 / 255
 

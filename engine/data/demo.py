@@ -98,6 +98,15 @@ def generate_demo_dataset(
     return root
 
 
+def demo_patch(label: int, index: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """One SYNTHETIC patch (uint8 H x W x 3) of class ``label`` (0 benign, 1 malignant) at 40X scale, from
+    patient ``index % 4`` of that class (the demo slide's tissue, engine.data.demo_slide)."""
+    spec = _Spec(label, index % 4, index, 40, "")
+    patient = _make_patient(seed, label, index % 4)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, label, index, 2]))
+    return np.asarray(_render(patient, spec, tuple(size), rng))
+
+
 def is_synthetic_demo(root: str | os.PathLike) -> bool:
     """True when ``root`` or one of its parents (up to 3 levels up) holds the demo marker file."""
     path = Path(root).expanduser().absolute()
