@@ -42,6 +42,13 @@ _LAZY = {
     "quantize_onnx": "engine.export.quantize",
     "compare_quantized": "engine.export.quantize",
     "quantize_dataset": "engine.quantize_files",
+    "open_slide": "engine.slides.reader",
+    "slide_info": "engine.slides.reader",
+    "predict_slide": "engine.slides.predict",
+    "slide_robustness": "engine.slides.robust",
+    "attack_tile": "engine.slides.robust",
+    "write_slide_outputs": "engine.slides.export",
+    "write_demo_slide": "engine.data.demo_slide",
 }
 
 
