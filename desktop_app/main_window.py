@@ -25,6 +25,7 @@ from desktop_app.pages.base import Page
 from desktop_app.pages.data import DataPage
 from desktop_app.pages.diagnose import DiagnosePage
 from desktop_app.pages.results import ResultsPage
+from desktop_app.pages.slides import SlidesPage
 from desktop_app.pages.start import StartPage
 from desktop_app.pages.stress import StressPage
 from desktop_app.pages.train import TrainPage
@@ -33,7 +34,7 @@ from desktop_app.state import RunInfo
 
 log = logging.getLogger(__name__)
 
-PAGE_CLASSES = (StartPage, DataPage, TrainPage, StressPage, ResultsPage, DiagnosePage)
+PAGE_CLASSES = (StartPage, DataPage, TrainPage, StressPage, ResultsPage, DiagnosePage, SlidesPage)
 
 
 class MainWindow(QMainWindow):

@@ -47,5 +47,29 @@ def _robustness(page, window) -> None:
         table.selectRow(min(rows, key=lambda i: table.rows[i]["accuracy"]))
 
 
-ACTIONS: dict[str, Callable] = {"StressPage": _stress, "ResultsPage": _results, "DiagnosePage": _diagnose}
+def _slides(page, window) -> None:
+    """The synthetic demo slide predicted with the run's model (demo models record its scale), the heatmap
+    over it and the most suspicious tile selected (and attacked)."""
+    import tempfile
+    from pathlib import Path
+
+    from desktop_app.screenshots import settle
+    from engine.data.demo_slide import write_demo_slide
+
+    if not ((page.model_info or {}).get("meta") or {}).get("image_size"):
+        return
+    page.open_slide(write_demo_slide(Path(tempfile.mkdtemp(prefix="histoguard-slide-")) / "demo-slide.tiff", 6144))
+    settle(window.app, window)
+    page.run_prediction()
+    settle(window.app, window)
+    if page.prediction is not None and len(page.prediction.tiles):
+        page.tiles.select(int(page.prediction.probabilities.argmax()))
+
+
+ACTIONS: dict[str, Callable] = {
+    "StressPage": _stress,
+    "ResultsPage": _results,
+    "DiagnosePage": _diagnose,
+    "SlidesPage": _slides,
+}
 EXTRA_SHOTS: list[tuple[str, str, Callable]] = [("results-robustness", "ResultsPage", _robustness)]

@@ -22,7 +22,10 @@ from engine.config import DataConfig, ExperimentConfig, TrainConfig
 log = logging.getLogger(__name__)
 
 SIZE = (1280, 800)
-TINY = TrainConfig(arch="small_cnn", image_size=32, epochs=3, batch_size=32, lr=3e-3, weights="none", device="cpu")
+# input_mpp: the demo slide's scale (engine.data.demo_slide), as the demo's own models record it
+TINY = TrainConfig(
+    arch="small_cnn", image_size=32, epochs=3, batch_size=32, lr=3e-3, weights="none", device="cpu", input_mpp=5.257
+)
 
 
 def wait_until(app: QApplication, condition, timeout_s: float = 600.0) -> None:

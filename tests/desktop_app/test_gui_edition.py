@@ -41,7 +41,7 @@ def test_diagnose_window_switches_off_what_needs_pytorch(diagnose_window, tiny_d
     assert "Diagnose edition" in win.windowTitle()
     train, stress = win.page("TrainPage"), win.page("StressPage")
     banners = win.findChildren(QLabel, "editionBanner")
-    assert len(banners) == 2 and all("full edition" in b.text() for b in banners)
+    assert len(banners) == 3 and all("full edition" in b.text() for b in banners)  # Train, Stress test, Slides
     win.controller.open_dataset(tiny_demo)  # opening a dataset works without PyTorch ...
     qtbot.waitUntil(lambda: win.ctx.state.dataset is not None, timeout=60_000)
     train._refresh()

@@ -14,8 +14,15 @@ def test_screenshots_of_every_page(tmp_path, tiny_run, monkeypatch):
     assert take_screenshots(get_app(), tmp_path / "shots", run=str(tiny_run)) == 0
     names = sorted(p.name for p in (tmp_path / "shots").glob("*.png"))
     assert names == ["1-start.png", "2-data.png", "3-train.png", "4-stress-test.png", "5-results.png", "6-diagnose.png",
-                     "7-results-robustness.png"]  # fmt: skip
+                     "7-slides.png", "8-results-robustness.png"]  # fmt: skip
     for name in names:
         image = np.asarray(Image.open(tmp_path / "shots" / name).convert("RGB"))
         assert image.shape == (800, 1280, 3), name
         assert image.std() > 20 and len(np.unique(image.reshape(-1, 3), axis=0)) > 200, f"{name} looks blank"
+
+
+def test_the_screenshot_run_records_the_demo_slide_scale():
+    from desktop_app.screenshots import TINY
+    from engine.data.demo_slide import demo_input_mpp
+
+    assert abs(TINY.input_mpp - demo_input_mpp(TINY.image_size)) < 1e-3

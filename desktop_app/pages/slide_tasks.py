@@ -1,0 +1,59 @@
+"""What the Slides page runs on the worker pool: plain functions over the engine's slide API (no Qt), each
+taking the ``on_progress`` and ``cancel`` that ``workers.Task`` passes. PyTorch is imported only by the
+robustness map and the tile attack, on the worker, when first used."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from engine.progress import check_cancel
+
+
+def load_slide(path: Path, thumb_side: int, *, on_progress=None, cancel=None) -> tuple:
+    """(path, SlideInfo, thumbnail RGB array) of a slide (worker): the thumbnail comes from a low level."""
+    import numpy as np
+
+    from engine.slides import open_slide, slide_info
+
+    with open_slide(path) as slide:
+        info = slide_info(slide, path)
+        thumb = np.asarray(slide.get_thumbnail((thumb_side, thumb_side)).convert("RGB"))
+    return Path(path), info, thumb
+
+
+def predict(slide: Path, model: Path, *, on_progress=None, cancel=None, **kw):
+    from engine.slides.predict import predict_slide
+
+    def progress(p):  # "slide" is the engine's stage name; the page names what is happening
+        on_progress(replace(p, stage="predicting tiles"))
+
+    return predict_slide(slide, model, on_progress=progress if on_progress else None, cancel=cancel, **kw)
+
+
+def robustness(slide: Path, model: Path, prediction, *, on_progress=None, cancel=None, **kw):
+    from engine.slides.robust import slide_robustness  # imports torch: on the worker, when first needed
+
+    return slide_robustness(slide, model, prediction, on_progress=on_progress, cancel=cancel, **kw)
+
+
+def export_outputs(prediction, folder: Path, model: Path, settings: dict | None, *, on_progress=None, cancel=None):
+    from engine.slides.export import write_slide_outputs
+
+    return write_slide_outputs(prediction, folder, model, settings)
+
+
+def read_tile(slide: Path, tile, level: int, size: int, *, on_progress=None, cancel=None) -> tuple:
+    """(tile, (size, size, 3) uint8): the tile as the model saw it (worker)."""
+    from engine.slides import open_slide
+    from engine.slides.predict import read_tile_rgb
+
+    with open_slide(slide) as s:
+        return tile, read_tile_rgb(s, tile, level, size)
+
+
+def attack(slide: Path, model: Path, tile, level: int, *, on_progress=None, cancel=None, **kw) -> dict:
+    from engine.slides.robust import attack_tile  # imports torch: on the worker, when first needed
+
+    check_cancel(cancel, "tile attack")  # a click on another tile before this one started
+    return attack_tile(slide, model, tile, level, **kw)

@@ -1,0 +1,111 @@
+"""The slide page's settings: how tiles are cut for the model, and how the robustness map is searched.
+
+Eps is in k/255 (grey levels of 255) as everywhere in the app. The robustness map attacks only the
+``top N`` most suspicious tiles by default: a white-box search per tile costs a gradient and a few
+forward passes (FGSM) or a bisection of PGD runs, far more than the prediction.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+METHODS = (("FGSM (fast)", "fgsm"), ("PGD (stronger, slower)", "pgd"))
+
+
+def int_spin(lo: int, hi: int, value: int, suffix: str = "", special: str = "") -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(lo, hi)
+    spin.setValue(value)
+    spin.setSuffix(suffix)
+    if special:
+        spin.setSpecialValueText(special)
+    return spin
+
+
+class SlideForm(QWidget):
+    """Prediction and robustness settings with their Run buttons (the page connects them)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._prediction_box())
+        layout.addWidget(self._robustness_box())
+
+    def _prediction_box(self) -> QGroupBox:
+        box = QGroupBox("Prediction")
+        self.model_mpp = QDoubleSpinBox()
+        self.model_mpp.setRange(0.0, 100.0)
+        self.model_mpp.setDecimals(3)
+        self.model_mpp.setSingleStep(0.25)
+        self.model_mpp.setSuffix(" µm/px")
+        self.model_mpp.setSpecialValueText("from the model")
+        self.model_mpp.setToolTip(
+            "Microns per pixel of the images the model was trained on. With the slide's resolution it decides how "
+            "many slide pixels one model tile covers; 'from the model' uses the model file's own value if it has one."
+        )
+        self.min_tissue = int_spin(1, 100, 50, " %")
+        self.min_tissue.setToolTip("A tile is predicted when at least this much of it is tissue")
+        self.tile_hint = QLabel("")
+        self.tile_hint.setWordWrap(True)
+        self.tile_hint.setStyleSheet("color:#505050;")
+        self.run_button = QPushButton("Run prediction")
+        self.run_button.setStyleSheet("font-weight:bold; padding:5px;")
+        form = QFormLayout(box)
+        form.addRow("Model resolution:", self.model_mpp)
+        form.addRow("Min. tissue per tile:", self.min_tissue)
+        form.addRow(self.tile_hint)
+        form.addRow(self.run_button)
+        return box
+
+    def _robustness_box(self) -> QGroupBox:
+        box = QGroupBox("Robustness map")
+        self.method = QComboBox()
+        for text, key in METHODS:
+            self.method.addItem(text, key)
+        self.max_k = int_spin(1, 64, 16, "/255")
+        self.max_k.setToolTip("The largest eps searched; a tile that does not flip by then is 'not flipped'")
+        self.steps = int_spin(1, 100, 10)
+        self.steps.setToolTip("PGD iterations per eps tried")
+        self.limit = int_spin(0, 100_000, 50, " tiles", special="all tiles")
+        self.limit.setToolTip("Attack only this many tiles, the most suspicious first (highest probability)")
+        self.robust_button = QPushButton("Compute robustness map")
+        self.hint = QLabel("")
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color:#505050;")
+        form = QFormLayout(box)
+        form.addRow("Attack:", self.method)
+        form.addRow("Max. eps:", self.max_k)
+        form.addRow("PGD steps:", self.steps)
+        form.addRow("Top tiles:", self.limit)
+        form.addRow(self.hint)
+        form.addRow(self.robust_button)
+        self.method.currentIndexChanged.connect(self._method_changed)
+        self._method_changed()
+        return box
+
+    def _method_changed(self) -> None:
+        self.steps.setEnabled(self.method.currentData() == "pgd")
+
+    def model_mpp_value(self) -> float | None:
+        return self.model_mpp.value() or None
+
+    def robustness_settings(self) -> dict:
+        """Keyword arguments of ``engine.slides.robust.slide_robustness``."""
+        limit = self.limit.value()
+        return {
+            "method": self.method.currentData(),
+            "max_k": self.max_k.value(),
+            "steps": self.steps.value(),
+            "limit": limit or None,
+        }
