@@ -54,3 +54,19 @@ def test_tables_show_ratios_and_say_whether_targets_are_met():
     timing |= {(who, "pgd"): 10 * s for (who, _), s in timing.items()}
     text = attacks.render({"rows": timing, "agreement": {"fgsm": (1.0, 1.0)}, "batch": 8})
     assert "| FGSM | ours | 8 | 1.20x | 1.50x |" in text and "met (target >= 1.3x)" in text
+
+
+def test_whole_slide_tables():
+    from bench import slide, slide_viewer
+
+    text = slide.render(
+        {"side": 20000, "arch": "densenet121", "size": 224, "tiles": 3000, "grid": (89, 89), "seconds": 150.0,
+         "write_s": 90.0, "peak_mb": 1800.0, "before_mb": 1100.0, "slide_mb": 1144.0, "robust_tiles": 256,
+         "robust_s": 128.0, "robust_peak_mb": 2000.0}
+    )  # fmt: skip
+    assert "20.0 tiles/s" in text and "256 tiles in 128 s, 2.00 tiles/s" in text and "3,000 of 7,921" in text
+    text = slide_viewer.render(
+        {"slide": "s.tiff", "model": "m.onnx", "tiles": 1500, "seconds": 15.0, "gap_median_ms": 21.0,
+         "gap_p99_ms": 60.0, "gap_max_ms": 90.0, "ticks": 700, "view_steps": 250, "levels": [0, 1, 2], "errors": []}
+    )  # fmt: skip
+    assert "100.0/s" in text and "median 21 ms, p99 60 ms, max 90 ms over 700 ticks" in text
