@@ -18,13 +18,9 @@ from PySide6.QtWidgets import QLabel
 from engine.export.tiny import tiny_onnx_model
 from engine.slides.export import colourise
 from tests.desktop_app.conftest import wait_for_tasks
-
-pytest.importorskip("tifffile")
-pytest.importorskip("openslide")
-
-from tests.engine import test_slide_predict, test_slide_robust  # noqa: E402
-from tests.engine.test_slide_predict import TISSUE, TUMOUR  # noqa: E402
-from tests.engine.test_slides import write_pyramid  # noqa: E402
+from tests.engine import test_slide_predict, test_slide_robust
+from tests.engine.test_slide_predict import TISSUE, TUMOUR
+from tests.engine.test_slides import write_pyramid
 
 slide = test_slide_predict.slide  # fixtures (module scope): the tiny ONNX model's slide ...
 case = test_slide_robust.case  # ... and a small_cnn checkpoint + its ONNX export with their slide

@@ -14,11 +14,7 @@ import pytest
 
 from engine.cli import main as cli_main
 from engine.export.tiny import write_tiny_model
-
-tifffile = pytest.importorskip("tifffile")
-openslide = pytest.importorskip("openslide")
-
-from tests.engine.test_slides import write_pyramid  # noqa: E402
+from tests.engine.test_slides import write_pyramid
 
 SIDE = 2048
 TISSUE = (slice(512, 1536), slice(256, 1792))  # rows, cols: benign tissue, bluish (p < 0.5)

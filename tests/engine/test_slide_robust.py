@@ -27,11 +27,7 @@ from engine.models.checkpoint import make_metadata, save_checkpoint
 from engine.models.registry import create_model
 from engine.progress import CancelToken
 from engine.stress import _quantised
-
-tifffile = pytest.importorskip("tifffile")
-openslide = pytest.importorskip("openslide")
-
-from tests.engine.test_slides import write_pyramid  # noqa: E402
+from tests.engine.test_slides import write_pyramid
 
 SIDE, SIZE = 1024, 32  # a 16 x 16 grid of 64-px tiles (32 px at 1 µm on a 0.5 µm slide), read at level 1
 ROWS, COLS = slice(256, 768), slice(128, 896)  # tissue: 8 x 12 tiles

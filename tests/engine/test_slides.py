@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tifffile
 
 from engine.errors import SlideError
 from engine.slides import open_slide, otsu_threshold, slide_info, tissue_mask
 from engine.slides.tissue import MAX_SATURATION
-
-tifffile = pytest.importorskip("tifffile")
-pytest.importorskip("openslide")
 
 SIDE, TILE, MPP = 2048, 256, 0.5
 TISSUE = (slice(512, 1536), slice(384, 1664))  # rows, columns of level 0
