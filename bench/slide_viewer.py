@@ -43,6 +43,8 @@ def run(slide: str = "", model: str = "", shot: str = "", after_s: float = 5.0) 
     window.app = app
     window.resize(1280, 800)
     window.show()
+    window.controller.detect_device()
+    settle(app, window)
     window.ctx.state.set_onnx(Path(model))
     window.show_page("Slides")
     page = window.page("SlidesPage")
