@@ -54,11 +54,14 @@ def _slides(page, window) -> None:
     from pathlib import Path
 
     from desktop_app.screenshots import settle
-    from engine.data.demo_slide import write_demo_slide
+    from engine.data.demo_slide import MPP, write_demo_slide
 
-    if not ((page.model_info or {}).get("meta") or {}).get("image_size"):
+    meta = (page.model_info or {}).get("meta") or {}
+    if not meta.get("image_size"):
         return
-    page.open_slide(write_demo_slide(Path(tempfile.mkdtemp(prefix="histoguard-slide-")) / "demo-slide.tiff", 6144))
+    tile = meta["image_size"] * meta["mpp"] / MPP if meta.get("mpp") else meta["image_size"]
+    side = int(min(6144, max(1024, 18 * tile)))  # about 18 x 18 tiles: quick, and the tiles stay visible
+    page.open_slide(write_demo_slide(Path(tempfile.mkdtemp(prefix="histoguard-slide-")) / "demo-slide.tiff", side))
     settle(window.app, window)
     page.run_prediction()
     settle(window.app, window)
