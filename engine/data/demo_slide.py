@@ -6,8 +6,8 @@ so a model trained on the demo dataset should light up that region. Like the dem
 random numbers, is not real tissue and is marked as synthetic in the TIFF's description.
 
 The slide is written tile by tile (tifffile), so a 20,000 x 20,000 pixel slide never is in memory whole.
-Patches come from a small pool rendered once (flipped and rotated for variety), and each lower pyramid
-level is assembled from the pool downsampled by the level's factor, so levels agree with each other.
+Patches come from a small pool rendered once (``POOL`` per class, picked per patch position), and each
+lower pyramid level is assembled from the pool downsampled by the level's factor, so levels agree with each other.
 
 Scale: a patch of ``TILE`` slide pixels is rendered as the demo's base 175 x 115 image scaled by
 ``TILE / 175``; at ``MPP`` microns per slide pixel a demo model of input size S sees
@@ -103,8 +103,8 @@ def _count(side: int, f: int) -> int:
     return math.ceil(math.ceil(side / f) / TILE)
 
 
-def _pools(seed: int, levels: int) -> list[dict[str, list[np.ndarray]]]:
-    """Per level, per class, ``POOL`` patches of TILE / f pixels (f = 2**level)."""
+def _pools(seed: int, levels: int) -> list[dict[str, np.ndarray]]:
+    """Per level, per class, the ``POOL`` patches of TILE / f pixels (f = 2**level) as one (POOL, s, s, 3) array."""
     from engine.data.demo import demo_patch
 
     base = {
@@ -114,8 +114,12 @@ def _pools(seed: int, levels: int) -> list[dict[str, list[np.ndarray]]]:
     out = []
     for level in range(levels):
         s = max(1, TILE >> level)
-        out.append({k: [np.asarray(Image.fromarray(p).resize((s, s), Image.BOX)) for p in v] for k, v in base.items()})
+        out.append({k: np.stack([_shrink(p, s) for p in v]) for k, v in base.items()})
     return out
+
+
+def _shrink(patch: np.ndarray, s: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(patch).resize((s, s), Image.BOX))
 
 
 def regions(side: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +131,7 @@ def regions(side: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nda
     return tissue, tumour & tissue
 
 
-def _tile(side: int, f: int, r: int, c: int, pool: dict[str, list[np.ndarray]], seed: int) -> np.ndarray:
+def _tile(side: int, f: int, r: int, c: int, pool: dict[str, np.ndarray], seed: int) -> np.ndarray:
     """Level tile (r, c): a mosaic of f x f pool patches (each TILE / f pixels), masked by the regions."""
     s = TILE // f if f <= TILE else 1
     yy, xx = np.mgrid[0:TILE, 0:TILE]
@@ -142,6 +146,5 @@ def _tile(side: int, f: int, r: int, c: int, pool: dict[str, list[np.ndarray]], 
     key = (pr * 7919 + pc * 104729 + seed) % POOL
     ty, tx = (y % TILE) // f, (x % TILE) // f
     for name, mask in (("benign", tissue & ~tumour), ("malignant", tumour)):
-        patches = np.stack(pool[name])  # (POOL, s, s, 3)
-        out[mask] = patches[key[mask], np.minimum(ty[mask], s - 1), np.minimum(tx[mask], s - 1)]
+        out[mask] = pool[name][key[mask], np.minimum(ty[mask], s - 1), np.minimum(tx[mask], s - 1)]
     return out
