@@ -55,12 +55,13 @@ def _slides(page, window) -> None:
 
     from desktop_app.screenshots import settle
     from engine.data.demo_slide import MPP, write_demo_slide
+    from engine.slides.grid import tile_side
 
     meta = (page.model_info or {}).get("meta") or {}
     if not meta.get("image_size"):
         return
-    tile = meta["image_size"] * meta["mpp"] / MPP if meta.get("mpp") else meta["image_size"]
-    side = int(min(6144, max(1024, 18 * tile)))  # about 18 x 18 tiles: quick, and the tiles stay visible
+    # about 18 x 18 of the model's tiles: quick, and the tiles stay visible
+    side = min(6144, max(1024, 18 * tile_side(int(meta["image_size"]), meta.get("mpp"), MPP)))
     page.open_slide(write_demo_slide(Path(tempfile.mkdtemp(prefix="histoguard-slide-")) / "demo-slide.tiff", side))
     settle(window.app, window)
     page.run_prediction()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QLabel,
@@ -18,6 +17,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from desktop_app.widgets.mpp_spin import mpp_spin
 
 METHODS = (("FGSM (fast)", "fgsm"), ("PGD (stronger, slower)", "pgd"))
 
@@ -44,15 +45,11 @@ class SlideForm(QWidget):
 
     def _prediction_box(self) -> QGroupBox:
         box = QGroupBox("Prediction")
-        self.model_mpp = QDoubleSpinBox()
-        self.model_mpp.setRange(0.0, 100.0)
-        self.model_mpp.setDecimals(3)
-        self.model_mpp.setSingleStep(0.25)
-        self.model_mpp.setSuffix(" µm/px")
-        self.model_mpp.setSpecialValueText("from the model")
-        self.model_mpp.setToolTip(
+        self.model_mpp = mpp_spin(
+            "from the model",
             "Microns per pixel of the images the model was trained on. With the slide's resolution it decides how "
-            "many slide pixels one model tile covers; 'from the model' uses the model file's own value if it has one."
+            "many slide pixels one model tile covers; 'from the model' uses the model file's own value if it has one.",
+            step=0.25,
         )
         self.min_tissue = int_spin(1, 100, 50, " %")
         self.min_tissue.setToolTip("A tile is predicted when at least this much of it is tissue")

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.widgets.mpp_spin import mpp_spin
 from desktop_app.widgets.robust_eval_form import RobustEvalForm
 from engine.catalog import DEFENCE_LABELS
 from engine.config import ExperimentConfig, TrainConfig
@@ -105,15 +106,10 @@ class TrainForm(QWidget):
         self.lr.setDecimals(6)
         self.lr.setRange(0.000001, 1.0)
         self.lr.setSingleStep(0.0005)
-        self.input_mpp = QDoubleSpinBox()
-        self.input_mpp.setDecimals(3)
-        self.input_mpp.setRange(0.0, 100.0)
-        self.input_mpp.setSingleStep(0.05)
-        self.input_mpp.setSuffix(" µm/px")
-        self.input_mpp.setSpecialValueText("not recorded")
-        self.input_mpp.setToolTip(
+        self.input_mpp = mpp_spin(
+            "not recorded",
             "Microns per pixel of the model's input (the training images after resizing to the image size). "
-            "Stored with the model so whole slides are tiled at the scale it was trained at."
+            "Stored with the model so whole slides are tiled at the scale it was trained at.",
         )
         self.eps_k = _spin(1, 64, 1, " / 255")
         self.eps_k.setToolTip("FGSM eps of Model B's extra training images and Model C's adversarial training")
