@@ -39,18 +39,18 @@ class SlidePrediction:
 
     def heatmap(self) -> np.ndarray:
         """(rows, cols) float32: the positive-class probability of each tissue tile, NaN elsewhere."""
-        out = np.full(self.grid, np.nan, dtype=np.float32)
-        for tile, p in zip(self.tiles, self.probabilities):
-            out[tile.row, tile.col] = p
-        return out
+        return self._on_grid(self.probabilities)
 
     def robustness_heatmap(self) -> np.ndarray:
         """(rows, cols) float32: each tile's minimal flipping eps (k/255, +inf when not flipped), NaN where
         there is no tissue or it was not computed; on the same grid as ``heatmap``."""
+        return self._on_grid(self.flip_eps)
+
+    def _on_grid(self, values: np.ndarray | None) -> np.ndarray:
         out = np.full(self.grid, np.nan, dtype=np.float32)
-        if self.flip_eps is not None:
-            for tile, eps in zip(self.tiles, self.flip_eps):
-                out[tile.row, tile.col] = eps
+        if values is not None and len(self.tiles):
+            rows, cols = zip(*((t.row, t.col) for t in self.tiles))
+            out[list(rows), list(cols)] = values
         return out
 
     def predicted(self, probability: float) -> str:
