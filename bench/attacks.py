@@ -42,8 +42,8 @@ def run(batch: int = 8, reps: int = 3) -> dict:
     import torchattacks
 
     from engine.attacks import fgsm, pgd
+    from engine.models.device import cpu_bf16_fast
     from engine.models.registry import create_model
-    from engine.runtime import cpu_bf16_fast
 
     torch.manual_seed(0)
     model = create_model("densenet121").eval()

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from engine.blackbox_files import blackbox_folder
-from engine.config import DataConfig
+from engine.core.config import DataConfig
 
 
 def main() -> None:

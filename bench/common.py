@@ -22,14 +22,14 @@ def setup() -> None:
     """The process settings HistoGuard's own entry points apply (malloc thresholds), and quiet logs."""
     import logging
 
-    from engine.runtime import tune_malloc
+    from engine.core.runtime import tune_malloc
 
     tune_malloc()
     logging.basicConfig(level=logging.WARNING)
 
 
 def header(title: str = "HistoGuard benchmarks") -> str:
-    from engine.runtime import describe_runtime
+    from engine.models.device import describe_runtime
 
     info = describe_runtime()
     gpu = info["cuda"] or "none"

@@ -40,9 +40,9 @@ def run(reps: int = 3) -> dict:
     from engine.export.quantize import quantize_onnx
     from engine.export.session import create_session, session_provider
     from engine.models.checkpoint import make_metadata
+    from engine.models.device import cpu_bf16_fast
     from engine.models.fast import fast_model
     from engine.models.registry import create_model
-    from engine.runtime import cpu_bf16_fast
 
     torch.manual_seed(0)
     model = create_model("densenet121").eval()

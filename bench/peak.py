@@ -19,7 +19,7 @@ def gemm_gflops(dtype_name: str, n: int = 2048, reps: int = 5) -> float:
 
 
 def run() -> dict:
-    from engine.runtime import cpu_bf16_fast
+    from engine.models.device import cpu_bf16_fast
 
     native = cpu_bf16_fast()
     # without native bf16 a 2048 GEMM takes about a minute: a smaller one shows the same rate

@@ -19,8 +19,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from engine.config import DataConfig, ExperimentConfig, TrainConfig, demo_config
-from engine.eps import format_eps
+from engine.core.config import DataConfig, ExperimentConfig, TrainConfig, demo_config
+from engine.core.eps import format_eps
 
 EPS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 SHARED = Path(os.environ.get("HISTOGUARD_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))

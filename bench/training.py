@@ -88,7 +88,7 @@ def our_epoch(dataset, cache_dir: Path, out_dir: Path) -> float:
     """Decode (or load from ``cache_dir``) and train one epoch with ``fit``; returns seconds for both."""
     import torch
 
-    from engine.config import TrainConfig
+    from engine.core.config import TrainConfig
     from engine.data.cache import decode_dataset
     from engine.data.tensors import ArraySet
     from engine.models.checkpoint import make_metadata
@@ -111,7 +111,7 @@ def run(images: int = 384, reps: int = 3) -> dict:
 
     import torch
 
-    from engine.runtime import autocast_dtype
+    from engine.models.device import autocast_dtype
 
     dataset, source = idc_subset(images)
     n = len(dataset.records)

@@ -17,8 +17,8 @@ from desktop_app.settings import remember_dir
 from desktop_app.state import RunInfo
 from desktop_app.workers import Task
 from engine import api
-from engine.config import DataConfig
-from engine.errors import EngineError, ModelError
+from engine.core.config import DataConfig
+from engine.core.errors import EngineError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ def _load(cfg: DataConfig, *, on_progress=None, cancel=None):
 
 
 def _detect_device(*, on_progress=None, cancel=None) -> str:
-    from engine.edition import DIAGNOSE, describe_onnx_device, edition
+    from engine.core.edition import DIAGNOSE, edition
+    from engine.export.session import describe_onnx_device
 
     if edition() == DIAGNOSE:
         return describe_onnx_device()

@@ -1,6 +1,6 @@
 """The Diagnose edition in the window: pages that need PyTorch say so and keep their controls off.
 
-The same app runs in both editions (``engine.edition``); only what needs PyTorch is switched off here,
+The same app runs in both editions (``engine.core.edition``); only what needs PyTorch is switched off here,
 so the Diagnose edition still opens datasets and run folders, shows results, predicts with ONNX models and
 runs the black-box attack.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from engine.edition import DIAGNOSE, edition, needs_full_edition
+from engine.core.edition import DIAGNOSE, edition, needs_full_edition
 
 TITLE = "HistoGuard (Diagnose edition)"
 

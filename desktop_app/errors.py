@@ -13,8 +13,8 @@ import traceback
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from engine.edition import is_missing_torch, needs_full_edition
-from engine.errors import EngineError
+from engine.core.edition import is_missing_torch, needs_full_edition
+from engine.core.errors import EngineError
 
 log = logging.getLogger(__name__)
 

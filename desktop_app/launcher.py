@@ -29,7 +29,7 @@ def gui_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from engine.runtime import tune_malloc
+    from engine.core.runtime import tune_malloc
 
     tune_malloc()  # before torch allocates anything (engine/runtime.py says why)
     if not argv or argv[0] in ("gui", "--self-test"):

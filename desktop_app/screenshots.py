@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from engine.config import DataConfig, ExperimentConfig, TrainConfig
+from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -71,7 +71,7 @@ def _slide_check(image: Path, model: Path) -> str:
 def self_test(app, out=sys.stdout, timeout_s: float = TIMEOUT_S) -> int:
     """Run the self-test with ``app`` (a QApplication); print each step to ``out``; 0 when it passed."""
     from desktop_app.app import build_window
-    from engine.edition import edition
+    from engine.core.edition import edition
 
     start = time.monotonic()
     deadline = start + timeout_s

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.config import DataConfig, ExperimentConfig
-from engine.errors import RunFolderError
+from engine.core.config import DataConfig, ExperimentConfig
+from engine.core.errors import RunFolderError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The one worker abstraction: long engine calls run on a thread pool, never on the UI thread.
 
 A ``Task`` wraps a plain-Python engine call that takes ``on_progress`` and ``cancel`` (see
-``engine.progress``). Its signals reach the UI thread queued: ``progress(Progress)`` (throttled),
+``engine.core.progress``). Its signals reach the UI thread queued: ``progress(Progress)`` (throttled),
 ``finished(result)``, ``failed(exception, traceback text)`` and ``cancelled()``; exactly one of the last
 three is emitted, then ``ended()``. The worker hands its outcome to the task's own UI-thread slot, which
 emits those four, so a task that ends within microseconds cannot emit them before the code that started
@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
 
-from engine.errors import Cancelled
-from engine.progress import CancelToken, Progress
+from engine.core.errors import Cancelled
+from engine.core.progress import CancelToken, Progress
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib
 
-from engine.config import DEMO_TRAIN, DataConfig, ExperimentConfig, TrainConfig
-from engine.errors import Cancelled, EngineError
-from engine.progress import CancelToken, Progress
+from engine.core.config import DEMO_TRAIN, DataConfig, ExperimentConfig, TrainConfig
+from engine.core.errors import Cancelled, EngineError
+from engine.core.progress import CancelToken, Progress
 
 _LAZY = {
     "run_experiment": "engine.experiment",
@@ -28,10 +28,10 @@ _LAZY = {
     "split_summary": "engine.data.split",
     "load_split": "engine.data.split",
     "load_rgb": "engine.data.decode",
-    "describe_device": "engine.device",
-    "resolve_device": "engine.device",
+    "describe_device": "engine.models.device",
+    "resolve_device": "engine.models.device",
     "list_models": "engine.models.registry",
-    "parse_eps": "engine.attacks.eps",
+    "parse_eps": "engine.core.eps",
     "export_report": "engine.report.export",
     "attack_image": "engine.stress",
     "stress_test_set": "engine.stress",

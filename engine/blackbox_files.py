@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from engine.blackbox import blackbox_stress, fixed_subset, onnx_model_info
-from engine.config import DataConfig
+from engine.core.config import DataConfig
+from engine.core.errors import DecodeError, ModelError
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import decode_image
 from engine.data.demo import dataset_root
 from engine.data.discover import discover
-from engine.errors import DecodeError, ModelError
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
 log = logging.getLogger(__name__)
 

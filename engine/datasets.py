@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.config import DataConfig
+from engine.core.config import DataConfig
+from engine.core.progress import CancelToken, ProgressCallback
 from engine.data.cache import DecodedImages, decode_dataset
 from engine.data.demo import dataset_root
 from engine.data.discover import discover
 from engine.data.records import Dataset
 from engine.data.split import Split, load_split, make_split
-from engine.progress import CancelToken, ProgressCallback
 
 if TYPE_CHECKING:  # torch: ``histoguard data`` and the Data page also run in the Diagnose edition
     from engine.data.tensors import ArraySet

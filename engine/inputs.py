@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.core.errors import DataError
 from engine.data.decode import shown_path
 from engine.data.discover import IMAGE_SUFFIXES
-from engine.errors import DataError
 
 ADVICE = "give image files or folders of images"
 

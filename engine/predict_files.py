@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from engine import __version__
+from engine.core.errors import DecodeError, ModelError
+from engine.core.fileio import sha256_file, write_text
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import load_rgb, resize_center
-from engine.errors import DecodeError, ModelError
 from engine.export.session import (
     create_session,
     run_session,
@@ -24,9 +26,7 @@ from engine.export.session import (
     session_metadata,
     session_provider,
 )
-from engine.fileio import sha256_file, write_text
 from engine.inputs import collect_images
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
 log = logging.getLogger(__name__)
 

@@ -13,15 +13,15 @@ import logging
 from pathlib import Path
 
 from engine.blackbox.onnx_target import as_nchw_float, fixed_subset, onnx_model_info
-from engine.config import DataConfig
+from engine.core.config import DataConfig
+from engine.core.errors import ConfigError, DataError, ModelError
+from engine.core.fileio import write_json
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.cache import decode_dataset
 from engine.data.demo import dataset_root
 from engine.data.discover import discover
 from engine.data.split import SPLITS, Split, load_split, make_split
-from engine.errors import ConfigError, DataError, ModelError
 from engine.export.quantize import MODES, compare_quantized, quantize_onnx
-from engine.fileio import write_json
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
 log = logging.getLogger(__name__)
 EVAL_SPLIT = "test"

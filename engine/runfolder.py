@@ -2,7 +2,7 @@
 
 Nothing in an existing run folder is overwritten unless the caller passes ``force`` (start again) or
 ``resume`` (continue the same configuration from its checkpoints). Every file in it is written atomically
-(``engine.fileio``) except the append-only ``log.txt``; opening a folder for a run removes the temp files a
+(``engine.core.fileio``) except the append-only ``log.txt``; opening a folder for a run removes the temp files a
 killed process left there.
 """
 
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import __version__
-from engine.config import ExperimentConfig
-from engine.errors import RunFolderError
-from engine.fileio import is_temp, remove_stale_temps, write_error, write_json
+from engine.core.config import ExperimentConfig
+from engine.core.errors import RunFolderError
+from engine.core.fileio import is_temp, remove_stale_temps, write_error, write_json
 
 log = logging.getLogger(__name__)
 CONFIG = "config.json"

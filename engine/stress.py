@@ -18,19 +18,19 @@ from torch import nn
 
 from engine.attacks import ATTACK_INFO
 from engine.attacks import make_attack as registry_attack
-from engine.config import ExperimentConfig
+from engine.core.config import ExperimentConfig
+from engine.core.eps import format_eps
+from engine.core.errors import ConfigError, DataError, ModelError, RunFolderError
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.cache import decode_dataset
 from engine.data.decode import decode_image
 from engine.data.discover import discover
 from engine.data.split import SPLITS
 from engine.data.tensors import ArraySet, batches, to_tensor, to_uint8
 from engine.datasets import prepare_data
-from engine.device import resolve_device
-from engine.eps import format_eps
-from engine.errors import ConfigError, DataError, ModelError, RunFolderError
 from engine.evaluate.metrics import binary_metrics
 from engine.export.match import load_attack_model
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.models.device import resolve_device
 
 log = logging.getLogger(__name__)
 DEFAULT_SET_EPS = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
@@ -242,7 +242,7 @@ def stress_test_set(
         "flip_eps": flip_eps,
         "eps_values": eps_list,
         "method": method,
-        "steps": steps if ATTACK_INFO[method]["iterative"] else None,
+        "steps": steps if ATTACK_INFO[method].iterative else None,
         "restarts": restarts,
         "target": target,
         "classes": classes,

@@ -30,8 +30,8 @@ from desktop_app.widgets.split_settings import SplitSettings
 from desktop_app.widgets.split_table import SplitTable
 from desktop_app.widgets.thumbnails import Thumbnail, ThumbnailGrid, load_thumbnails, pick_examples
 from engine import api
-from engine.config import DataConfig
-from engine.errors import EngineError
+from engine.core.config import DataConfig
+from engine.core.errors import EngineError
 
 EXAMPLES_PER_CLASS = 4
 THUMBNAIL_PIXELS = 160

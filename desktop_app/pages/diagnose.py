@@ -36,7 +36,7 @@ from desktop_app.widgets.prediction_table import PredictionTable, predicted_prob
 from desktop_app.widgets.progress_panel import ProgressPanel
 from desktop_app.workers import Task
 from engine import api
-from engine.errors import DataError, EngineError
+from engine.core.errors import DataError, EngineError
 
 DISCLAIMER = (
     "<b>Research tool, not a medical device.</b> Its predictions are not a diagnosis: "
@@ -371,7 +371,7 @@ class DiagnosePage(Page):
     # --- export -----------------------------------------------------------------------------------
     def export_csv(self, path: str | Path) -> Path:
         """Write the rows (with model sha256, app version, provider, time, image sha256) as CSV, atomically."""
-        from engine.fileio import write_text
+        from engine.core.fileio import write_text
 
         if not self.rows:
             raise DataError("there are no predictions to export; add images and run a prediction first")

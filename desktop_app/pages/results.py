@@ -35,7 +35,7 @@ from desktop_app.widgets.robustness_view import RobustnessView
 from desktop_app.widgets.sweep_plot import SweepPlot
 from desktop_app.widgets.sweep_table import SweepTable
 from desktop_app.workers import Task
-from engine.errors import RunFolderError
+from engine.core.errors import RunFolderError
 from engine.report.labels import at_level, attack_kind, eps_text, fmt, majority_text
 
 SYNTHETIC_BANNER = (

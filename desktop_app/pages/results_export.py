@@ -2,7 +2,7 @@
 printed from that HTML with Qt (QTextDocument + QPdfWriter, no browser engine), so it keeps the figures.
 
 Runs on a worker thread (``Page.start_task``): no widgets here, only QTextDocument and a QPdfWriter on a
-QBuffer, which Qt allows off the UI thread. The PDF bytes are written atomically by ``engine.fileio``.
+QBuffer, which Qt allows off the UI thread. The PDF bytes are written atomically by ``engine.core.fileio``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QSizeF
 from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
 from engine import api
-from engine.fileio import write_bytes
-from engine.progress import check_cancel, report
+from engine.core.fileio import write_bytes
+from engine.core.progress import check_cancel, report
 
 
 def export_files(result: dict, run_dir: Path, target: Path, *, on_progress=None, cancel=None) -> dict[str, Path]:

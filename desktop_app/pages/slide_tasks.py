@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from engine.progress import check_cancel
+from engine.core.progress import check_cancel
 
 
 def load_slide(path: Path, thumb_side: int, *, on_progress=None, cancel=None) -> tuple:

@@ -38,8 +38,8 @@ from desktop_app.widgets.slide_tile_panel import SlideTilePanel
 from desktop_app.widgets.slide_toolbar import SlideToolbar, zoom_text
 from desktop_app.widgets.slide_view import SlideView
 from desktop_app.workers import Task
-from engine.edition import needs_full_edition
-from engine.errors import ModelError
+from engine.core.edition import needs_full_edition
+from engine.core.errors import ModelError
 from engine.slides.export import colourise, fragility
 from engine.slides.grid import best_level, tile_side
 

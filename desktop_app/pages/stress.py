@@ -41,8 +41,8 @@ from desktop_app.widgets.stress_form import L2, StressForm
 from desktop_app.widgets.triptych import Triptych, eps_caption
 from desktop_app.workers import Task
 from engine import api
-from engine.catalog import ATTACK_LABELS
-from engine.errors import ConfigError, ModelError
+from engine.core.catalog import ATTACK_LABELS
+from engine.core.errors import ConfigError, ModelError
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp)"
 MODES = (("White-box: the models' own gradients", "white"), ("Black-box: the ONNX file, queries only", "black"))

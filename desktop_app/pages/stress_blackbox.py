@@ -15,7 +15,7 @@ from desktop_app.settings import last_dir, remember_dir
 from desktop_app.widgets.blackbox_form import BlackboxForm
 from desktop_app.widgets.blackbox_view import BlackboxView
 from desktop_app.workers import Task
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
 
 
 def blackbox_run(

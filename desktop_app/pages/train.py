@@ -34,9 +34,9 @@ from desktop_app.widgets.stage_list import StageList
 from desktop_app.widgets.train_form import TrainForm
 from desktop_app.widgets.training_curves import TrainingCurves, overfitting_warning
 from engine import api
-from engine.config import DEMO_EPS, DEMO_TRAIN, ExperimentConfig, TrainConfig
-from engine.errors import ConfigError, EngineError
-from engine.progress import Progress
+from engine.core.config import DEMO_EPS, DEMO_TRAIN, ExperimentConfig, TrainConfig
+from engine.core.errors import ConfigError, EngineError
+from engine.core.progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import time
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from desktop_app.workers import Task
-from engine.progress import Progress
+from engine.core.progress import Progress
 
 
 def format_eta(seconds: float) -> str:

@@ -12,7 +12,7 @@ from dataclasses import fields
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from engine.config import ExperimentConfig
+from engine.core.config import ExperimentConfig
 
 DEFAULTS = {f.name: f.default for f in fields(ExperimentConfig)}  # without building a config (it needs data)
 

@@ -15,9 +15,9 @@ from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import QCheckBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from desktop_app.settings import remember_dir
-from engine.config import ExperimentConfig
-from engine.errors import EngineError, RunFolderError
-from engine.fileio import is_temp
+from engine.core.config import ExperimentConfig
+from engine.core.errors import EngineError, RunFolderError
+from engine.core.fileio import is_temp
 
 SETTINGS_KEY = "train_run"
 RESUME_TEXT = "Resume if the folder holds this run"

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.config import DataConfig
+from engine.core.config import DataConfig
 
 LEVELS = (("Patient-level (recommended)", "patient"), ("Image-level (leaks patients)", "image"))
 LEAK_TEXT = (

@@ -12,8 +12,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
-from engine.config import ExperimentConfig
-from engine.progress import Progress
+from engine.core.config import ExperimentConfig
+from engine.core.progress import Progress
 
 STAGES = (
     ("prepare", "Prepare data"),

@@ -2,7 +2,7 @@
 steps, restarts, the targeted (missed-cancer) direction, and the Run button.
 
 Only widgets and the values they hold: the page opens file dialogs and starts the work. Attack names and
-labels come from ``engine.catalog`` (torch-free), so the picker lists what the engine's registry runs.
+labels come from ``engine.core.catalog`` (torch-free), so the picker lists what the engine's registry runs.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.widgets.image_source import images_group
-from engine.catalog import ATTACK_LABELS, BASELINES, ITERATIVE, WHITE_BOX
+from engine.core.catalog import ATTACK_LABELS, BASELINES, ITERATIVE, WHITE_BOX
 
 SOURCES = (("One image", "image"), ("A folder of labelled images", "folder"), ("The run's test split", "split"))
 HINTS = {

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from desktop_app.widgets.image_view import ImageView
 from engine import api
-from engine.errors import EngineError
-from engine.progress import check_cancel, report
+from engine.core.errors import EngineError
+from engine.core.progress import check_cancel, report
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
 
 from desktop_app.widgets.mpp_spin import mpp_spin
 from desktop_app.widgets.robust_eval_form import RobustEvalForm
-from engine.catalog import DEFENCE_LABELS
-from engine.config import ExperimentConfig, TrainConfig
-from engine.errors import ConfigError
+from engine.core.catalog import DEFENCE_LABELS
+from engine.core.config import ExperimentConfig, TrainConfig
+from engine.core.errors import ConfigError
 
 ARCHITECTURES = (
     ("densenet121", "DenseNet121 (the study's model)", "8.0M parameters; ImageNet weights available"),

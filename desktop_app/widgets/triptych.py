@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from desktop_app.widgets.image_view import ImageView
-from engine.catalog import ATTACK_LABELS
+from engine.core.catalog import ATTACK_LABELS
 
 FLIPPED_STYLE = "background:#fde2e1; border:1px solid #d9534f; padding:6px; color:#6b1a17;"
 UNCHANGED_STYLE = "background:#e3f4e1; border:1px solid #5cb85c; padding:6px; color:#1e4620;"

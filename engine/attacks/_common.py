@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import AttackError
+from engine.core.errors import AttackError
 from engine.models.fast import fast_model
 
 Eps = float | torch.Tensor  # a float for the whole batch, or one value per image: shape (N,)

@@ -19,7 +19,7 @@ from engine.attacks._common import (
     project,
     uniform_like,
 )
-from engine.errors import AttackError
+from engine.core.errors import AttackError
 
 MOMENTUM = 0.75
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-from engine.errors import ConfigError, DataError
+from engine.core.errors import ConfigError, DataError
 
 # Ruifrok & Johnston (2001), "Quantification of histochemical staining by color deconvolution",
 # rows = optical density (R, G, B) of haematoxylin, eosin and DAB: the matrix of skimage.color.rgb2hed.

@@ -17,7 +17,7 @@ from engine.attacks._common import (
     logits_and_gradient,
     uniform_like,
 )
-from engine.errors import AttackError
+from engine.core.errors import AttackError
 
 
 def pgd(

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from engine.blackbox.square import Predict, predicted, square_attack
-from engine.errors import ConfigError, DataError, ModelError
+from engine.core.errors import ConfigError, DataError, ModelError
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.export.session import create_session, run_session, session_provider
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
 log = logging.getLogger(__name__)
 

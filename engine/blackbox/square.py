@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.errors import AttackError
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.core.errors import AttackError
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 
 Predict = Callable[[np.ndarray], np.ndarray]  # float32 NCHW in [0, 1] -> logits (N, C)
 _STAGE = "square attack"

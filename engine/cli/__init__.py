@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     _setup_logging(args.debug, args.verbose)
-    from engine.runtime import tune_malloc
+    from engine.core.runtime import tune_malloc
 
     tune_malloc()
     return _run(args)
@@ -44,7 +44,7 @@ def _setup_logging(debug: bool, verbose: bool) -> None:
 def _run(args) -> int:
     from engine.cli.commands import COMMANDS
     from engine.cli.progress_bar import TerminalProgress
-    from engine.errors import Cancelled, EngineError
+    from engine.core.errors import Cancelled, EngineError
 
     progress = TerminalProgress()
     try:
@@ -61,7 +61,7 @@ def _run(args) -> int:
         print(f"histoguard: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        from engine.edition import is_missing_torch, needs_full_edition
+        from engine.core.edition import is_missing_torch, needs_full_edition
 
         if args.debug:
             raise

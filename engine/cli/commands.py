@@ -6,9 +6,17 @@ import json
 from pathlib import Path
 
 from engine import api
-from engine.config import DEMO_EPS, DEMO_TRAIN, DataConfig, ExperimentConfig, TrainConfig, demo_config, replace_fields
-from engine.eps import format_eps
-from engine.fileio import write_json
+from engine.core.config import (
+    DEMO_EPS,
+    DEMO_TRAIN,
+    DataConfig,
+    ExperimentConfig,
+    TrainConfig,
+    demo_config,
+    replace_fields,
+)
+from engine.core.eps import format_eps
+from engine.core.fileio import write_json
 
 TRAIN_FIELDS = (
     "arch",
@@ -257,8 +265,8 @@ def cmd_predict(a, progress) -> int:
 
 
 def cmd_slide(a, progress) -> int:
-    from engine.edition import DIAGNOSE, edition, needs_full_edition
-    from engine.errors import ConfigError
+    from engine.core.edition import DIAGNOSE, edition, needs_full_edition
+    from engine.core.errors import ConfigError
     from engine.slides.export import write_slide_outputs
     from engine.slides.predict import predict_slide
 

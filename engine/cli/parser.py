@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 
 from engine import __version__
-from engine.catalog import ATTACK_LABELS, DEFENCES
-from engine.eps import parse_eps
+from engine.core.catalog import ATTACK_LABELS, DEFENCES
+from engine.core.eps import parse_eps
 
 ARCHS = ("densenet121", "resnet18", "mobilenet_v3_small", "small_cnn")
 ATTACK_NAMES, DEFENCE_NAMES = tuple(ATTACK_LABELS), DEFENCES
 
 
 def _eps(value: str) -> float:
-    from engine.errors import ConfigError
+    from engine.core.errors import ConfigError
 
     try:
         return parse_eps(value)

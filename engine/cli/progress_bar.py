@@ -7,7 +7,7 @@ import sys
 
 from tqdm import tqdm
 
-from engine.progress import Progress
+from engine.core.progress import Progress
 
 _SINGULAR = {"images": "image", "batches": "batch", "models": "model", "items": "item", "datasets": "dataset"}
 

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.core.errors import DecodeError
+from engine.core.fileio import atomic_open, write_json
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import decode_image
 from engine.data.records import Dataset, Skipped
-from engine.errors import DecodeError
-from engine.fileio import atomic_open, write_json
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
 log = logging.getLogger(__name__)
 DECODER_VERSION = 2  # 2: decode.py refuses formats other than PNG/JPEG/TIFF/BMP/GIF and images over 89.5 Mpx

@@ -23,7 +23,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from engine.errors import DecodeError
+from engine.core.errors import DecodeError
 
 # Pillow's own bomb limit (Image.MAX_IMAGE_PIXELS), so Pillow never warns about an image we accept; image
 # tiles are far smaller, whole slides must be tiled before training or prediction

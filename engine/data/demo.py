@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from PIL.PngImagePlugin import PngInfo
 
-from engine.errors import DataError
-from engine.fileio import write_text
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.core.errors import DataError
+from engine.core.fileio import write_text
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.errors import DataError
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.core.errors import DataError
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 
 log = logging.getLogger(__name__)
 TILE = 512  # slide pixels a side of a TIFF tile and of a rendered patch

@@ -14,9 +14,9 @@ import logging
 import re
 from pathlib import Path
 
+from engine.core.errors import DataError
 from engine.data.breakhis import normalise_magnification, parse_breakhis_name
 from engine.data.records import Dataset, ImageRecord, Skipped
-from engine.errors import DataError
 
 log = logging.getLogger(__name__)
 

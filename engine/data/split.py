@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.core.errors import DataError
+from engine.core.fileio import write_text
 from engine.data.records import Dataset, ImageRecord
-from engine.errors import DataError
-from engine.fileio import write_text
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from engine.attacks import fgsm
+from engine.core.progress import CancelToken, ProgressCallback
 from engine.data.tensors import ArraySet
 from engine.evaluate.metrics import binary_metrics, patient_level
 from engine.evaluate.predict import predict_proba
-from engine.progress import CancelToken, ProgressCallback
 
 CONDITIONS = (("A", None), ("A", "A"), ("B", None), ("B", "A"), ("B", "B"))
 SWEEP_PAIRS = (("A", "A"), ("B", "A"), ("B", "B"))

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from engine.attacks import pgd
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.tensors import ArraySet, batches, to_tensor
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
 
 def minimal_eps(

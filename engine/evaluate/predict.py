@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.tensors import ArraySet, batches, to_tensor, to_uint8
 from engine.models.fast import fast_model
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
 AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 

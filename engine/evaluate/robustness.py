@@ -18,9 +18,9 @@ from torch import nn
 
 from engine.attacks import ATTACK_INFO, make_attack
 from engine.attacks.natural import NATURAL, apply_natural
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.tensors import ArraySet, batches, to_tensor
 from engine.evaluate.metrics import binary_metrics
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class RobustnessEvaluator:
             for source in self.models:
                 for eps in plan.eps_values:
                     attack = make_attack(name, eps, steps=plan.steps, restarts=plan.restarts, seed=plan.seed)
-                    steps = plan.steps if info["iterative"] else 1
+                    steps = plan.steps if info.iterative else 1
                     row = {"attack": name, "eps": eps, "steps": steps, "restarts": plan.restarts if steps > 1 else 1}
                     self._add(row, source, lambda x, y, a=attack, s=self.models[source]: a(s, x, y))
         for name in plan.baselines:

@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.config import ExperimentConfig
+from engine.core.config import ExperimentConfig
+from engine.core.progress import CancelToken, ProgressCallback
 from engine.data.tensors import ArraySet
 from engine.evaluate.masking import masking_flags
 from engine.evaluate.min_eps import min_eps_summary, minimal_eps
 from engine.evaluate.robustness import RobustnessEvaluator, RobustnessPlan, plan_dict
-from engine.progress import CancelToken, ProgressCallback
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ExportError, ModelError, ModelIntegrityError
-from engine.fileio import sha256_file, write_text
+from engine.core.errors import ExportError, ModelError, ModelIntegrityError
+from engine.core.fileio import sha256_file, write_text
 from engine.runfolder import CONFIG
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.errors import ModelError
-from engine.progress import CancelToken, ProgressCallback
+from engine.core.errors import ModelError
+from engine.core.progress import CancelToken, ProgressCallback
 
 if TYPE_CHECKING:
     from torch import nn

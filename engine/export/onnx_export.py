@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.errors import ExportError
+from engine.core.errors import ExportError
+from engine.core.fileio import sha256_file, write_bytes
 from engine.export.integrity import graph_sha256, record_model, seal
-from engine.fileio import sha256_file, write_bytes
 from engine.models.checkpoint import weights_sha256
 
 log = logging.getLogger(__name__)

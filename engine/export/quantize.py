@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from engine.blackbox.onnx_target import as_nchw_float, binary_metrics_np
-from engine.errors import DataError, ExportError, ModelError, RunFolderError
+from engine.core.errors import DataError, ExportError, ModelError, RunFolderError
+from engine.core.fileio import write_bytes
 from engine.export.integrity import load_verified, record_model, seal
-from engine.fileio import write_bytes
 
 log = logging.getLogger(__name__)
 MODES = ("static", "dynamic")

@@ -12,12 +12,13 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from engine.errors import ModelError
+from engine.core.errors import ModelError
 from engine.export.integrity import HASH_KEYS, load_verified
 
 log = logging.getLogger(__name__)
@@ -99,3 +100,12 @@ def run_session(session, images: np.ndarray, batch_size: int = 32) -> np.ndarray
         session.run(["probabilities"], {name: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)
     ]
     return np.concatenate(outs) if outs else np.zeros((0, 2), np.float32)
+
+
+def describe_onnx_device() -> str:
+    """What the Diagnose edition computes on: onnxruntime's CUDA provider when a GPU is really there."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers() and _gpu_driver_present():
+        return "CUDA GPU (onnxruntime)"
+    return f"CPU (onnxruntime, {os.cpu_count()} cores)"

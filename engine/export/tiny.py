@@ -71,8 +71,8 @@ def tiny_onnx_model(image_size: int = 32, classes: tuple[str, str] = ("benign", 
 
 def write_tiny_model(path: str | Path, image_size: int = 32) -> Path:
     """Write the self-test model to ``path`` (atomically, sealed and recorded like an export) and return it."""
+    from engine.core.fileio import write_bytes
     from engine.export.integrity import record_model, seal
-    from engine.fileio import write_bytes
 
     write_bytes(path, seal(tiny_onnx_model(image_size)))
     record_model(path)

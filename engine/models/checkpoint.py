@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from engine import __version__
-from engine.errors import ModelError
-from engine.fileio import atomic_open
+from engine.core.errors import ModelError
+from engine.core.fileio import atomic_open
 from engine.models.registry import Classifier, create_model
 
 log = logging.getLogger(__name__)

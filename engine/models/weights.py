@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.errors import ModelError
+from engine.core.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """metrics.csv: one row per evaluation of a report, every metric and the confusion-matrix cells.
 
 Numbers are written with Python's shortest round-trip repr, so ``float(cell)`` equals report.json's value;
-undefined metrics (None) are empty cells. Written atomically (``engine.fileio.atomic_open``).
+undefined metrics (None) are empty cells. Written atomically (``engine.core.fileio.atomic_open``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import os
 
-from engine.fileio import atomic_open
+from engine.core.fileio import atomic_open
 from engine.report.labels import METRICS, attack_kind, condition_key, condition_label, eps_text
 
 COLUMNS = (

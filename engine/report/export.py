@@ -11,9 +11,9 @@ import logging
 import tempfile
 from pathlib import Path
 
-from engine.errors import ConfigError
-from engine.fileio import write_text
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.core.errors import ConfigError
+from engine.core.fileio import write_text
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.report.csv_export import write_metrics_csv
 from engine.report.html import cm_figure_name, render_html
 from engine.report.labels import at_level, condition_label

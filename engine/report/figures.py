@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from engine.eps import format_eps
-from engine.fileio import write_bytes
+from engine.core.eps import format_eps
+from engine.core.fileio import write_bytes
 
 
 def _pyplot():

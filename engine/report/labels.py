@@ -5,7 +5,7 @@ Imports nothing heavy (no torch): the app's Results page uses it while the windo
 
 from __future__ import annotations
 
-from engine.eps import format_eps
+from engine.core.eps import format_eps
 
 METRICS = (
     "accuracy",

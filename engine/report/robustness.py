@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from engine.catalog import ATTACK_LABELS, BLACKBOX_LABELS, NATURAL_LABELS
+from engine.core.catalog import ATTACK_LABELS, BLACKBOX_LABELS, NATURAL_LABELS
 from engine.report.labels import eps_text, fmt
 
 ATTACK_NAMES = {"none": "none", **ATTACK_LABELS, **BLACKBOX_LABELS, **NATURAL_LABELS}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.eps import format_eps
+from engine.core.eps import format_eps
 from engine.report.labels import METRICS
 
 COLUMNS = METRICS

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import math
 
-from engine.eps import format_eps
-from engine.fileio import write_all
+from engine.core.eps import format_eps
+from engine.core.fileio import write_all
 from engine.report import robustness as robust_report
 from engine.report.export import collect_figures, figure_names
 from engine.report.figures import confusion_matrix_png, min_eps_png, robustness_png, sweep_png

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from engine import __version__
-from engine.fileio import write_all
+from engine.core.fileio import write_all
 from engine.slides.predict import SlidePrediction
 
 ANCHORS = np.array([[49, 54, 149], [254, 224, 144], [215, 48, 39]], dtype=np.float32)  # 0, 0.5, 1

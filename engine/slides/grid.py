@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.errors import SlideError
+from engine.core.errors import SlideError
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import RESAMPLE
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.slides.grid import Tile, best_level, tile_grid, tile_side
 from engine.slides.reader import SlideInfo, open_slide, slide_info
 from engine.slides.tissue import tissue_mask

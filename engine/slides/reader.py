@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import SlideError
+from engine.core.errors import SlideError
 
 log = logging.getLogger(__name__)
 

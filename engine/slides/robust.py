@@ -21,12 +21,12 @@ import torch
 from torch import nn
 
 from engine.attacks._common import attack_mode, input_gradient
+from engine.core.errors import ConfigError, ModelError
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.tensors import ArraySet, to_tensor
-from engine.device import resolve_device
-from engine.errors import ConfigError, ModelError
 from engine.evaluate.min_eps import minimal_eps
 from engine.export.match import load_attack_model
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.models.device import resolve_device
 from engine.slides.grid import Tile
 from engine.slides.predict import SlidePrediction, read_tile_rgb
 from engine.slides.reader import open_slide

@@ -20,7 +20,7 @@ from torch import nn
 
 from engine.attacks import pgd
 from engine.attacks._common import attack_mode, project
-from engine.config import TrainConfig
+from engine.core.config import TrainConfig
 
 
 def adversarial_loss(

@@ -26,8 +26,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from engine.device import resolve_device
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
+from engine.models.device import resolve_device
 
 log = logging.getLogger(__name__)
 # rank 0 may decode a whole dataset while the others wait for its cache: give that wait hours, not minutes

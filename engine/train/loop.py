@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.config import TrainConfig
+from engine.core.config import TrainConfig
+from engine.core.errors import ConfigError, DataError, ModelError
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.prefetch import batch_images
 from engine.data.tensors import ArraySet, augment, batches, to_tensor
-from engine.device import autocast_dtype, resolve_device
-from engine.errors import ConfigError, DataError, ModelError
 from engine.models.checkpoint import read_checkpoint, save_checkpoint
-from engine.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.models.device import autocast_dtype, resolve_device
 from engine.train.defences import adversarial_loss
 from engine.train.distributed import (
     SINGLE,

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from engine.attacks import fgsm, pgd
-from engine.config import TrainConfig
+from engine.core.config import TrainConfig
 from engine.data.tensors import ArraySet, batches, to_tensor
 
 VAL_LIMIT = 256  # validation images attacked per epoch (a class-stratified, fixed subset)

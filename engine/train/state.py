@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.config import TrainConfig
+from engine.core.config import TrainConfig
 
 
 @dataclass

@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from engine.attacks import fgsm
-from engine.config import TrainConfig
+from engine.core.config import TrainConfig
+from engine.core.progress import CancelToken, ProgressCallback
 from engine.data.tensors import ArraySet, concat
-from engine.device import resolve_device
 from engine.evaluate.predict import adversarial_set
 from engine.models.checkpoint import make_metadata, weights_sha256
+from engine.models.device import resolve_device
 from engine.models.registry import create_model
-from engine.progress import CancelToken, ProgressCallback
 from engine.train.loop import TrainResult, fit
 
 log = logging.getLogger(__name__)

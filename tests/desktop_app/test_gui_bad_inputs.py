@@ -16,7 +16,7 @@ from PIL import Image
 
 from desktop_app.widgets.prediction_table import short_error
 from engine import api
-from engine.errors import DecodeError
+from engine.core.errors import DecodeError
 from tests.desktop_app.conftest import wait_for_tasks
 
 

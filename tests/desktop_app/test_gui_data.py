@@ -219,7 +219,7 @@ def test_without_a_dataset_the_page_says_how_to_open_one(window):
 
 
 def test_a_dataset_opened_already_filtered_still_lists_every_magnification(qtbot, window, tiny_demo):
-    from engine.config import DataConfig
+    from engine.core.config import DataConfig
 
     window.controller.load(DataConfig(data=str(tiny_demo), positive_class=None, magnification="200X"))
     wait_for_tasks(qtbot, window)  # the page looks up the unfiltered magnifications on a worker

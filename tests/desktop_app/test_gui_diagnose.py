@@ -216,7 +216,7 @@ def test_a_tampered_model_is_refused_in_the_error_dialog(qtbot, window, page, ti
     sha256 recorded beside it: the page says so in the error dialog and does not load it."""
     import onnx
 
-    from engine.errors import ModelIntegrityError
+    from engine.core.errors import ModelIntegrityError
     from engine.export.integrity import verify_model
 
     for name in ("model_b.onnx", "model_b.onnx.sha256"):

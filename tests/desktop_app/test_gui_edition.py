@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QLabel
 
-from engine.edition import DIAGNOSE, FULL, edition, is_missing_torch
+from engine.core.edition import DIAGNOSE, FULL, edition, is_missing_torch
 
 
 @pytest.fixture

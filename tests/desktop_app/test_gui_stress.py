@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QFileDialog
 from desktop_app.pages.stress import StressPage
 from desktop_app.widgets.flips_table import row_texts
 from engine import api
-from engine.catalog import ATTACK_LABELS, BASELINES, ITERATIVE, WHITE_BOX
+from engine.core.catalog import ATTACK_LABELS, BASELINES, ITERATIVE, WHITE_BOX
 from tests.desktop_app.conftest import wait_for_tasks
 
 

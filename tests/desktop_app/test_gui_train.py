@@ -14,7 +14,7 @@ from PySide6.QtCore import QTimer
 from desktop_app.widgets.stage_list import KEYS, StageList, stage_key
 from desktop_app.widgets.train_form import ARCHITECTURES
 from desktop_app.widgets.training_curves import TrainingCurves
-from engine.progress import Progress
+from engine.core.progress import Progress
 from tests.desktop_app.conftest import wait_for_tasks
 
 ALL_STAGES = ["done"] * len(KEYS)
@@ -371,7 +371,7 @@ def test_engine_stage_names_map_to_rows(stage, key):
 
 
 def test_stages_move_forward_past_a_skipped_model_c(qtbot, tiny_run):
-    from engine.config import ExperimentConfig
+    from engine.core.config import ExperimentConfig
 
     cfg = ExperimentConfig.from_dict(json.loads((tiny_run / "config.json").read_text()) | {"defence": "none"})
     stages = StageList()
@@ -393,7 +393,7 @@ def test_stages_move_forward_past_a_skipped_model_c(qtbot, tiny_run):
 
 
 def test_input_scale_goes_into_the_train_config_and_unset_records_none(window):
-    from engine.config import TrainConfig
+    from engine.core.config import TrainConfig
 
     form = window.page("TrainPage").form
     assert form.input_mpp.text() == "not recorded" and form.train_config(TrainConfig()).input_mpp is None

@@ -9,8 +9,8 @@ import pytest
 from PySide6.QtCore import QObject, QThread, Slot
 
 from desktop_app.workers import TaskRunner
-from engine.errors import DataError
-from engine.progress import check_cancel, report
+from engine.core.errors import DataError
+from engine.core.progress import check_cancel, report
 
 
 class Recorder(QObject):

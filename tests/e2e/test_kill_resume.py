@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from engine.cli import main
-from engine.config import DataConfig, ExperimentConfig, TrainConfig
+from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
 from engine.data.tensors import ArraySet
 from engine.models.checkpoint import make_metadata, read_checkpoint
 from engine.models.registry import create_model
@@ -174,7 +174,7 @@ REPORT_CHILD = """
 import itertools, json, os, re, sys, tempfile, time
 from pathlib import Path
 import engine.report.write as report_write
-from engine.config import DataConfig, ExperimentConfig, TrainConfig
+from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
 from engine.runfolder import RunFolder
 
 class SlowHandle:

@@ -50,7 +50,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 from desktop_app.app import build_window, get_app
-from engine.errors import DecodeError
+from engine.core.errors import DecodeError
 
 data, run, exports = map(Path, sys.argv[1:4])
 app = get_app()

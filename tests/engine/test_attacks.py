@@ -7,15 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.attacks import ATTACK_INFO, ATTACKS, apgd, bim, fgsm, format_eps, make_attack, parse_eps, pgd
+from engine.attacks import ATTACK_INFO, ATTACKS, apgd, bim, fgsm, make_attack, pgd
 from engine.attacks._common import BestPoint
 from engine.attacks.apgd import checkpoints
-from engine.errors import AttackError, ConfigError
+from engine.core.eps import format_eps, parse_eps
+from engine.core.errors import AttackError, ConfigError
 from engine.models.registry import create_model
 
 EPS, EPS_L2, STEPS = 8 / 255, 0.5, 3
-GRADIENT = [n for n in ATTACKS if ATTACK_INFO[n]["kind"] == "white-box"]
-BASELINES = [n for n in ATTACKS if ATTACK_INFO[n]["kind"] == "baseline"]
+GRADIENT = [n for n in ATTACKS if ATTACK_INFO[n].kind == "white-box"]
+BASELINES = [n for n in ATTACKS if ATTACK_INFO[n].kind == "baseline"]
 # variant -> (registry name, make_attack settings): every attack, the gradient ones targeted too, PGD restarts
 VARIANTS = {n: (n, {}) for n in ATTACKS}
 VARIANTS |= {f"{n}-targeted": (n, {"targeted": True}) for n in GRADIENT}
@@ -37,7 +38,7 @@ def _batch(n=8, size=16, seed=0):
 
 
 def _eps(name):
-    return EPS_L2 if ATTACK_INFO[name]["norm"] == "l2" else EPS
+    return EPS_L2 if ATTACK_INFO[name].norm == "l2" else EPS
 
 
 def _make(variant, seed=0):
@@ -57,7 +58,7 @@ def _loss(model, x, y):
 
 def _size(name, delta):
     flat = delta.flatten(1)
-    return flat.norm(dim=1) if ATTACK_INFO[name]["norm"] == "l2" else flat.abs().amax(1)
+    return flat.norm(dim=1) if ATTACK_INFO[name].norm == "l2" else flat.abs().amax(1)
 
 
 def test_registry():
@@ -65,9 +66,9 @@ def test_registry():
     assert ATTACKS["fgsm"] is fgsm and ATTACKS["pgd"] is pgd and ATTACKS["bim"] is bim and ATTACKS["apgd"] is apgd
     assert set(ATTACK_INFO) == set(ATTACKS)
     for info in ATTACK_INFO.values():
-        assert info["kind"] in ("white-box", "baseline") and info["norm"] in ("linf", "l2")
-        assert info["label"] and info["paper"] and info["iterative"] == (info["default_steps"] is not None)
-    assert ATTACK_INFO["pgd"]["label"] == "PGD (L-inf, random start)" and ATTACK_INFO["pgd-l2"]["norm"] == "l2"
+        assert info.kind in ("white-box", "baseline") and info.norm in ("linf", "l2")
+        assert info.label and info.paper and info.iterative == (info.default_steps is not None)
+    assert ATTACK_INFO["pgd"].label == "PGD (L-inf, random start)" and ATTACK_INFO["pgd-l2"].norm == "l2"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -125,7 +126,7 @@ def test_same_seed_same_result_other_seed_other_result(variant):
     y = _labels(variant, y)
     first, again, other = (_make(variant, seed=s)(model, x, y) for s in (0, 0, 1))
     assert torch.equal(first, again)
-    if ATTACK_INFO[VARIANTS[variant][0]]["random"]:
+    if ATTACK_INFO[VARIANTS[variant][0]].random:
         assert not torch.equal(first, other)
     else:  # FGSM and BIM draw nothing: the seed changes nothing
         assert torch.equal(first, other)
@@ -134,7 +135,7 @@ def test_same_seed_same_result_other_seed_other_result(variant):
 @pytest.mark.parametrize("name", ATTACKS)
 def test_per_image_eps_matches_per_image_float_calls(name):
     model, (x, y) = _model(), _batch()
-    scale = EPS_L2 / EPS if ATTACK_INFO[name]["norm"] == "l2" else 1.0
+    scale = EPS_L2 / EPS if ATTACK_INFO[name].norm == "l2" else 1.0
     eps = torch.tensor([0, 1, 2, 3, 4, 6, 8, 16]) / 255 * scale
     batched = make_attack(name, eps, steps=STEPS, seed=3)(model, x, y)
     assert torch.equal(batched[0], x[0])  # eps 0: the image itself
@@ -285,7 +286,7 @@ def test_alpha_smaller_than_eps_stays_within_steps_times_alpha():
 
 @pytest.mark.parametrize("name", ATTACKS)
 def test_invalid_inputs_raise_attack_error(name):
-    attack, linf = ATTACKS[name], ATTACK_INFO[name]["norm"] == "linf"
+    attack, linf = ATTACKS[name], ATTACK_INFO[name].norm == "linf"
     model, (x, y) = _model(), _batch(n=4)
     bad_eps = [-0.01, float("nan"), torch.full((3,), EPS), torch.tensor([EPS, -EPS, EPS, EPS])] + [1.5] * linf
     for eps in bad_eps:

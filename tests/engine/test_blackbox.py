@@ -15,14 +15,14 @@ import torch.nn.functional as F
 from engine.attacks import pgd
 from engine.blackbox import blackbox_stress, onnx_predictor, p_schedule, square_attack
 from engine.blackbox.square import margin, softmax
+from engine.core.errors import AttackError, Cancelled, ConfigError, DataError
+from engine.core.progress import CancelToken
 from engine.data.decode import decode_image
 from engine.data.demo import generate_demo_dataset
-from engine.errors import AttackError, Cancelled, ConfigError, DataError
 from engine.export.onnx_export import export_onnx
 from engine.export.session import create_session, run_session
 from engine.models.checkpoint import make_metadata
 from engine.models.registry import create_model
-from engine.progress import CancelToken
 
 SIZE = 16
 EPS = 8 / 255

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.core.errors import Cancelled, DecodeError
+from engine.core.progress import CancelToken
 from engine.data import cache as cache_mod
 from engine.data import decode as decode_mod
 from engine.data.cache import decode_dataset, default_cache_dir
 from engine.data.decode import decode_image, load_rgb
 from engine.data.discover import discover
-from engine.errors import Cancelled, DecodeError
-from engine.progress import CancelToken
 
 WHITE = np.array([255, 255, 255], dtype=np.uint8)
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from engine.attacks import pgd
-from engine.config import TrainConfig
+from engine.core.config import TrainConfig
+from engine.core.errors import ConfigError
 from engine.data.tensors import ArraySet
-from engine.errors import ConfigError
 from engine.models.checkpoint import make_metadata
 from engine.models.registry import create_model
 from engine.train import loop

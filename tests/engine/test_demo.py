@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.core.errors import Cancelled, DataError
+from engine.core.progress import CancelToken, Progress
 from engine.data.demo import DEMO_MARKER, MAGNIFICATIONS, PNG_COMMENT, generate_demo_dataset, is_synthetic_demo
-from engine.errors import Cancelled, DataError
-from engine.progress import CancelToken, Progress
 
 NAME = re.compile(r"^SOB_([BM])_([A-Z]+)-(\d{2})-(\d+)([A-Z]*)-(\d+)-(\d+)\.png$")
 PATIENTS, IMAGES = 4, 8

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from engine.cli import main as cli_main
-from engine.config import DEMO_TRAIN
+from engine.core.config import DEMO_TRAIN
+from engine.core.errors import DataError
+from engine.core.progress import CancelToken
 from engine.data.demo_slide import DESCRIPTION, MPP, demo_input_mpp, regions, write_demo_slide
-from engine.errors import DataError
-from engine.progress import CancelToken
 from engine.slides import open_slide, slide_info, tissue_mask
 
 SIDE = 2048

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from engine.core.errors import DataError
 from engine.data.discover import discover
-from engine.errors import DataError
 
 
 def _png(path: Path, color=(200, 100, 150), size=(6, 4)) -> Path:

@@ -23,9 +23,9 @@ import pytest
 from engine.cli import main
 from engine.cli.commands import experiment_config
 from engine.cli.parser import build_parser
-from engine.errors import Cancelled, RunFolderError
-from engine.fileio import write_json, write_text
-from engine.progress import CancelToken
+from engine.core.errors import Cancelled, RunFolderError
+from engine.core.fileio import write_json, write_text
+from engine.core.progress import CancelToken
 from engine.tasks import train_model
 
 TRAIN = ["--arch", "small_cnn", "--image-size", "16", "--epochs", "3", "--batch-size", "8"]
@@ -116,7 +116,7 @@ def test_a_full_disk_during_onnx_export_keeps_the_earlier_model(run_copy):
 REPORT_CHILD = """
 import json, resource, sys
 from pathlib import Path
-from engine.errors import RunFolderError
+from engine.core.errors import RunFolderError
 from engine.report.write import write_reports
 from engine.runfolder import RunFolder
 

@@ -45,7 +45,7 @@ def test_one_process_keeps_todays_epoch_order():
 
 
 def test_context_comes_from_torchruns_environment(monkeypatch):
-    from engine.errors import ConfigError
+    from engine.core.errors import ConfigError
     from engine.train.distributed import env_context, init_distributed
 
     monkeypatch.setenv("RANK", "3")  # without WORLD_SIZE > 1 someone else's variable: one process
@@ -116,7 +116,7 @@ def test_fit_two_ranks_disjoint_shards_same_weights_and_rank0_checkpoints(job):
 
 
 def test_train_command_under_torchrun(job):
-    from engine.errors import ConfigError
+    from engine.core.errors import ConfigError
     from engine.models.checkpoint import read_checkpoint
 
     tmp, proc = job
@@ -132,8 +132,8 @@ def test_train_command_under_torchrun(job):
 
 
 def test_experiment_refuses_more_than_one_process(tmp_path, monkeypatch):
-    from engine.config import DataConfig, ExperimentConfig, TrainConfig
-    from engine.errors import ConfigError
+    from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
+    from engine.core.errors import ConfigError
     from engine.experiment import run_experiment
 
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -158,7 +158,7 @@ def _data(n: int, seed: int):
 
 
 def _fit(out: Path, record: dict, stop_at: int | None = None, resume: bool = True):
-    from engine.config import TrainConfig
+    from engine.core.config import TrainConfig
     from engine.models.checkpoint import make_metadata
     from engine.models.registry import create_model
     from engine.train import loop

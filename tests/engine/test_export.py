@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from engine.attacks import fgsm
+from engine.core.errors import DataError, ExportError, ModelError
 from engine.data.decode import decode_image
-from engine.errors import DataError, ExportError, ModelError
 from engine.export import onnx_export
 from engine.export.onnx_export import check_parity, export_verified
 from engine.export.session import create_session, run_session, session_metadata, session_provider

@@ -1,4 +1,4 @@
-"""Atomic writes (engine.fileio) and the run folder's handling of the temp files a killed writer leaves."""
+"""Atomic writes (engine.core.fileio) and the run folder's handling of the temp files a killed writer leaves."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from engine.config import DataConfig, ExperimentConfig, TrainConfig
-from engine.errors import RunFolderError
-from engine.fileio import atomic_open, is_temp, remove_stale_temps, write_all, write_error, write_json, write_text
+from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
+from engine.core.errors import RunFolderError
+from engine.core.fileio import atomic_open, is_temp, remove_stale_temps, write_all, write_error, write_json, write_text
 from engine.runfolder import RunFolder
 
 CONFIG = ExperimentConfig(DataConfig(data="x"), TrainConfig())

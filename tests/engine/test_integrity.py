@@ -21,7 +21,7 @@ from PIL import Image
 
 import engine
 from engine.blackbox.onnx_target import onnx_model_info, onnx_predictor
-from engine.errors import ModelError, ModelIntegrityError
+from engine.core.errors import ModelError, ModelIntegrityError
 from engine.export.integrity import GRAPH_KEY, META_KEY, SUMS, graph_sha256, record_model, seal, verify_model
 from engine.export.match import verify_onnx_checkpoint
 from engine.export.onnx_export import export_verified

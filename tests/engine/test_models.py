@@ -11,7 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
-from engine.errors import ModelError
+from engine.core.errors import ModelError
 from engine.models.checkpoint import load_checkpoint, make_metadata, read_checkpoint, save_checkpoint, weights_sha256
 from engine.models.registry import (
     IMAGENET_MEAN,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine.attacks.natural import NATURAL, RGB_FROM_HED, apply_natural, gaussian_blur, jpeg, stain_shift
-from engine.errors import ConfigError, DataError
+from engine.core.errors import ConfigError, DataError
 
 SIZE = 32
 

@@ -15,14 +15,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine.core.errors import DataError, ModelError
+from engine.core.fileio import sha256_file
 from engine.data.demo import default_demo_dir, generate_demo_dataset
 from engine.data.discover import discover
 from engine.data.split import make_split, save_split
-from engine.errors import DataError, ModelError
 from engine.export.onnx_export import export_onnx
 from engine.export.quantize import compare_quantized, quantize_onnx
 from engine.export.session import create_session, run_session, session_metadata
-from engine.fileio import sha256_file
 from engine.models.checkpoint import make_metadata
 from engine.models.registry import create_model
 from tests.conftest import toy_arrays

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
 from engine.report import csv_export
 from engine.report.csv_export import COLUMNS, write_metrics_csv
 from engine.report.export import export_report, figure_names, output_paths

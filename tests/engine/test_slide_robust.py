@@ -21,11 +21,11 @@ from PIL import Image
 
 from engine.attacks import fgsm
 from engine.cli import main as cli_main
-from engine.errors import Cancelled, ConfigError, ModelError
+from engine.core.errors import Cancelled, ConfigError, ModelError
+from engine.core.progress import CancelToken
 from engine.export.onnx_export import export_verified, parity_batches
 from engine.models.checkpoint import make_metadata, save_checkpoint
 from engine.models.registry import create_model
-from engine.progress import CancelToken
 from engine.stress import _quantised
 from tests.engine.test_slides import write_pyramid
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from engine.errors import SlideError
+from engine.core.errors import SlideError
 from engine.slides import open_slide, otsu_threshold, slide_info, tissue_mask
 from engine.slides.tissue import MAX_SATURATION
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.core.errors import DataError
 from engine.data.records import Dataset, ImageRecord
 from engine.data.split import (
     LEAK_WARNING,
@@ -23,7 +24,6 @@ from engine.data.split import (
     split_hash,
     split_summary,
 )
-from engine.errors import DataError
 
 
 def make_dataset(

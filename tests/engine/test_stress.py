@@ -10,18 +10,18 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.config import DataConfig, ExperimentConfig, TrainConfig
+from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
+from engine.core.errors import Cancelled, ConfigError, DataError, ModelError, RunFolderError
+from engine.core.progress import CancelToken
 from engine.data.split import save_split
 from engine.data.tensors import ArraySet
 from engine.datasets import prepare_data
-from engine.errors import Cancelled, ConfigError, DataError, ModelError, RunFolderError
 from engine.evaluate.metrics import binary_metrics
 from engine.evaluate.predict import predict_proba
 from engine.export.match import checkpoint_for_onnx
 from engine.export.onnx_export import export_verified, parity_batches
 from engine.models.checkpoint import load_checkpoint, make_metadata, save_checkpoint
 from engine.models.registry import create_model
-from engine.progress import CancelToken
 from engine.runfolder import RunFolder
 from engine.stress import attack_image, perturbation_view, stress_test_set
 from engine.train.loop import fit

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import TrainConfig
+from engine.core.config import TrainConfig
+from engine.core.errors import Cancelled, ConfigError, DataError
+from engine.core.progress import CancelToken
 from engine.data.tensors import ArraySet
-from engine.errors import Cancelled, ConfigError, DataError
 from engine.models.checkpoint import load_checkpoint, make_metadata, read_checkpoint
 from engine.models.registry import create_model
-from engine.progress import CancelToken
 from engine.train.loop import fit
 from engine.train.state import class_weights
 from tests.conftest import toy_arrays

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from engine.errors import RunFolderError
+from engine.core.errors import RunFolderError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
 
 
 def parse_eps(value: str | float) -> float:

@@ -39,14 +39,3 @@ def needs_full_edition(what: str) -> str:
         f"{', '.join(DIAGNOSE_COMMANDS)} and the Diagnose page; for training and white-box attacks install the full "
         "edition (`pip install histoguard`, see the README)."
     )
-
-
-def describe_onnx_device() -> str:
-    """What the Diagnose edition computes on: onnxruntime's CUDA provider when a GPU is really there."""
-    import onnxruntime as ort
-
-    from engine.export.session import _gpu_driver_present
-
-    if "CUDAExecutionProvider" in ort.get_available_providers() and _gpu_driver_present():
-        return "CUDA GPU (onnxruntime)"
-    return f"CPU (onnxruntime, {os.cpu_count()} cores)"

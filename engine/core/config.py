@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, fields, replace
 
-from engine.catalog import DEFENCES
-from engine.errors import ConfigError
-from engine.runtime import PRECISIONS
+from engine.core.catalog import ATTACK_INFO, DEFENCES
+from engine.core.errors import ConfigError
+from engine.core.runtime import PRECISIONS
 
 DEFAULT_SWEEP = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
 
@@ -45,7 +46,7 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     # mixed precision: 'auto' = bf16 on CUDA (fp16 on GPUs without bf16) and on CPUs with native bf16
-    # (AVX512-BF16/AMX), fp32 elsewhere; 'fp32'; 'bf16' (see engine/runtime.py)
+    # (AVX512-BF16/AMX), fp32 elsewhere; 'fp32'; 'bf16' (see engine/models/device.py)
     precision: str = "auto"
     # adversarial training (engine/train/defences.py): 'none' | 'fgsm-rs' (fast AT) | 'pgd' | 'trades'
     adversarial: str = "none"
@@ -74,6 +75,72 @@ class TrainConfig:
             raise ConfigError("patience must be at least 1 epoch")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r} is unknown; choose one of {', '.join(PRECISIONS)}")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """One attack as every part of HistoGuard names it: the stress tests, the experiment, slides and the CLI.
+
+    ``eps`` is in pixel units (k/255 of the [0, 1] range; the L2 radius for pgd-l2). ``steps=None`` is the
+    attack's default (``engine.core.catalog``); ``alpha=None`` its default step size. ``target`` is a class
+    name: the attack pulls images towards it (targeted); None pushes them away from their label. Settings an
+    attack does not take are ignored, so one form can drive every attack (the noise baselines take no target).
+    """
+
+    method: str = "fgsm"
+    eps: float = 8 / 255
+    steps: int | None = None
+    alpha: float | None = None
+    restarts: int = 1
+    seed: int = 0
+    target: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in ATTACK_INFO:
+            raise ConfigError(f"unknown attack {self.method!r}; choose one of {', '.join(ATTACK_INFO)}")
+        info = self.info
+        high = 1.0 if info.norm == "linf" else math.inf
+        if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and 0 <= self.eps <= high):
+            hint = "e.g. 2/255" if info.norm == "linf" else "an L2 radius such as 0.5"
+            raise ConfigError(f"{info.label}: eps {self.eps} is outside [0, {high:g}]; give it in pixel units, {hint}")
+        bad_steps = self.steps is not None and self.steps < 1
+        if bad_steps or (self.alpha is not None and not self.alpha > 0) or self.restarts < 1:
+            raise ConfigError(
+                f"{self.method} needs steps >= 1, alpha > 0, restarts >= 1 (got {self.steps}, {self.alpha}, "
+                f"{self.restarts})"
+            )
+        object.__setattr__(self, "eps", float(self.eps))
+
+    @property
+    def info(self):
+        return ATTACK_INFO[self.method]
+
+    @property
+    def targeted(self) -> bool:
+        return self.target is not None and self.info.kind == "white-box"
+
+    @property
+    def n_steps(self) -> int:
+        """Gradient steps the attack takes (1 for one-shot attacks)."""
+        return (self.steps or self.info.default_steps) if self.info.iterative else 1
+
+    @property
+    def n_restarts(self) -> int:
+        return self.restarts if self.info.takes_restarts and self.n_steps > 1 else 1
+
+    def at(self, eps: float) -> AttackConfig:
+        return replace(self, eps=eps)
+
+    def describe(self) -> str:
+        """'PGD, 10 steps, 3 restarts, targeted towards benign'."""
+        parts = [self.info.short]
+        if self.info.iterative:
+            parts.append(f"{self.n_steps} steps")
+        if self.n_restarts > 1:
+            parts.append(f"{self.n_restarts} restarts")
+        if self.targeted:
+            parts.append(f"targeted towards {self.target}")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,68 @@
+"""The one table of attacks, perturbations and defences: names, labels and what each takes. Torch-free, so the
+CLI parser, ``AttackConfig``, the reports and the desktop app read it without importing torch;
+``engine.attacks.ATTACKS`` maps the same names to their functions (a test checks that both list the same).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_GOODFELLOW = "Goodfellow, Shlens & Szegedy, Explaining and Harnessing Adversarial Examples, ICLR 2015"
+_KURAKIN = "Kurakin, Goodfellow & Bengio, Adversarial Examples in the Physical World, ICLR workshop 2017"
+_MADRY = "Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018"
+_CROCE = (
+    "Croce & Hein, Reliable Evaluation of Adversarial Robustness with an Ensemble of Diverse Parameter-free "
+    "Attacks, ICML 2020"
+)
+_BASELINE = "none: a non-adversarial baseline (random noise of the same L-inf size)"
+
+
+@dataclass(frozen=True)
+class AttackInfo:
+    name: str
+    short: str  # "PGD": tables, menus and reports
+    label: str  # "PGD (L-inf, random start)": where there is room to say what it is
+    kind: str  # "white-box" (gradients of the attacked model) | "baseline" (random noise)
+    default_steps: int | None  # None: one shot
+    norm: str  # "linf" | "l2"
+    random: bool  # draws from the seeded generator
+    takes_alpha: bool
+    takes_restarts: bool
+    paper: str
+
+    @property
+    def iterative(self) -> bool:
+        return self.default_steps is not None
+
+
+_TABLE = (  # name, short, label, kind, default steps, norm, random, alpha, restarts, paper
+    ("fgsm", "FGSM", "FGSM (L-inf, one step)", "white-box", None, "linf", False, False, False, _GOODFELLOW),
+    ("bim", "BIM", "BIM / I-FGSM (L-inf, iterative)", "white-box", 10, "linf", False, True, False, _KURAKIN),
+    ("pgd", "PGD", "PGD (L-inf, random start)", "white-box", 10, "linf", True, True, True, _MADRY),
+    ("pgd-l2", "PGD-L2", "PGD (L2, random start)", "white-box", 10, "l2", True, True, True, _MADRY),
+    ("apgd", "APGD-CE", "APGD-CE (L-inf, adaptive step size)", "white-box", 20, "linf", True, False, True, _CROCE),
+    ("uniform-noise", "uniform noise", "Uniform noise (baseline)", "baseline", None, "linf", True, False, False,
+     _BASELINE),
+    ("sign-noise", "random sign noise", "Random-sign noise (baseline)", "baseline", None, "linf", True, False, False,
+     _BASELINE),
+)  # fmt: skip
+ATTACK_INFO: dict[str, AttackInfo] = {row[0]: AttackInfo(*row) for row in _TABLE}  # in the order menus show them
+
+ATTACK_LABELS = {name: info.short for name, info in ATTACK_INFO.items()}
+WHITE_BOX = tuple(n for n, i in ATTACK_INFO.items() if i.kind == "white-box")
+BASELINES = tuple(n for n, i in ATTACK_INFO.items() if i.kind == "baseline")
+ITERATIVE = tuple(n for n, i in ATTACK_INFO.items() if i.iterative)
+NATURAL_LABELS = {"stain": "H&E stain shift", "blur": "Gaussian blur", "jpeg": "JPEG"}
+BLACKBOX_LABELS = {"square": "Square (ONNX, queries only)"}
+DEFENCES = ("none", "fgsm-rs", "pgd", "trades")
+DEFENCE_LABELS = {
+    "none": "none",
+    "fgsm-rs": "fast adversarial training (FGSM, random start)",
+    "pgd": "PGD adversarial training",
+    "trades": "TRADES",
+}
+
+
+def attack_label(name: str) -> str:
+    """The short label of any attack or perturbation a report can hold ('none' for the clean images)."""
+    return {"none": "none", **ATTACK_LABELS, **BLACKBOX_LABELS, **NATURAL_LABELS}.get(name, name)
