@@ -21,6 +21,7 @@ from engine.attacks import make_attack as registry_attack
 from engine.core.config import ExperimentConfig
 from engine.core.eps import format_eps
 from engine.core.errors import ConfigError, DataError, ModelError, RunFolderError
+from engine.core.metrics import binary_metrics
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.cache import decode_dataset
 from engine.data.decode import decode_image
@@ -28,7 +29,6 @@ from engine.data.discover import discover
 from engine.data.split import SPLITS
 from engine.data.tensors import ArraySet, batches, to_tensor, to_uint8
 from engine.datasets import prepare_data
-from engine.evaluate.metrics import binary_metrics
 from engine.export.match import load_attack_model
 from engine.models.device import resolve_device
 

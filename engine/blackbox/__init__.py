@@ -2,7 +2,6 @@
 
 from engine.blackbox.onnx_target import (
     as_nchw_float,
-    binary_metrics_np,
     blackbox_stress,
     fixed_subset,
     onnx_model_info,
@@ -13,7 +12,6 @@ from engine.blackbox.square import SquareResult, p_schedule, square_attack
 __all__ = [
     "SquareResult",
     "as_nchw_float",
-    "binary_metrics_np",
     "blackbox_stress",
     "fixed_subset",
     "onnx_model_info",

@@ -14,6 +14,7 @@ import numpy as np
 
 from engine.blackbox.square import Predict, predicted, square_attack
 from engine.core.errors import ConfigError, DataError, ModelError
+from engine.core.metrics import classification_metrics
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.export.session import create_session, run_session, session_provider
 
@@ -75,22 +76,6 @@ def as_nchw_float(images: np.ndarray) -> np.ndarray:
     if images.ndim != 4 or images.shape[1] != 3:
         raise DataError(f"float images must be (N, 3, H, W) in [0, 1], got shape {images.shape}")
     return np.ascontiguousarray(images, dtype=np.float32)
-
-
-def binary_metrics_np(labels: np.ndarray, pred: np.ndarray, positive: int = 1) -> dict:
-    """Accuracy, sensitivity, specificity and missed-cancer rate (false-negative rate of ``positive``), with
-    the confusion matrix [[tn, fp], [fn, tp]] of ``positive`` against the rest; None where undefined."""
-    t, p = labels == positive, pred == positive
-    tn, fp, fn, tp = (int(np.sum(a & b)) for a, b in ((~t, ~p), (~t, p), (t, ~p), (t, p)))
-    sens = tp / (tp + fn) if tp + fn else None
-    return {
-        "accuracy": float(np.mean(labels == pred)) if len(labels) else None,
-        "sensitivity": sens,
-        "specificity": tn / (tn + fp) if tn + fp else None,
-        "missed_cancer_rate": None if sens is None else 1.0 - sens,
-        "confusion_matrix": [[tn, fp], [fn, tp]],
-        "n": int(len(labels)),
-    }
 
 
 def _input_size(session) -> tuple:
@@ -169,7 +154,7 @@ def _one_eps(predict, x, labels, eps, n_queries, p_init, seed, positive, on_prog
             cancel=cancel,
         )
         pred, curve, success, queries = predicted(res.probabilities), res.accuracy_curve, res.success, res.queries
-    row = {"eps": eps, **binary_metrics_np(labels, pred, positive)}
+    row = {"eps": eps, **classification_metrics(labels == positive, pred == positive)}
     row["attack_success_rate"] = None if success is None or not len(x) else float(success.mean())
     row["mean_queries"] = float(queries[success].mean()) if success is not None and success.any() else None
     row["accuracy_curve"] = [float(v) for v in curve]

@@ -18,9 +18,9 @@ from torch import nn
 
 from engine.attacks import ATTACK_INFO, make_attack
 from engine.attacks.natural import NATURAL, apply_natural
+from engine.core.metrics import binary_metrics
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.tensors import ArraySet, batches, to_tensor
-from engine.evaluate.metrics import binary_metrics
 
 log = logging.getLogger(__name__)
 

@@ -100,7 +100,7 @@ def add_blackbox(
                 "steps": cfg.blackbox_queries,
                 "restarts": 1,
                 **{k: r[k] for k in ("accuracy", "sensitivity", "specificity", "missed_cancer_rate")},
-                "balanced_accuracy": _mean(r["sensitivity"], r["specificity"]),
+                "balanced_accuracy": r["balanced_accuracy"],
                 "confusion_matrix": r["confusion_matrix"],
                 "n": r["n"],
                 "clean_accuracy_same_images": ev.accuracy_on(name, "none", None, 0.0, idx),
@@ -118,6 +118,3 @@ def finish(section: dict) -> dict:
         log.warning("Model %s: possible gradient masking: %s", f["model"], f["message"])
     return section
 
-
-def _mean(a, b):
-    return None if a is None or b is None else (a + b) / 2

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.blackbox.onnx_target import as_nchw_float, binary_metrics_np
+from engine.blackbox.onnx_target import as_nchw_float
 from engine.core.errors import DataError, ExportError, ModelError, RunFolderError
 from engine.core.fileio import write_bytes
+from engine.core.metrics import classification_metrics
 from engine.export.integrity import load_verified, record_model, seal
 
 log = logging.getLogger(__name__)
@@ -242,7 +243,7 @@ def compare_quantized(
     diff = np.abs(p32 - p8)
     out: dict = {"n_images": int(len(y))}
     for name, p in (("fp32", p32), ("int8", p8)):
-        out[name] = dict(_metrics(y, p.argmax(1), positive), provider=session_provider(sessions[name]))
+        out[name] = dict(classification_metrics(y == positive, p.argmax(1) == positive), provider=session_provider(sessions[name]))
         out[f"{name}_seconds"] = round(seconds[name], 4)
     return dict(
         out,
@@ -261,13 +262,6 @@ def _float_batch(images) -> np.ndarray:
     if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
         raise DataError("float images must be RGB in [0, 1] (divide 8-bit pixels by 255)")
     return x
-
-
-def _metrics(labels: np.ndarray, pred: np.ndarray, positive: int) -> dict:
-    m = binary_metrics_np(labels, pred, positive)
-    sens, spec = m["sensitivity"], m["specificity"]
-    m["balanced_accuracy"] = None if sens is None or spec is None else (sens + spec) / 2
-    return m
 
 
 def _delta(a, b):

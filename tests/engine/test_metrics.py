@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from engine.evaluate.metrics import binary_metrics, majority_baseline, patient_level
+from engine.core.metrics import binary_metrics, majority_baseline, patient_level
 
 KEYS = {
     "accuracy",
