@@ -89,8 +89,8 @@ def our_epoch(dataset, cache_dir: Path, out_dir: Path) -> float:
     import torch
 
     from engine.core.config import TrainConfig
+    from engine.data.arrays import ArraySet
     from engine.data.cache import decode_dataset
-    from engine.data.tensors import ArraySet
     from engine.models.checkpoint import make_metadata
     from engine.models.registry import create_model
     from engine.train.loop import fit

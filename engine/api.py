@@ -22,7 +22,7 @@ _LAZY = {
     "rows_to_csv": "engine.predict_files",
     "generate_demo_dataset": "engine.data.demo",
     "discover": "engine.data.discover",
-    "load_dataset": "engine.datasets",
+    "load_dataset": "engine.data.prepare",
     "default_demo_dir": "engine.data.demo",
     "make_split": "engine.data.split",
     "split_summary": "engine.data.split",

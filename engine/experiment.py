@@ -15,13 +15,14 @@ import torch
 from engine import __version__
 from engine.core.config import ExperimentConfig
 from engine.core.progress import CancelToken, ProgressCallback, report
+from engine.data.arrays import ArraySet
+from engine.data.prepare import PreparedData, prepare_data
 from engine.data.split import save_split, split_hash, split_summary
-from engine.data.tensors import ArraySet, to_tensor
-from engine.datasets import PreparedData, prepare_data
 from engine.evaluate.conditions import Evaluator
 from engine.evaluate.suite import add_blackbox, finish, robustness_section
 from engine.export.onnx_export import export_verified, parity_batches
 from engine.models.device import describe_device, resolve_device
+from engine.models.tensors import to_tensor
 from engine.report.write import write_reports
 from engine.runfolder import RunFolder
 from engine.train.distributed import require_single_process

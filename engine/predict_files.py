@@ -19,6 +19,7 @@ from engine.core.errors import DecodeError, ModelError
 from engine.core.fileio import sha256_file, write_text
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import load_rgb, resize_center
+from engine.data.inputs import collect_images
 from engine.export.session import (
     create_session,
     run_session,
@@ -26,7 +27,6 @@ from engine.export.session import (
     session_metadata,
     session_provider,
 )
-from engine.inputs import collect_images
 
 log = logging.getLogger(__name__)
 

@@ -23,14 +23,15 @@ from engine.core.eps import format_eps
 from engine.core.errors import ConfigError, DataError, ModelError, RunFolderError
 from engine.core.metrics import binary_metrics
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.data.arrays import ArraySet, batches
 from engine.data.cache import decode_dataset
 from engine.data.decode import decode_image
 from engine.data.discover import discover
+from engine.data.prepare import prepare_data
 from engine.data.split import SPLITS
-from engine.data.tensors import ArraySet, batches, to_tensor, to_uint8
-from engine.datasets import prepare_data
 from engine.export.match import load_attack_model
 from engine.models.device import resolve_device
+from engine.models.tensors import to_tensor, to_uint8
 
 log = logging.getLogger(__name__)
 DEFAULT_SET_EPS = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)

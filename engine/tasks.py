@@ -15,15 +15,16 @@ from engine.core.config import ExperimentConfig
 from engine.core.errors import ConfigError, DecodeError
 from engine.core.fileio import atomic_open, write_json
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.data.arrays import ArraySet
 from engine.data.decode import load_rgb, resize_center
+from engine.data.inputs import collect_images
+from engine.data.prepare import prepare_data
 from engine.data.split import save_split, split_hash
-from engine.data.tensors import ArraySet, to_tensor, to_uint8
-from engine.datasets import prepare_data
 from engine.evaluate.conditions import Evaluator
 from engine.export.onnx_export import export_verified, parity_batches
-from engine.inputs import collect_images
 from engine.models.checkpoint import load_checkpoint
 from engine.models.device import resolve_device
+from engine.models.tensors import to_tensor, to_uint8
 from engine.runfolder import RunFolder
 from engine.train.distributed import barrier, distributed_session, main_first
 from engine.train.study import adversarial_how, merged_fgsm_sets, train_new_model

@@ -100,7 +100,7 @@ def describe_dataset(summary: dict, max_skipped: int = 10) -> str:
 
 def cmd_data(a, progress) -> int:
     cfg = data_config(a)
-    from engine.datasets import load_dataset
+    from engine.data.prepare import load_dataset
 
     print(describe_dataset(load_dataset(cfg, on_progress=progress).summary()))
     return 0

@@ -16,7 +16,7 @@ from torch import nn
 from engine.attacks import fgsm
 from engine.core.metrics import binary_metrics, patient_level
 from engine.core.progress import CancelToken, ProgressCallback
-from engine.data.tensors import ArraySet
+from engine.data.arrays import ArraySet
 from engine.evaluate.predict import predict_proba
 
 CONDITIONS = (("A", None), ("A", "A"), ("B", None), ("B", "A"), ("B", "B"))

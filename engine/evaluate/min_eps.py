@@ -14,7 +14,8 @@ from torch import nn
 
 from engine.attacks import pgd
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
-from engine.data.tensors import ArraySet, batches, to_tensor
+from engine.data.arrays import ArraySet, batches
+from engine.models.tensors import to_tensor
 
 
 def minimal_eps(

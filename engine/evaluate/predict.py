@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
-from engine.data.tensors import ArraySet, batches, to_tensor, to_uint8
+from engine.data.arrays import ArraySet, batches
 from engine.models.fast import fast_model
+from engine.models.tensors import to_tensor, to_uint8
 
 AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 

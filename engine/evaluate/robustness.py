@@ -20,7 +20,8 @@ from engine.attacks import ATTACK_INFO, make_attack
 from engine.attacks.natural import NATURAL, apply_natural
 from engine.core.metrics import binary_metrics
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
-from engine.data.tensors import ArraySet, batches, to_tensor
+from engine.data.arrays import ArraySet, batches
+from engine.models.tensors import to_tensor
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from engine.core.config import ExperimentConfig
 from engine.core.progress import CancelToken, ProgressCallback
-from engine.data.tensors import ArraySet
+from engine.data.arrays import ArraySet
 from engine.evaluate.masking import masking_flags
 from engine.evaluate.min_eps import min_eps_summary, minimal_eps
 from engine.evaluate.robustness import RobustnessEvaluator, RobustnessPlan, plan_dict

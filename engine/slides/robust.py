@@ -23,10 +23,11 @@ from torch import nn
 from engine.attacks._common import attack_mode, input_gradient
 from engine.core.errors import ConfigError, ModelError
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
-from engine.data.tensors import ArraySet, to_tensor
+from engine.data.arrays import ArraySet
 from engine.evaluate.min_eps import minimal_eps
 from engine.export.match import load_attack_model
 from engine.models.device import resolve_device
+from engine.models.tensors import to_tensor
 from engine.slides.grid import Tile
 from engine.slides.predict import SlidePrediction, read_tile_rgb
 from engine.slides.reader import open_slide

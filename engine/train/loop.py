@@ -18,10 +18,11 @@ from torch import nn
 from engine.core.config import TrainConfig
 from engine.core.errors import ConfigError, DataError, ModelError
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
-from engine.data.prefetch import batch_images
-from engine.data.tensors import ArraySet, augment, batches, to_tensor
+from engine.data.arrays import ArraySet, batches
 from engine.models.checkpoint import read_checkpoint, save_checkpoint
 from engine.models.device import autocast_dtype, resolve_device
+from engine.models.tensors import to_tensor
+from engine.train.augment import augment
 from engine.train.defences import adversarial_loss
 from engine.train.distributed import (
     SINGLE,
@@ -39,6 +40,7 @@ from engine.train.distributed import (
     unwrap,
     wrap_ddp,
 )
+from engine.train.prefetch import batch_images
 from engine.train.robust_val import catastrophic_overfitting, robust_subset, robust_validation
 from engine.train.state import TrainState, class_weights, make_optimizer, make_scheduler
 

@@ -14,7 +14,8 @@ from torch import nn
 from engine.attacks import fgsm, pgd
 from engine.core.config import TrainConfig
 from engine.core.metrics import classification_metrics
-from engine.data.tensors import ArraySet, batches, to_tensor
+from engine.data.arrays import ArraySet, batches
+from engine.models.tensors import to_tensor
 
 VAL_LIMIT = 256  # validation images attacked per epoch (a class-stratified, fixed subset)
 CO_DROP = 0.2  # a fall of PGD accuracy by this much (and by half) from its best epoch is flagged

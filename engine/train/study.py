@@ -15,7 +15,7 @@ from torch import nn
 from engine.attacks import fgsm
 from engine.core.config import TrainConfig
 from engine.core.progress import CancelToken, ProgressCallback
-from engine.data.tensors import ArraySet, concat
+from engine.data.arrays import ArraySet, concat
 from engine.evaluate.predict import adversarial_set
 from engine.models.checkpoint import make_metadata, weights_sha256
 from engine.models.device import resolve_device

@@ -23,7 +23,7 @@ import torch
 
 from engine.cli import main
 from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
-from engine.data.tensors import ArraySet
+from engine.data.arrays import ArraySet
 from engine.models.checkpoint import make_metadata, read_checkpoint
 from engine.models.registry import create_model
 from engine.runfolder import RunFolder

@@ -11,7 +11,7 @@ import torch
 from engine.attacks import pgd
 from engine.core.config import TrainConfig
 from engine.core.errors import ConfigError
-from engine.data.tensors import ArraySet
+from engine.data.arrays import ArraySet
 from engine.models.checkpoint import make_metadata
 from engine.models.registry import create_model
 from engine.train import loop

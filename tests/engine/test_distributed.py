@@ -147,7 +147,7 @@ def test_experiment_refuses_more_than_one_process(tmp_path, monkeypatch):
 
 
 def _data(n: int, seed: int):
-    from engine.data.tensors import ArraySet
+    from engine.data.arrays import ArraySet
 
     rng = np.random.default_rng(seed)
     images = rng.integers(40, 120, size=(n, 16, 16, 3), dtype=np.uint8)

@@ -14,10 +14,10 @@ from PIL import Image
 from engine.attacks import fgsm
 from engine.core.errors import DataError, ExportError, ModelError
 from engine.data.decode import decode_image
+from engine.data.inputs import collect_images
 from engine.export import onnx_export
 from engine.export.onnx_export import check_parity, export_verified
 from engine.export.session import create_session, run_session, session_metadata, session_provider
-from engine.inputs import collect_images
 from engine.models.checkpoint import make_metadata, weights_sha256
 from engine.models.registry import create_model
 from engine.predict_files import predict_files

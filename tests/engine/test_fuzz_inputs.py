@@ -33,7 +33,7 @@ from engine.data import decode as decode_mod
 from engine.data.breakhis import TUMOR_TYPES, BreakHisName, normalise_magnification, parse_breakhis_name
 from engine.data.decode import MAX_PIXELS, decode_image, load_rgb, resize_center
 from engine.data.discover import discover
-from engine.inputs import collect_images
+from engine.data.inputs import collect_images
 
 PLAN = {  # examples per test; each test checks that it ran them all
     "random_bytes": 300,

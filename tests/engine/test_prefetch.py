@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.data.prefetch import batch_images
-from engine.data.tensors import batches, to_tensor
+from engine.data.arrays import batches
+from engine.models.tensors import to_tensor
+from engine.train.prefetch import batch_images
 
 
 def test_batches_read_ahead_equal_batches_read_in_line():

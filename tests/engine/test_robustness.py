@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.attacks import pgd
-from engine.data.tensors import ArraySet
+from engine.data.arrays import ArraySet
 from engine.evaluate.masking import masking_flags
 from engine.evaluate.min_eps import min_eps_summary, minimal_eps
 from engine.evaluate.robustness import RobustnessEvaluator, RobustnessPlan

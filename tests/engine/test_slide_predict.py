@@ -116,7 +116,7 @@ def test_slide_command_refuses_an_unreadable_slide(tmp_path, capsys):
 def test_a_model_trained_with_input_mpp_tiles_slides_at_its_training_scale(slide, tmp_path):
     """--input-mpp goes into the checkpoint and ONNX metadata as "mpp"; predict_slide then needs no --model-mpp."""
     from engine.core.config import TrainConfig
-    from engine.data.tensors import ArraySet
+    from engine.data.arrays import ArraySet
     from engine.export.onnx_export import export_onnx
     from engine.slides.predict import predict_slide
     from engine.train.study import train_new_model

@@ -14,9 +14,9 @@ from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
 from engine.core.errors import Cancelled, ConfigError, DataError, ModelError, RunFolderError
 from engine.core.metrics import binary_metrics
 from engine.core.progress import CancelToken
+from engine.data.arrays import ArraySet
+from engine.data.prepare import prepare_data
 from engine.data.split import save_split
-from engine.data.tensors import ArraySet
-from engine.datasets import prepare_data
 from engine.evaluate.predict import predict_proba
 from engine.export.match import checkpoint_for_onnx
 from engine.export.onnx_export import export_verified, parity_batches

@@ -9,7 +9,7 @@ import torch
 from engine.core.config import TrainConfig
 from engine.core.errors import Cancelled, ConfigError, DataError
 from engine.core.progress import CancelToken
-from engine.data.tensors import ArraySet
+from engine.data.arrays import ArraySet
 from engine.models.checkpoint import load_checkpoint, make_metadata, read_checkpoint
 from engine.models.registry import create_model
 from engine.train.loop import fit

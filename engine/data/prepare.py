@@ -5,20 +5,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.core.config import DataConfig
 from engine.core.progress import CancelToken, ProgressCallback
+from engine.data.arrays import ArraySet
 from engine.data.cache import DecodedImages, decode_dataset
 from engine.data.demo import dataset_root
 from engine.data.discover import discover
 from engine.data.records import Dataset
 from engine.data.split import Split, load_split, make_split
-
-if TYPE_CHECKING:  # torch: ``histoguard data`` and the Data page also run in the Diagnose edition
-    from engine.data.tensors import ArraySet
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +27,6 @@ class PreparedData:
     split: Split
 
     def arrays(self, name: str) -> ArraySet:
-        from engine.data.tensors import ArraySet
-
         idx = self.split.indices(name)
         patients = np.array([self.dataset.records[i].patient_id or f"image-{i}" for i in idx], dtype=object)
         return ArraySet(np.asarray(self.decoded.images[idx]), self.decoded.labels[idx], patients)
