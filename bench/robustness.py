@@ -41,7 +41,7 @@ def configs(device: str = "cpu") -> dict[str, ExperimentConfig]:
 
 
 def run(name: str, cfg: ExperimentConfig, out: Path, reuse: bool) -> dict:
-    from engine.experiment import run_experiment
+    from engine.workflows.experiment import run_experiment
 
     report = out / "report.json"
     if reuse and report.is_file():

@@ -40,7 +40,7 @@ def _model_pair(folder: Path, arch: str, size: int) -> Path:
 def run(side: int = 20000, arch: str = "densenet121", size: int = 224, robust_tiles: int = 256) -> dict:
     from engine.data.demo_slide import MPP, write_demo_slide
     from engine.slides.predict import predict_slide
-    from engine.slides.robust import slide_robustness
+    from engine.workflows.slide_robustness import slide_robustness
 
     with tempfile.TemporaryDirectory() as tmp:
         slide = Path(tmp) / "slide.tiff"

@@ -6,7 +6,7 @@ react. A screenshot is taken mid-run.
     python -m bench.slide_viewer --slide SLIDE --model MODEL.onnx [--shot mid-run.png]
 
 Without --slide, the synthetic 20,000 x 20,000 px demo slide is written into a temporary folder (90 s);
-without --model, a tiny torch-free model (engine.export.tiny) predicts.
+without --model, a tiny torch-free model (engine.deploy.tiny) predicts.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def run(slide: str = "", model: str = "", shot: str = "", after_s: float = 5.0) 
 
         slide = str(write_demo_slide(tmp / "demo-slide.tiff", 20000))
     if not model:
-        from engine.export.tiny import write_tiny_model
+        from engine.deploy.tiny import write_tiny_model
 
         model = str(write_tiny_model(tmp / "tiny.onnx"))
     app = get_app()

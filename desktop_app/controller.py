@@ -31,7 +31,7 @@ def _load(cfg: DataConfig, *, on_progress=None, cancel=None):
 
 def _detect_device(*, on_progress=None, cancel=None) -> str:
     from engine.core.edition import DIAGNOSE, edition
-    from engine.export.session import describe_onnx_device
+    from engine.deploy.session import describe_onnx_device
 
     if edition() == DIAGNOSE:
         return describe_onnx_device()

@@ -16,7 +16,7 @@ import logging
 import re
 from pathlib import Path
 
-from engine.runfolder import CONFIG
+from engine.runs.folder import CONFIG
 
 IMAGE_EXTENSIONS = "png|jpe?g|tiff?|bmp|gif|webp|svs|ndpi|mrxs|scn|czi|vms|vmu|bif|dcm|jp2|npy"
 _STOP = "\n\r\t'\"<>|;,(){}\\[\\]"  # characters that end a path in a message

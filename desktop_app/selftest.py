@@ -1,6 +1,6 @@
 """``histoguard --self-test``: prove an installed app works, offscreen, in seconds, and exit 0.
 
-It opens the main window, writes a tiny ONNX model (engine.export.tiny: no PyTorch, so the Diagnose
+It opens the main window, writes a tiny ONNX model (engine.deploy.tiny: no PyTorch, so the Diagnose
 edition runs it too) and one synthetic tissue image into a temporary folder, loads the model and
 predicts the image through the Diagnose page exactly as a user would, then checks the result row. Any
 error dialog, a missing prediction or a timeout fails it (exit 1) with the reason. The installers run it
@@ -45,7 +45,7 @@ def _check_no_errors(window) -> None:
 
 def _inputs(folder: Path) -> tuple[Path, Path]:
     from engine.data.demo import generate_demo_dataset
-    from engine.export.tiny import write_tiny_model
+    from engine.deploy.tiny import write_tiny_model
 
     model = write_tiny_model(folder / "selftest.onnx")
     demo = generate_demo_dataset(folder / "demo", patients_per_class=1, images_per_patient=1)

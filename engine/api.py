@@ -1,54 +1,63 @@
-"""The small public surface the CLI and the desktop app use.
+"""The one facade both faces use: the CLI (``engine.cli``) and the desktop app (``desktop_app``) call the engine
+through these names only.
 
-Functions are imported on first use (PEP 562), so ``import engine.api`` stays fast: torch alone takes
-seconds to import, which a window that must open quickly cannot afford.
+Names are imported on first use (PEP 562), so ``import engine.api`` stays fast: torch alone takes seconds to
+import, which a window that must open quickly cannot afford. What the Diagnose edition offers comes from the
+torch-free packages (``core``, ``data``, ``runs``, ``deploy``, ``slides``, ``report``); the rest needs PyTorch.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from pathlib import Path
 
-from engine.core.config import DEMO_TRAIN, DataConfig, ExperimentConfig, TrainConfig
+from engine.core.config import DEMO_TRAIN, AttackConfig, DataConfig, ExperimentConfig, TrainConfig
 from engine.core.errors import Cancelled, EngineError
 from engine.core.progress import CancelToken, Progress
 
 _LAZY = {
-    "run_experiment": "engine.experiment",
-    "train_model": "engine.tasks",
-    "evaluate_checkpoint": "engine.tasks",
-    "export_checkpoint": "engine.tasks",
-    "attack_files": "engine.tasks",
-    "predict_files": "engine.predict_files",
-    "rows_to_csv": "engine.predict_files",
+    # torch-free: the Diagnose edition runs these
+    "ImageSource": "engine.runs.images",
+    "RunFolder": "engine.runs.folder",
+    "ModelMeta": "engine.core.metadata",
+    "predict_files": "engine.deploy.predict",
+    "rows_to_csv": "engine.deploy.predict",
+    "blackbox_images": "engine.deploy.blackbox",
+    "read_model_info": "engine.deploy.model_info",
+    "describe_onnx_device": "engine.deploy.session",
+    "quantize_onnx": "engine.deploy.quantize",
+    "compare_quantized": "engine.deploy.quantize",
+    "quantize_dataset": "engine.deploy.quantize_data",
     "generate_demo_dataset": "engine.data.demo",
+    "default_demo_dir": "engine.data.demo",
     "discover": "engine.data.discover",
     "load_dataset": "engine.data.prepare",
-    "default_demo_dir": "engine.data.demo",
     "make_split": "engine.data.split",
     "split_summary": "engine.data.split",
     "load_split": "engine.data.split",
     "load_rgb": "engine.data.decode",
-    "describe_device": "engine.models.device",
-    "resolve_device": "engine.models.device",
-    "list_models": "engine.models.registry",
     "parse_eps": "engine.core.eps",
-    "export_report": "engine.report.export",
-    "attack_image": "engine.stress",
-    "stress_test_set": "engine.stress",
-    "blackbox_images": "engine.stress",
-    "blackbox_folder": "engine.blackbox_files",
-    "checkpoint_for_onnx": "engine.export.match",
-    "onnx_checkpoint_candidate": "engine.export.match",
-    "quantize_onnx": "engine.export.quantize",
-    "compare_quantized": "engine.export.quantize",
-    "quantize_dataset": "engine.quantize_files",
     "open_slide": "engine.slides.reader",
     "slide_info": "engine.slides.reader",
     "predict_slide": "engine.slides.predict",
-    "slide_robustness": "engine.slides.robust",
-    "attack_tile": "engine.slides.robust",
+    "read_tile_rgb": "engine.slides.predict",
     "write_slide_outputs": "engine.slides.export",
     "write_demo_slide": "engine.data.demo_slide",
+    # full edition (PyTorch)
+    "run_experiment": "engine.workflows.experiment",
+    "train_model": "engine.workflows.train",
+    "evaluate_checkpoint": "engine.workflows.evaluate",
+    "export_checkpoint": "engine.workflows.export",
+    "attack_files": "engine.workflows.attack",
+    "attack_image": "engine.workflows.attack",
+    "stress_test_set": "engine.workflows.stress",
+    "slide_robustness": "engine.workflows.slide_robustness",
+    "attack_tile": "engine.workflows.slide_robustness",
+    "checkpoint_for_onnx": "engine.export.match",
+    "describe_device": "engine.models.device",
+    "resolve_device": "engine.models.device",
+    "list_models": "engine.models.registry",
 }
 
 
@@ -58,8 +67,49 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'engine.api' has no attribute {name!r}")
 
 
+def open_run(path: str | Path):
+    """What the run folder ``path`` holds (``RunContents``); RunFolderError when it is not a run folder."""
+    from engine.runs.folder import RunFolder
+
+    return RunFolder.open(path).contents()
+
+
+def run_folder_state(path: str | Path, config: ExperimentConfig | None) -> str:
+    """What ``path`` offers a new run with ``config`` (``RunFolder.state``: 'new', 'resumable', 'locked', ...)."""
+    from engine.runs.folder import RunFolder
+
+    return RunFolder.state(path, config)
+
+
+def checkpoint_beside(onnx: str | Path) -> Path:
+    """Where a run folder keeps the checkpoint an ONNX file was exported from."""
+    from engine.runs.folder import RunFolder
+
+    return RunFolder.checkpoint_beside(onnx)
+
+
+def export_report(result: dict, out: str | Path, *, run_dir: str | Path | None = None, on_progress=None, cancel=None):
+    """report.html and metrics.csv of a report (``engine.report.export``); figures the run folder lacks are drawn
+    where matplotlib is installed (the full edition) and left out where it is not (the Diagnose edition)."""
+    from engine.report.export import export_report as write
+
+    return write(result, out, run_dir=run_dir, draw=_figure_drawer(), on_progress=on_progress, cancel=cancel)
+
+
+def _figure_drawer():
+    try:
+        if importlib.util.find_spec("matplotlib") is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    from engine.evaluate.figures import draw_figures
+
+    return draw_figures
+
+
 __all__ = [
     "DEMO_TRAIN",
+    "AttackConfig",
     "CancelToken",
     "Cancelled",
     "DataConfig",
@@ -67,5 +117,9 @@ __all__ = [
     "ExperimentConfig",
     "Progress",
     "TrainConfig",
+    "checkpoint_beside",
+    "export_report",
+    "open_run",
+    "run_folder_state",
     *_LAZY,
 ]

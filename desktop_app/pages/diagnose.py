@@ -48,7 +48,7 @@ PREVIEW_SIDE = 1024  # large slide images are shown as a thumbnail of at most th
 def read_model(path: Path, *, on_progress=None, cancel=None) -> dict:
     """The model's sha256, HistoGuard metadata and the provider onnxruntime really uses (worker). Opening
     checks the file's integrity: a file that does not match its recorded hashes fails here (its error)."""
-    from engine.export.session import create_session, session_integrity, session_metadata, session_provider
+    from engine.deploy.session import create_session, session_integrity, session_metadata, session_provider
 
     session = create_session(path, device="auto")
     meta, provider = session_metadata(session), session_provider(session)

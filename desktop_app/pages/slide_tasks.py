@@ -32,7 +32,7 @@ def predict(slide: Path, model: Path, *, on_progress=None, cancel=None, **kw):
 
 
 def robustness(slide: Path, model: Path, prediction, *, on_progress=None, cancel=None, **kw):
-    from engine.slides.robust import slide_robustness  # imports torch: on the worker, when first needed
+    from engine.workflows.slide_robustness import slide_robustness  # imports torch: on the worker, when first needed
 
     return slide_robustness(slide, model, prediction, on_progress=on_progress, cancel=cancel, **kw)
 
@@ -53,7 +53,7 @@ def read_tile(slide: Path, tile, level: int, size: int, *, on_progress=None, can
 
 
 def attack(slide: Path, model: Path, tile, level: int, *, on_progress=None, cancel=None, **kw) -> dict:
-    from engine.slides.robust import attack_tile  # imports torch: on the worker, when first needed
+    from engine.workflows.slide_robustness import attack_tile  # imports torch: on the worker, when first needed
 
     check_cancel(cancel, "tile attack")  # a click on another tile before this one started
     return attack_tile(slide, model, tile, level, **kw)

@@ -1,7 +1,7 @@
 """Where a training run goes: a folder field with Browse / New folder, what the folder holds now, and the
 two explicit choices for a folder that already holds a run (resume it, or overwrite it).
 
-The check mirrors ``engine.runfolder.RunFolder.check`` (the engine checks again on the worker) but says
+The check mirrors ``engine.runs.folder.RunFolder.check`` (the engine checks again on the worker) but says
 what to do in the words of this page rather than the CLI's options.
 """
 

@@ -98,7 +98,7 @@ class SlideForm(QWidget):
         return self.model_mpp.value() or None
 
     def robustness_settings(self) -> dict:
-        """Keyword arguments of ``engine.slides.robust.slide_robustness``."""
+        """Keyword arguments of ``engine.workflows.slide_robustness.slide_robustness``."""
         limit = self.limit.value()
         return {
             "method": self.method.currentData(),

@@ -1,4 +1,4 @@
-"""The stages of a study run and their status, in the order ``engine.experiment._run`` runs them: prepare,
+"""The stages of a study run and their status, in the order ``engine.workflows.experiment._run`` runs them: prepare,
 train A, FGSM from A, train B, train C (adversarial training), evaluate, robustness (white-box, transfer,
 noise, natural perturbations and minimal eps), export ONNX, black-box Square attack on the ONNX files.
 

@@ -9,6 +9,7 @@ from engine import api
 from engine.core.config import (
     DEMO_EPS,
     DEMO_TRAIN,
+    AttackConfig,
     DataConfig,
     ExperimentConfig,
     TrainConfig,
@@ -99,10 +100,7 @@ def describe_dataset(summary: dict, max_skipped: int = 10) -> str:
 
 
 def cmd_data(a, progress) -> int:
-    cfg = data_config(a)
-    from engine.data.prepare import load_dataset
-
-    print(describe_dataset(load_dataset(cfg, on_progress=progress).summary()))
+    print(describe_dataset(api.load_dataset(data_config(a), on_progress=progress).summary()))
     return 0
 
 
@@ -189,7 +187,7 @@ def cmd_train(a, progress) -> int:
     if env_context().is_main:  # under torchrun every rank returns here; one prints
         print(
             f"best epoch {summary['best_epoch']}, validation balanced accuracy "
-            f"{summary['best_val_balanced_accuracy']:.3f}; checkpoint {summary['checkpoint']}"
+            f"{summary['best_val_balanced_accuracy']:.3f}; checkpoint {Path(a.out) / summary['checkpoint']}"
         )
     return 0
 
@@ -206,20 +204,10 @@ def cmd_evaluate(a, progress) -> int:
 
 
 def cmd_attack(a, progress) -> int:
-    rows = api.attack_files(
-        a.model,
-        a.inputs,
-        a.out,
-        method=a.method,
-        eps=a.eps,
-        steps=a.steps,
-        alpha=a.alpha,
-        restarts=a.restarts,
-        target=a.target,
-        seed=a.seed,
-        device=a.device,
-        on_progress=progress,
+    attack = AttackConfig(
+        a.method, a.eps, steps=a.steps, alpha=a.alpha, restarts=a.restarts, seed=a.seed, target=a.target
     )
+    rows = api.attack_files(a.model, a.inputs, a.out, attack, device=a.device, on_progress=progress)
     flipped = sum(1 for r in rows if not r["error"] and r["clean_pred"] != r["adv_pred"])
     failed = [r for r in rows if r["error"]]
     write_json(Path(a.out) / "attack.json", rows)
@@ -231,11 +219,10 @@ def cmd_attack(a, progress) -> int:
 
 
 def cmd_blackbox(a, progress) -> int:
-    from engine.blackbox_files import blackbox_folder
-
-    result = blackbox_folder(
-        a.model, data_config(a), eps_values=a.eps, n_queries=a.queries, limit=a.limit, seed=a.seed, on_progress=progress
-    )
+    result = api.blackbox_images(
+        a.model, api.ImageSource(data=data_config(a)), eps_values=a.eps, n_queries=a.queries, limit=a.limit,
+        seed=a.seed, on_progress=progress,
+    )  # fmt: skip
     rows = [["eps", "accuracy", "sensitivity", "specificity", "missed", "success", "mean queries"]]
     for r in result["results"]:
         cells = [r["accuracy"], r["sensitivity"], r["specificity"], r["missed_cancer_rate"], r["attack_success_rate"]]
@@ -267,25 +254,22 @@ def cmd_predict(a, progress) -> int:
 def cmd_slide(a, progress) -> int:
     from engine.core.edition import DIAGNOSE, edition, needs_full_edition
     from engine.core.errors import ConfigError
-    from engine.slides.export import write_slide_outputs
-    from engine.slides.predict import predict_slide
 
     if a.robustness != "none" and edition() == DIAGNOSE:  # before the prediction, not after it
         raise ConfigError(needs_full_edition(f"`histoguard slide --robustness {a.robustness}`"))
-    pred = predict_slide(
+    attack = AttackConfig(a.robustness, a.max_eps / 255, steps=a.steps) if a.robustness != "none" else None
+    pred = api.predict_slide(
         a.slide, a.model, model_mpp=a.model_mpp, min_tissue=a.min_tissue, batch_size=a.batch_size, device=a.device,
         on_progress=progress,
     )  # fmt: skip
     settings = None
-    if a.robustness != "none":
-        from engine.slides.robust import slide_robustness
-
+    if attack is not None:
         settings = {"method": a.robustness, "max_k": a.max_eps, "steps": a.steps if a.robustness == "pgd" else None}
-        pred.flip_eps = slide_robustness(
-            a.slide, a.model, pred, method=a.robustness, max_k=a.max_eps, steps=a.steps, limit=a.robust_limit,
-            batch_size=a.batch_size, device=a.device, on_progress=progress,
+        pred.flip_eps = api.slide_robustness(
+            a.slide, a.model, pred, attack, limit=a.robust_limit, batch_size=a.batch_size, device=a.device,
+            on_progress=progress,
         )  # fmt: skip
-    files = write_slide_outputs(pred, a.out, a.model, robustness=settings)
+    files = api.write_slide_outputs(pred, a.out, a.model, robustness=settings)
     s, info = pred.summary(top=1), pred.info
     mpp = f"{info.mpp[0]:.3f} µm/px" if info.mpp else "no mpp"
     print(f"{Path(a.slide).name}: {info.dimensions[0]} x {info.dimensions[1]} px, {info.level_count} levels, {mpp}")
@@ -294,7 +278,7 @@ def cmd_slide(a, progress) -> int:
         f"{s['tissue_tiles']} tissue tiles of {pred.tile_size} px; {s['positive_tiles']} predicted {pred.positive}"
         + (f" ({frac:.1%})" if frac is not None else "")
     )
-    if settings is not None:
+    if attack is not None:
         r = s["robustness"]
         at2, at8 = fmt(r["flipped_at_2_255_fraction"], ".1%"), fmt(r["flipped_at_8_255_fraction"], ".1%")
         print(
@@ -307,9 +291,7 @@ def cmd_slide(a, progress) -> int:
 
 
 def cmd_quantize(a, progress) -> int:
-    from engine.quantize_files import quantize_dataset
-
-    r = quantize_dataset(
+    r = api.quantize_dataset(
         a.model, data_config(a), out=a.out, split=a.split, calibration_images=a.calibration_images, mode=a.mode,
         seed=a.seed, on_progress=progress,
     )  # fmt: skip

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from engine.core.catalog import ATTACK_INFO, DEFENCES
-from engine.core.errors import ConfigError
+from engine.core.errors import ConfigError, option
 from engine.core.runtime import PRECISIONS
 
 DEFAULT_SWEEP = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
@@ -26,7 +26,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if not self.demo and not self.data:
-            raise ConfigError("no dataset given: pass --data PATH (a folder or CSV) or --demo")
+            raise ConfigError(f"no dataset given: choose {option('data')} (a folder or CSV) or {option('demo')}")
         if self.split_level not in ("patient", "image"):
             raise ConfigError(f"split level {self.split_level!r} must be 'patient' or 'image'")
         object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
@@ -130,6 +130,18 @@ class AttackConfig:
 
     def at(self, eps: float) -> AttackConfig:
         return replace(self, eps=eps)
+
+    def canonical(self) -> AttackConfig:
+        """The same attack with the settings it does not take reset: equal attacks compare equal."""
+        info = self.info
+        return replace(
+            self,
+            steps=self.n_steps if info.iterative else None,
+            alpha=self.alpha if info.takes_alpha else None,
+            restarts=self.restarts if info.takes_restarts else 1,
+            seed=self.seed if info.random else 0,
+            target=self.target if self.targeted else None,
+        )
 
     def describe(self) -> str:
         """'PGD, 10 steps, 3 restarts, targeted towards benign'."""

@@ -1,9 +1,10 @@
 """Process-wide CPU speed settings, applied once by the entry points (CLI, app, benchmarks), never on import.
 
 - glibc's allocator returns every large freed block to the OS and takes it back on the next pass: a
-  DenseNet121 forward at 224 then costs 100-190k page faults, about 1.5x the time (measured on 2-core VMs; bench/inference.py).
-  Raising the mmap and trim thresholds keeps those blocks in the process. ``GLIBC_TUNABLES`` does the same
-  from the environment; ``mallopt`` does it from inside the process, for the allocations that follow.
+  DenseNet121 forward at 224 then costs 100-190k page faults, about 1.5x the time (measured on 2-core VMs,
+  ``python -m bench.inference``). Raising the mmap and trim thresholds keeps those blocks in the process.
+  ``GLIBC_TUNABLES`` does the same from the environment; ``mallopt`` does it from inside the process, for the
+  allocations that follow.
 
 Torch-free: the precision choice that needs torch is ``engine.models.device.autocast_dtype``.
 """

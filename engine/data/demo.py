@@ -1,9 +1,9 @@
 """A small SYNTHETIC H&E-like dataset in the BreakHis layout, so HistoGuard can be tried without real data.
 
-Images are drawn from random numbers (``engine.data.demo_tissue``: a Beer-Lambert stain model, haematoxylin for nuclei, eosin for
-stroma). They are not real tissue and must never be used for diagnosis or to judge real performance.
-Benign images show small regular nuclei lining gland lumens; malignant ones show large, dark, crowded,
-irregular nuclei. File names follow BreakHis (``SOB_B_A-99-9001-40-001.png``); year ``99`` marks them
+Images are drawn from random numbers (``engine.data.demo_tissue``: a Beer-Lambert stain model, haematoxylin
+for nuclei, eosin for stroma). They are not real tissue and must never be used for diagnosis or to judge real
+performance. Benign images show small regular nuclei lining gland lumens; malignant ones show large, dark,
+crowded, irregular nuclei. File names follow BreakHis (``SOB_B_A-99-9001-40-001.png``); year ``99`` marks them
 as synthetic, and the marker file ``DEMO_MARKER`` at the root records the generator parameters.
 """
 

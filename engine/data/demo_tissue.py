@@ -44,7 +44,9 @@ def make_patient(seed: int, label: int, patient: int, tumours: tuple[str, ...]) 
     )
 
 
-def render(patient: Patient, label: int, magnification: int, size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+def render(
+    patient: Patient, label: int, magnification: int, size: tuple[int, int], rng: np.random.Generator
+) -> Image.Image:
     """One SYNTHETIC H&E-like image of ``patient`` (``label`` 0 benign, 1 malignant) at ``magnification``."""
     w, h = size
     px = min(w / _BASE[0], h / _BASE[1])

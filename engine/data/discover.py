@@ -14,7 +14,7 @@ import logging
 import re
 from pathlib import Path
 
-from engine.core.errors import DataError
+from engine.core.errors import DataError, option
 from engine.data.breakhis import normalise_magnification, parse_breakhis_name
 from engine.data.records import Dataset, ImageRecord, Skipped
 
@@ -138,12 +138,14 @@ def _apply_patient_regex(dataset: Dataset, pattern: str) -> Dataset:
     try:
         regex = re.compile(pattern)
     except re.error as exc:
-        raise DataError(f"--patient-regex {pattern!r} is not a valid regular expression: {exc}") from exc
+        raise DataError(
+            f"the patient id pattern {pattern!r} ({option('patient_regex')}) is not a valid regular expression: {exc}"
+        ) from exc
     records, skipped = [], list(dataset.skipped)
     for r in dataset.records:
         m = regex.search(r.path.name)
         if m is None:
-            skipped.append(Skipped(r.path, f"file name does not match --patient-regex {pattern!r}"))
+            skipped.append(Skipped(r.path, f"file name does not match the patient id pattern {pattern!r}"))
             continue
         pid = m.group(1) if regex.groups else m.group(0)
         records.append(ImageRecord(r.path, r.label, pid, r.magnification, r.tumor_type))
@@ -154,7 +156,7 @@ def _filter_magnification(dataset: Dataset, magnification: str) -> Dataset:
     try:
         mag = normalise_magnification(magnification)
     except ValueError as exc:
-        raise DataError(f"--magnification {magnification!r} is not one of 40X, 100X, 200X, 400X") from exc
+        raise DataError(f"magnification {magnification!r} is not one of 40X, 100X, 200X, 400X") from exc
     kept = [r for r in dataset.records if r.magnification == mag]
     if not kept:
         found = sorted({r.magnification or "unknown" for r in dataset.records})
@@ -178,7 +180,7 @@ def _order_classes(dataset: Dataset, positive: str | None) -> tuple[str, str]:
     if positive not in labels:
         raise DataError(
             f"the positive (disease) class {positive!r} is not one of the classes {labels}; "
-            f"pass --positive-class {labels[1]} (or the other one)"
+            f"choose {option('positive_class', labels[1])} (or the other one)"
         )
     negative = labels[0] if labels[1] == positive else labels[1]
     return (negative, positive)

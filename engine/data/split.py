@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.core.errors import DataError
+from engine.core.errors import DataError, option
 from engine.core.fileio import write_text
 from engine.data.records import Dataset, ImageRecord
 
@@ -76,7 +76,8 @@ def _patient_units(dataset: Dataset) -> dict[int, str]:
         raise DataError(
             f"{len(missing)} images have no patient id (e.g. {missing[0].name}), so a patient-level split is "
             "impossible; use BreakHis names, <class>/<patient>/<image> folders, a CSV manifest with a "
-            "patient_id column, or --patient-regex; --split-level image splits by image but leaks patients"
+            f"patient_id column, or {option('patient_regex')}; {option('split_level', 'image')} splits by image "
+            "but leaks patients"
         )
     return {i: r.patient_id for i, r in enumerate(dataset.records)}
 

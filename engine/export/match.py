@@ -3,8 +3,8 @@ by metadata and weights hash.
 
 Attacks need gradients, which an onnxruntime session does not give; so an ONNX model is attacked through
 its checkpoint, and only after the two are shown to be the same model (a wrong pairing would report the
-robustness of another model). torch and onnxruntime are imported only when a check runs, so the app
-can look for the checkpoint (``onnx_checkpoint_candidate``) without them.
+robustness of another model). Where a run keeps the checkpoint is the run folder's business
+(``RunFolder.checkpoint_beside``).
 """
 
 from __future__ import annotations
@@ -14,19 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.core.errors import ModelError
+from engine.core.metadata import ModelMeta
 from engine.core.progress import CancelToken, ProgressCallback
+from engine.runs.folder import RunFolder
 
 if TYPE_CHECKING:
     from torch import nn
 
 log = logging.getLogger(__name__)
-MATCH_KEYS = ("arch", "classes", "positive_class", "image_size", "mean", "std", "split_hash")
-
-
-def onnx_checkpoint_candidate(onnx_path: str | Path) -> Path:
-    """Where a run folder keeps the checkpoint of an exported model: <run>/model_a.onnx -> <run>/model_a/best.pt."""
-    p = Path(onnx_path)
-    return p.with_suffix("") / "best.pt"
+MATCH_KEYS = ("arch", "classes", "positive_class", "image_size", "mean", "std", "split_hash", "weights_sha256")
 
 
 def checkpoint_for_onnx(
@@ -42,7 +38,7 @@ def checkpoint_for_onnx(
     if not onnx_path.is_file():
         raise ModelError(f"ONNX model {onnx_path} does not exist; choose an .onnx file exported by HistoGuard")
     if checkpoint is None:
-        checkpoint = onnx_checkpoint_candidate(onnx_path)
+        checkpoint = RunFolder.checkpoint_beside(onnx_path)
         if not checkpoint.is_file():
             return None
     verify_onnx_checkpoint(onnx_path, checkpoint)
@@ -52,15 +48,16 @@ def checkpoint_for_onnx(
 
 def verify_onnx_checkpoint(onnx_path: str | Path, checkpoint: str | Path) -> None:
     """Raise ModelError unless the ONNX file's metadata and weights hash match the checkpoint's."""
-    from engine.export.session import create_session, session_metadata
+    from engine.deploy.session import create_session, session_meta
     from engine.models.checkpoint import load_checkpoint, weights_sha256
 
-    onnx_meta = session_metadata(create_session(onnx_path, device="cpu"))
+    onnx_meta = session_meta(create_session(onnx_path, device="cpu"), source=str(onnx_path))
     model, meta = load_checkpoint(checkpoint)
-    meta = dict(meta, weights_sha256=weights_sha256(model))
-    if "arch" not in onnx_meta or "weights_sha256" not in onnx_meta:
-        raise ModelError(f"{onnx_path} carries no HistoGuard metadata; export it with HistoGuard (histoguard export)")
-    differ = [k for k in (*MATCH_KEYS, "weights_sha256") if k in onnx_meta and k in meta and onnx_meta[k] != meta[k]]
+    meta = meta.replace(weights_sha256=weights_sha256(model))
+    if onnx_meta.weights_sha256 is None:
+        raise ModelError(f"{onnx_path} carries no weights hash; export it again with HistoGuard (histoguard export)")
+    pairs = [(k, getattr(onnx_meta, k), getattr(meta, k)) for k in MATCH_KEYS]
+    differ = [k for k, a, b in pairs if a is not None and b is not None and a != b]
     if differ:
         raise ModelError(
             f"{Path(onnx_path).name} and {checkpoint} do not belong together (they differ in {', '.join(differ)}); "
@@ -68,7 +65,7 @@ def verify_onnx_checkpoint(onnx_path: str | Path, checkpoint: str | Path) -> Non
         )
 
 
-def load_attack_model(path: str | Path) -> tuple[nn.Module, dict]:
+def load_attack_model(path: str | Path) -> tuple[nn.Module, ModelMeta]:
     """A torch model to attack: a checkpoint, or the verified checkpoint beside an ONNX file."""
     from engine.models.checkpoint import load_checkpoint
 
@@ -78,7 +75,7 @@ def load_attack_model(path: str | Path) -> tuple[nn.Module, dict]:
         if ckpt is None:
             raise ModelError(
                 f"attacks need gradients, which {path.name} does not have, and its checkpoint "
-                f"{onnx_checkpoint_candidate(path)} is missing; give the checkpoint (best.pt) it was exported from"
+                f"{RunFolder.checkpoint_beside(path)} is missing; give the checkpoint (best.pt) it was exported from"
             )
         path = ckpt
     return load_checkpoint(path)

@@ -18,7 +18,8 @@ from torch import nn
 
 from engine.core.errors import ExportError
 from engine.core.fileio import sha256_file, write_bytes
-from engine.export.integrity import graph_sha256, record_model, seal
+from engine.core.metadata import INPUT, ModelMeta
+from engine.deploy.integrity import graph_sha256, record_model, seal
 from engine.models.checkpoint import weights_sha256
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class _WithProbabilities(nn.Module):
         return logits, torch.softmax(logits, dim=1)
 
 
-def export_onnx(model: nn.Module, path: str | Path, metadata: dict, image_size: int) -> dict:
+def export_onnx(model: nn.Module, path: str | Path, metadata: ModelMeta, image_size: int) -> dict:
     """Write ``path`` (input 'image' N x 3 x S x S in [0, 1]; outputs 'logits', 'probabilities').
 
     Returns {"path", "sha256", "weights_sha256", "graph_sha256"}; the ONNX metadata holds ``metadata`` plus
@@ -63,8 +64,8 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: dict, image_size: 
             )
         proto = onnx.load_from_string(buffer.getvalue())
     except Exception as exc:
-        raise ExportError(f"ONNX export of {metadata.get('arch')} failed: {exc}") from exc
-    meta = dict(metadata, weights_sha256=weights_sha256(model), input="RGB float32 NCHW in [0, 1]")
+        raise ExportError(f"ONNX export of {metadata.arch} failed: {exc}") from exc
+    meta = metadata.replace(weights_sha256=weights_sha256(model), input=INPUT).to_dict()
     onnx.helper.set_model_props(proto, {k: json.dumps(v) for k, v in meta.items()})
     proto.producer_name = "histoguard"
     try:
@@ -88,7 +89,7 @@ def check_parity(
 
     Raises ExportError when it exceeds ``tolerance``.
     """
-    from engine.export.session import create_session, run_session
+    from engine.deploy.session import create_session, run_session
 
     session = create_session(path, device="cpu")
     model = model.cpu().eval()
@@ -117,7 +118,7 @@ def parity_batches(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
 
 
 def export_verified(
-    model: nn.Module, path: str | Path, metadata: dict, image_size: int, batches: list[np.ndarray]
+    model: nn.Module, path: str | Path, metadata: ModelMeta, image_size: int, batches: list[np.ndarray]
 ) -> dict:
     """Export to a temporary file, check parity on ``batches``, only then move it to ``path`` and record its
     sha256 (``<name>.onnx.sha256``, and the run folder's SHA256SUMS when ``path`` lies in a run folder)."""

@@ -1,8 +1,5 @@
-"""Checkpoints: weights plus the metadata that says what they are, loaded with ``weights_only=True``.
-
-Metadata (plain JSON-able dict): arch, classes, positive_class, image_size, mean, std, training (how it
-was trained: "clean" | "merged-fgsm", eps, source model), split_hash, config, histoguard_version.
-"""
+"""Checkpoints: weights plus the metadata that says what they are (``engine.core.metadata.ModelMeta``, stored
+as a plain dict), loaded with ``weights_only=True``: a checkpoint is never unpickled as code."""
 
 from __future__ import annotations
 
@@ -17,29 +14,19 @@ import torch
 from engine import __version__
 from engine.core.errors import ModelError
 from engine.core.fileio import atomic_open
-from engine.models.registry import Classifier, create_model
+from engine.core.metadata import ModelMeta
+from engine.models.registry import IMAGENET_MEAN, IMAGENET_STD, Classifier, create_model
 
 log = logging.getLogger(__name__)
 REQUIRED = ("arch", "classes", "image_size", "mean", "std", "training")
-FORMAT = "histoguard-checkpoint-1"
 
 
-def make_metadata(arch: str, classes, image_size: int, training: dict, **extra: Any) -> dict:
-    from engine.models.registry import IMAGENET_MEAN, IMAGENET_STD
-
-    meta = {
-        "format": FORMAT,
-        "arch": arch,
-        "classes": list(classes),
-        "positive_class": classes[1],
-        "image_size": int(image_size),
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
-        "training": dict(training),
-        "histoguard_version": __version__,
-    }
-    meta.update(extra)
-    return meta
+def make_metadata(arch: str, classes, image_size: int, training: dict, **extra: Any) -> ModelMeta:
+    """The metadata of a model about to be trained (its normalisation is the registry's ImageNet mean/std);
+    ``extra`` entries ``ModelMeta`` does not name are kept in its ``extra``."""
+    meta = {"arch": arch, "classes": list(classes), "image_size": int(image_size), "positive_class": classes[1]}
+    meta |= {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "training": dict(training), "histoguard_version": __version__}
+    return ModelMeta.from_dict({**meta, **{k: v for k, v in extra.items() if v is not None}})
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
@@ -51,12 +38,11 @@ def weights_sha256(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, metadata: dict, **state: Any) -> None:
+def save_checkpoint(path: str | Path, model: torch.nn.Module, metadata: ModelMeta, **state: Any) -> None:
     """Write weights + metadata (+ optional training state such as the optimizer) atomically."""
-    missing = [k for k in REQUIRED if k not in metadata]
-    if missing:
-        raise ModelError(f"checkpoint metadata lacks {missing}")
-    payload = {"metadata": metadata, "state_dict": model.state_dict(), **state}
+    if not metadata.training:
+        raise ModelError("checkpoint metadata lacks ['training'] (how the model was trained)")
+    payload = {"metadata": metadata.to_dict(), "state_dict": model.state_dict(), **state}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     with atomic_open(path, "wb") as handle:
@@ -84,13 +70,17 @@ def read_checkpoint(path: str | Path) -> dict:
     return payload
 
 
-def load_checkpoint(path: str | Path) -> tuple[Classifier, dict]:
+def checkpoint_meta(payload: dict, path: str | Path) -> ModelMeta:
+    return ModelMeta.from_dict(payload["metadata"], source=f"checkpoint {path}")
+
+
+def load_checkpoint(path: str | Path) -> tuple[Classifier, ModelMeta]:
     """Rebuild the model described by the checkpoint's metadata and load its weights (eval mode)."""
     payload = read_checkpoint(path)
-    meta = payload["metadata"]
-    model = create_model(meta["arch"], num_classes=len(meta["classes"]), weights=None)
+    meta = checkpoint_meta(payload, path)
+    model = create_model(meta.arch, num_classes=len(meta.classes), weights=None)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        raise ModelError(f"weights in {path} do not match its metadata (arch {meta['arch']}): {exc}") from exc
+        raise ModelError(f"weights in {path} do not match its metadata (arch {meta.arch}): {exc}") from exc
     return model.eval(), meta

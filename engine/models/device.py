@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from engine.core.errors import ConfigError
+from engine.core.errors import ConfigError, option
 from engine.core.runtime import PRECISIONS, cpu_name, malloc_tuned
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+        raise ConfigError(
+            f"device {name!r} asked for, but torch sees no CUDA GPU; choose {option('device', 'cpu')} or "
+            f"{option('device', 'auto')}"
+        )
     try:
         return torch.device(name)
     except RuntimeError:
@@ -92,5 +95,3 @@ def describe_runtime() -> dict:
     except ImportError:
         info["onnxruntime"] = None
     return info
-
-

@@ -14,10 +14,9 @@ import torch
 from torch import nn
 
 from engine.core.errors import ModelError
+from engine.core.metadata import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Normalize(nn.Module):

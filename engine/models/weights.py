@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.core.errors import ModelError
+from engine.core.errors import ModelError, option
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,13 @@ def resolve_weights(spec, weights: str) -> Path | None:
             )
             return None
         if path is None:
-            raise ModelError(f"{spec.name} has no ImageNet weights; use --weights none")
+            raise ModelError(
+                f"{spec.name} has no ImageNet weights; train it from scratch ({option('weights', 'none')})"
+            )
         raise ModelError(
             f"ImageNet weights for {spec.name} are not in the torch cache: copy the file {path.name} to {path.parent} "
-            "(or pass --weights PATH to the file, or --weights none to train from scratch); HistoGuard never downloads"
+            f"(or choose the file with {option('weights', 'PATH')}, or train from scratch with "
+            f"{option('weights', 'none')}); HistoGuard never downloads"
         )
     path = Path(weights).expanduser()
     if not path.is_file():

@@ -1,25 +1,22 @@
-"""Export a run's report: a self-contained report.html (figures embedded) and metrics.csv.
-
-The figures come from the run folder when ``engine.report.write`` already drew them (no matplotlib, no
-torch import: an export takes well under a second); missing ones are drawn with matplotlib into a
-temporary folder. Every file is written atomically.
+"""Export a run's report: a self-contained report.html (figures embedded) and metrics.csv. Torch-free and
+matplotlib-free: the figures come from the run folder, where the experiment drew them; a caller with matplotlib
+may pass ``draw`` for the ones a folder lacks (``engine.api.export_report`` does). Files are written atomically.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.core.errors import ConfigError
 from engine.core.fileio import write_text
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.report.csv_export import write_metrics_csv
-from engine.report.html import cm_figure_name, render_html
-from engine.report.labels import at_level, condition_label
+from engine.report.html import render_html
+from engine.report.labels import figure_names
 
 log = logging.getLogger(__name__)
-SWEEP_FIGURE = "sweep_accuracy.png"
 
 
 def output_paths(out: str | Path) -> tuple[Path, Path]:
@@ -32,51 +29,24 @@ def output_paths(out: str | Path) -> tuple[Path, Path]:
     return out / "report.html", out / "metrics.csv"
 
 
-ROBUST_FIGURE, MIN_EPS_FIGURE = "robustness_accuracy.png", "min_eps.png"
+Draw = Callable[[dict, list[str]], dict[str, bytes]]  # (report, names) -> PNG bytes (engine.evaluate.figures)
 
 
-def figure_names(result: dict) -> list[str]:
-    names = [cm_figure_name(e) for e in at_level(result["evaluations"], "image")]
-    robust = result.get("robustness") or {}
-    return (
-        names
-        + ([SWEEP_FIGURE] if result.get("sweep") else [])
-        + ([ROBUST_FIGURE] if robust.get("rows") else [])
-        + ([MIN_EPS_FIGURE] if robust.get("min_eps") else [])
-    )
-
-
-def collect_figures(result: dict, run_dir: str | Path | None = None) -> dict[str, bytes]:
-    """PNG bytes of the report's figures: read from ``run_dir`` where present, else drawn now."""
+def collect_figures(result: dict, run_dir: str | Path | None = None, draw: Draw | None = None) -> dict[str, bytes]:
+    """PNG bytes of the report's figures: read from ``run_dir`` where present; the others drawn with ``draw``
+    when given (the full edition has matplotlib), else left out (their numbers are in the tables)."""
     found: dict[str, bytes] = {}
     for name in figure_names(result):
         path = Path(run_dir) / name if run_dir else None
         if path is not None and path.is_file():
             found[name] = path.read_bytes()
     missing = [n for n in figure_names(result) if n not in found]
-    if missing:
+    if missing and draw is not None:
         log.info("drawing %d report figures that the run folder lacks", len(missing))
-        found.update(_draw(result, missing))
+        found.update(draw(result, missing))
+    elif missing:
+        log.warning("%d figure(s) are not in the run folder and cannot be drawn here: %s", len(missing), missing)
     return found
-
-
-def _draw(result: dict, names: list[str]) -> dict[str, bytes]:
-    from engine.report import figures  # matplotlib: only when needed
-
-    classes = result["dataset"]["classes"]
-    with tempfile.TemporaryDirectory(prefix="histoguard-figures-") as tmp:
-        for e in at_level(result["evaluations"], "image"):
-            if cm_figure_name(e) in names:
-                figures.confusion_matrix_png(
-                    e["confusion_matrix"], classes, condition_label(e), Path(tmp) / cm_figure_name(e)
-                )
-        if SWEEP_FIGURE in names:
-            figures.sweep_png(result["sweep"], Path(tmp) / SWEEP_FIGURE)
-        if ROBUST_FIGURE in names:
-            figures.robustness_png(result["robustness"], Path(tmp) / ROBUST_FIGURE)
-        if MIN_EPS_FIGURE in names:
-            figures.min_eps_png(result["robustness"]["min_eps"], Path(tmp) / MIN_EPS_FIGURE)
-        return {n: (Path(tmp) / n).read_bytes() for n in names}
 
 
 def export_report(
@@ -84,14 +54,15 @@ def export_report(
     out: str | Path,
     *,
     run_dir: str | Path | None = None,
+    draw: Draw | None = None,
     on_progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> dict[str, Path]:
     """Write report.html and metrics.csv for ``result`` (a report.json dict) to ``out`` (see ``output_paths``);
-    return {'html': path, 'csv': path}."""
+    return {'html': path, 'csv': path}. Figures: see ``collect_figures``."""
     html_path, csv_path = output_paths(out)
     report(on_progress, "export report: figures", 0, 3, unit="steps")
-    figures = collect_figures(result, run_dir)
+    figures = collect_figures(result, run_dir, draw)
     check_cancel(cancel, "report export")
     report(on_progress, "export report: HTML", 1, 3, unit="steps")
     title = f"HistoGuard report: {Path(run_dir).name}" if run_dir else "HistoGuard report"

@@ -15,7 +15,9 @@ from engine.report.labels import (
     CELL_NAMES,
     METRIC_TITLES,
     METRICS,
+    SWEEP_FIGURE,
     at_level,
+    cm_figure_name,
     condition_label,
     eps_text,
     fmt,
@@ -65,12 +67,6 @@ def render_html(report: dict, figures: dict[str, bytes] | None = None, title: st
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
-
-
-def cm_figure_name(e: dict) -> str:
-    """The file name ``engine.report.write`` gives an image-level confusion-matrix figure."""
-    source = f"_from_{e['attack_source']}" if e.get("attack_source") else ""
-    return f"cm_{e['model']}_{e['condition']}{source}.png"
 
 
 def _summary(report: dict) -> str:
@@ -170,8 +166,8 @@ def _sweep_section(sweep: list[dict], figures: dict[str, bytes]) -> str:
         cells = "".join(f'<td class="num">{fmt(acc.get(x))}</td>' for x in eps_values)
         rows.append(f"<tr><td>Model {escape(m)} (from {escape(s)}, {kind})</td>{cells}</tr>")
     parts = ["<h2>Accuracy against eps (FGSM, image level)</h2>", "<table>" + head + "".join(rows) + "</table>"]
-    if figures.get("sweep_accuracy.png"):
-        parts.append(_image(figures["sweep_accuracy.png"], "Accuracy against eps, one line per model", 520))
+    if figures.get(SWEEP_FIGURE):
+        parts.append(_image(figures[SWEEP_FIGURE], "Accuracy against eps, one line per model", 520))
     return "\n".join(parts)
 
 

@@ -94,3 +94,25 @@ def sweep_series(
 def series_label(model: str, source: str) -> str:
     kind = "white-box" if model == source else "transfer"
     return f"Model {model}, FGSM from {source} ({kind})"
+
+
+# --- the report's figures (drawn by engine.evaluate.figures into the run folder, embedded by report.html) ------
+SWEEP_FIGURE, ROBUST_FIGURE, MIN_EPS_FIGURE = "sweep_accuracy.png", "robustness_accuracy.png", "min_eps.png"
+
+
+def cm_figure_name(e: dict) -> str:
+    """The file name of an image-level confusion-matrix figure: 'cm_B_fgsm_from_A.png'."""
+    source = f"_from_{e['attack_source']}" if e.get("attack_source") else ""
+    return f"cm_{e['model']}_{e['condition']}{source}.png"
+
+
+def figure_names(result: dict) -> list[str]:
+    """Every figure a report has, in the order the report shows them."""
+    names = [cm_figure_name(e) for e in at_level(result["evaluations"], "image")]
+    robust = result.get("robustness") or {}
+    return (
+        names
+        + ([SWEEP_FIGURE] if result.get("sweep") else [])
+        + ([ROBUST_FIGURE] if robust.get("rows") else [])
+        + ([MIN_EPS_FIGURE] if robust.get("min_eps") else [])
+    )

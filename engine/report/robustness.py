@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from html import escape
 
-from engine.core.catalog import ATTACK_LABELS, BLACKBOX_LABELS, NATURAL_LABELS
-from engine.report.labels import eps_text, fmt
+from engine.core.catalog import attack_label
+from engine.report.labels import MIN_EPS_FIGURE, ROBUST_FIGURE, eps_text, fmt
 
-ATTACK_NAMES = {"none": "none", **ATTACK_LABELS, **BLACKBOX_LABELS, **NATURAL_LABELS}
 HEADER = ("model", "attack", "threat", "eps", "steps", "restarts", "clean acc", "robust acc", "sens", "spec", "missed")
 KIND_ORDER = {"white-box": 0, "black-box": 1, "transfer": 2, "baseline": 3}
 
 
 def attack_name(row: dict) -> str:
-    return ATTACK_NAMES.get(row["attack"], row["attack"])
+    return attack_label(row["attack"])
 
 
 def threat(row: dict) -> str:
@@ -114,7 +113,7 @@ def markdown(section: dict) -> str:
         parts += ["\n### Natural perturbations\n", _md_table(NATURAL_HEADER, natural_rows(section))]
     if min_eps_rows(section):
         parts += ["\n### Smallest eps that flips each image (PGD)\n", _md_table(MIN_EPS_HEADER, min_eps_rows(section))]
-        parts.append("\n![minimal eps](min_eps.png)")
+        parts.append(f"\n![minimal eps]({MIN_EPS_FIGURE})")
     parts += ["\n### Gradient-masking checks\n", flags_text(section, bullet="- ")]
     return "\n".join(parts) + "\n"
 
@@ -146,7 +145,7 @@ def html(section: dict, figures: dict[str, bytes], image) -> str:
         if flags
         else f"<p>{escape(flags_text(section))}</p>"
     )
-    figs = "".join(image(figures[n], n, 420) for n in ("robustness_accuracy.png", "min_eps.png") if n in figures)
+    figs = "".join(image(figures[n], n, 420) for n in (ROBUST_FIGURE, MIN_EPS_FIGURE) if n in figures)
     parts = [
         "<h2>Robustness</h2>",
         "<p class='note'>White-box attacks use each model's own gradients; the black-box Square attack queries "

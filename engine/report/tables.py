@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.core.eps import format_eps
-from engine.report.labels import METRICS
+from engine.report.labels import METRICS, condition_label
 
 COLUMNS = METRICS
 SHORT = {
@@ -16,13 +16,6 @@ SHORT = {
     "roc_auc": "AUC",
     "missed_cancer_rate": "missed",
 }
-
-
-def condition_label(e: dict) -> str:
-    if e["condition"] == "clean":
-        return f"Model {e['model']}, clean"
-    kind = "white-box" if e["attack_source"] == e["model"] else "transfer"
-    return f"Model {e['model']}, FGSM {format_eps(e['eps'])} from {e['attack_source']} ({kind})"
 
 
 def _fmt(v) -> str:

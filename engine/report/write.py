@@ -1,4 +1,5 @@
-"""report.json, report.md, report.html and the figures of a run folder."""
+"""The texts of a run's report: report.md, report.html and report.json (the figures are drawn by
+``engine.evaluate.figures``; ``engine.workflows.reports`` writes them all into the run folder)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,9 @@ import json
 import math
 
 from engine.core.eps import format_eps
-from engine.core.fileio import write_all
 from engine.report import robustness as robust_report
-from engine.report.export import collect_figures, figure_names
-from engine.report.figures import confusion_matrix_png, min_eps_png, robustness_png, sweep_png
 from engine.report.html import render_html
+from engine.report.labels import ROBUST_FIGURE, SWEEP_FIGURE, cm_figure_name
 from engine.report.tables import condition_label, markdown_table, sweep_markdown
 
 SYNTHETIC_BANNER = (
@@ -19,42 +18,25 @@ SYNTHETIC_BANNER = (
 )
 
 
-def cm_filename(e: dict) -> str:
-    return f"cm_{e['model']}_{e['condition']}" + (f"_from_{e['attack_source']}" if e["attack_source"] else "") + ".png"
+def report_texts(result: dict, figures: dict[str, bytes], title: str) -> dict[str, str]:
+    """report.md, report.html (with ``figures`` embedded) and report.json of ``result``, in the order a run
+    folder writes them (report.json last: it marks a finished report)."""
+    clean = json_ready(result)
+    return {
+        "report.md": markdown(clean),
+        "report.html": render_html(clean, figures, title=title),
+        "report.json": json.dumps(clean, indent=2, allow_nan=False) + "\n",
+    }
 
 
-def write_reports(run, result: dict) -> None:
-    """The figures, report.md, report.html and report.json, all or nothing on a write error (a full disk keeps
-    the earlier report whole); report.json is renamed last, so it marks a finished report even after a kill."""
-    classes = result["dataset"]["classes"]
-    files: dict[str, bytes | str] = {}
-    for e in result["evaluations"]:
-        if e["level"] == "image":
-            files[cm_filename(e)] = confusion_matrix_png(e["confusion_matrix"], classes, condition_label(e))
-    files["sweep_accuracy.png"] = sweep_png(result["sweep"])
-    robust = result.get("robustness") or {}
-    if robust.get("rows"):
-        files["robustness_accuracy.png"] = robustness_png(robust)
-    if robust.get("min_eps"):
-        files["min_eps.png"] = min_eps_png(robust["min_eps"])
-    clean = _clean(result)
-    files["report.md"] = markdown(result)
-    figures = {name: files[name] for name in figure_names(clean) if name in files}
-    if len(figures) < len(figure_names(clean)):  # names write.py does not draw: the run folder's or drawn now
-        figures = {**collect_figures(clean, run.root), **figures}
-    files["report.html"] = render_html(clean, figures, title=f"HistoGuard report: {run.root.name}")
-    files["report.json"] = json.dumps(clean, indent=2, allow_nan=False) + "\n"
-    write_all({run.path(name): data for name, data in files.items()})
-
-
-def _clean(obj):
+def json_ready(obj):
     """JSON has no NaN: turn non-finite floats into null."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {k: json_ready(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
+        return [json_ready(v) for v in obj]
     return obj
 
 
@@ -82,11 +64,11 @@ def markdown(result: dict) -> str:
         "## Accuracy against eps (FGSM)\n",
         sweep_markdown(result["sweep"]),
         "",
-        "![sweep](sweep_accuracy.png)\n",
+        f"![sweep]({SWEEP_FIGURE})\n",
         robust_report.markdown(result.get("robustness") or {}),
-        "![robustness](robustness_accuracy.png)\n" if (result.get("robustness") or {}).get("rows") else "",
+        f"![robustness]({ROBUST_FIGURE})\n" if (result.get("robustness") or {}).get("rows") else "",
         "## Confusion matrices (image level)\n",
-        " ".join(f"![{condition_label(e)}]({cm_filename(e)})" for e in image_evals),
+        " ".join(f"![{condition_label(e)}]({cm_figure_name(e)})" for e in image_evals),
         "",
         _onnx_md(result.get("onnx", {})),
         _training_md(result["training"]),

@@ -15,6 +15,7 @@ import numpy as np
 
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import RESAMPLE
+from engine.deploy.session import create_session, run_session, session_integrity, session_meta
 from engine.slides.grid import Tile, best_level, tile_grid, tile_side
 from engine.slides.reader import SlideInfo, open_slide, slide_info
 from engine.slides.tissue import tissue_mask
@@ -33,7 +34,7 @@ class SlidePrediction:
     classes: list[str]
     positive: str
     model_sha256: str
-    # minimal flipping eps per tile in pixel units (k/255; engine.slides.robust.slide_robustness): +inf where
+    # minimal flipping eps per tile in pixel units (k/255; engine.workflows.slide_robustness): +inf where
     # not flipped within the search, NaN where not computed; None when no robustness map was made
     flip_eps: np.ndarray | None = None
 
@@ -101,17 +102,17 @@ def predict_slide(
     ``model_mpp``: microns per pixel of the model's input (the training images'); the model's metadata
     ``mpp`` is used when it has one, and without either a tile is ``image_size`` slide pixels at level 0.
     """
-    from engine.export.session import create_session, run_session, session_integrity, session_metadata
-
     session = create_session(model_path, device=device)
-    meta = session_metadata(session)
-    size, classes = int(meta["image_size"]), list(meta["classes"])
-    positive = meta.get("positive_class", classes[-1])
+    meta = session_meta(session, source=Path(model_path).name)
+    size, classes, positive = meta.image_size, list(meta.classes), meta.positive_class
     with open_slide(slide_path) as slide:  # closed on cancel and errors too
         info = slide_info(slide, slide_path)
-        mpp = model_mpp if model_mpp is not None else meta.get("mpp")
+        mpp = model_mpp if model_mpp is not None else meta.mpp
         if mpp is None:
-            log.warning("the model records no microns per pixel: one tile is %d slide pixels (give --model-mpp)", size)
+            log.warning(
+                "the model records no microns per pixel: one tile is %d slide pixels (give the model's resolution)",
+                size,
+            )
         side = tile_side(size, mpp, info.mpp[0] if info.mpp else None)
         mask, mask_ds = tissue_mask(slide)
         tiles, grid = tile_grid(info.dimensions, side, mask, mask_ds, min_tissue)

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from engine.core.errors import ConfigError
+from engine.core.errors import ConfigError, option
 from engine.models.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ def check_resume(payload: dict, ctx: DistContext, path) -> None:
     if saved != ctx.world_size:
         raise ConfigError(
             f"{path} was written by a run of {saved} process(es), this one has {ctx.world_size}; resume it "
-            f"with {saved} (torchrun --nproc_per_node/--nnodes), or use a new run folder or --force"
+            f"with {saved} (torchrun --nproc_per_node/--nnodes), or use a new run folder or {option('force')}"
         )
 
 

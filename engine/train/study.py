@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, replace
-from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from engine.attacks import fgsm
-from engine.core.config import TrainConfig
+from engine.core.config import AttackConfig, TrainConfig
 from engine.core.progress import CancelToken, ProgressCallback
 from engine.data.arrays import ArraySet, concat
-from engine.evaluate.predict import adversarial_set
+from engine.evaluate.core import adversarial_images
 from engine.models.checkpoint import make_metadata, weights_sha256
 from engine.models.device import resolve_device
 from engine.models.registry import create_model
@@ -30,23 +28,24 @@ def merged_fgsm_sets(
     train: ArraySet,
     val: ArraySet,
     *,
-    eps: float,
+    attack: AttackConfig,
     source_name: str,
     batch_size: int = 64,
     on_progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> tuple[ArraySet, ArraySet, dict]:
-    """Originals + FGSM images made on ``source`` (train and val), and the 'how trained' record."""
+    """Originals + adversarial images (the study's FGSM) made on ``source`` (train and val), and the 'how
+    trained' record."""
     device = next(source.parameters()).device
-    attack = partial(fgsm, eps=eps)
+    stage = f"{attack.info.short} from {source_name}"
     adv = [
-        adversarial_set(source, s, attack, device, batch_size, f"FGSM from {source_name} ({what})", on_progress, cancel)
+        adversarial_images(source, s, attack, device, batch_size, f"{stage} ({what})", on_progress, cancel)
         for s, what in ((train, "train"), (val, "val"))
     ]
     how = {
         "method": "merged-fgsm",
-        "eps": eps,
-        "attack": "fgsm",
+        "eps": attack.eps,
+        "attack": attack.method,
         "attack_source": source_name,
         "source_weights_sha256": weights_sha256(source),
     }

@@ -217,7 +217,7 @@ def test_a_tampered_model_is_refused_in_the_error_dialog(qtbot, window, page, ti
     import onnx
 
     from engine.core.errors import ModelIntegrityError
-    from engine.export.integrity import verify_model
+    from engine.deploy.integrity import verify_model
 
     for name in ("model_b.onnx", "model_b.onnx.sha256"):
         shutil.copy(tiny_run / name, tmp_path / name)

@@ -1,8 +1,8 @@
-"""Slides page: a small pyramid (tests/engine/test_slides.write_pyramid) opened and viewed at the level its
+"""Slides page: a small pyramid (tests/engine/slides/test_slides.write_pyramid) opened and viewed at the level its
 zoom needs, predicted with the torch-free tiny ONNX model (magenta "tumour" inside bluish "benign" tissue,
-tests/engine/test_slide_predict), the heatmap drawn over the right places, a tile clicked, cancel, export,
+tests/engine/slides/test_slide_predict), the heatmap drawn over the right places, a tile clicked, cancel, export,
 bad inputs in the error dialog, and the event loop kept free while a prediction runs. The robustness map
-and the tile attack use the torch model / ONNX pair of tests/engine/test_slide_robust."""
+and the tile attack use the torch model / ONNX pair of tests/engine/workflows/test_slide_robust."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QLabel
 
-from engine.export.tiny import tiny_onnx_model
+from engine.deploy.tiny import tiny_onnx_model
 from engine.slides.export import colourise
 from tests.desktop_app.conftest import wait_for_tasks
 from tests.engine import test_slide_predict, test_slide_robust
-from tests.engine.test_slide_predict import TISSUE, TUMOUR
-from tests.engine.test_slides import write_pyramid
+from tests.engine.slides.test_slide_predict import TISSUE, TUMOUR
+from tests.engine.slides.test_slides import write_pyramid
 
 slide = test_slide_predict.slide  # fixtures (module scope): the tiny ONNX model's slide ...
 case = test_slide_robust.case  # ... and a small_cnn checkpoint + its ONNX export with their slide

@@ -51,7 +51,7 @@ def test_self_test_fails_with_the_reason_when_the_model_is_refused(qapp, monkeyp
     """A model whose weights changed after sealing is refused by the integrity check: exit 1, reason shown."""
     import onnx
 
-    import engine.export.tiny as tiny
+    import engine.deploy.tiny as tiny
     from desktop_app.selftest import self_test
 
     real = tiny.write_tiny_model

@@ -26,8 +26,9 @@ from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
 from engine.data.arrays import ArraySet
 from engine.models.checkpoint import make_metadata, read_checkpoint
 from engine.models.registry import create_model
-from engine.runfolder import RunFolder
+from engine.runs.folder import RunFolder
 from engine.train import loop
+from engine.train import session as session_module
 from tests.conftest import toy_arrays
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX-only")
@@ -40,17 +41,17 @@ TRAIN += ["--weights", "none", "--device", "cpu"]
 # can kill it a few batches into an epoch
 SLOW_TRAIN = """
 import sys, time
-import engine.train.loop as loop
-step, train_epoch, epoch = loop._step, loop._train_epoch, [0]
+import engine.train.epoch as epoch_module, engine.train.session as session
+step, train_epoch, epoch = epoch_module._step, session.train_epoch, [0]
 def slowed_step(*args, **kwargs):
     out = step(*args, **kwargs)
     print("STEP", epoch[0], flush=True)
     time.sleep(0.1)
     return out
-def counted_epoch(run, state, n):
+def counted_epoch(run, n):
     epoch[0] = n
-    return train_epoch(run, state, n)
-loop._step, loop._train_epoch = slowed_step, counted_epoch
+    return train_epoch(run, n)
+epoch_module._step, session.train_epoch = slowed_step, counted_epoch
 from engine.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -141,7 +142,7 @@ def test_a_kill_between_last_and_best_checkpoint_is_repaired_on_resume(tmp_path,
     x, y = toy_arrays(64, 16, seed=1)
     train, val = ArraySet(x[:48], y[:48]), ArraySet(x[48:], y[48:])
     meta = make_metadata(cfg.arch, ("benign", "malignant"), cfg.image_size, {"method": "clean"})
-    save = loop.save_checkpoint
+    save = session_module.save_checkpoint
 
     def dies_before_best_of_epoch_2(path, model, metadata, **state):
         if Path(path).name == "best.pt" and state.get("epoch") == 2:
@@ -153,10 +154,10 @@ def test_a_kill_between_last_and_best_checkpoint_is_repaired_on_resume(tmp_path,
         model = create_model(cfg.arch)
         return loop.fit(model, train, val, cfg, out_dir=tmp_path, name="T", metadata=meta, **kw)
 
-    monkeypatch.setattr(loop, "save_checkpoint", dies_before_best_of_epoch_2)
+    monkeypatch.setattr(session_module, "save_checkpoint", dies_before_best_of_epoch_2)
     with pytest.raises(SystemExit):
         fit()
-    monkeypatch.setattr(loop, "save_checkpoint", save)
+    monkeypatch.setattr(session_module, "save_checkpoint", save)
     last = read_checkpoint(tmp_path / "last.pt")
     assert last["epoch"] == last["best_epoch"] == 2, "epoch 2 was the best (ties go to the later epoch)"
     assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 1, "the kill left best.pt one epoch behind"
@@ -168,14 +169,15 @@ def test_a_kill_between_last_and_best_checkpoint_is_repaired_on_resume(tmp_path,
 
 
 # ---------------------------------------------------------------------------------------------------------
-# report files: the real writer (engine.report.write), killed halfway through a file
+# report files: the real writer (engine.workflows.reports), killed halfway through a file
 
 REPORT_CHILD = """
 import itertools, json, os, re, sys, tempfile, time
 from pathlib import Path
-import engine.report.write as report_write
+import engine.runs.folder as run_folder
+from engine.workflows.reports import write_run_report
 from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
-from engine.runfolder import RunFolder
+from engine.runs.folder import RunFolder
 
 class SlowHandle:
     # writes in chunks; halfway through a file it says MID <name> and pauses, so the parent can kill it there
@@ -216,14 +218,14 @@ def plain_write_all(files):  # the control: each file written in place, as a nai
 how, root = sys.argv[1], Path(sys.argv[2])
 reports = json.loads((root / "reports.json").read_text())
 for i, report in enumerate(reports):  # the two complete versions, written normally, to compare with
-    report_write.write_reports(RunFolder(root / f"ref{i}" / "run"), report)
+    write_run_report(RunFolder(root / f"ref{i}" / "run"), report)
 run = RunFolder.prepare(root / "live" / "run", ExperimentConfig(DataConfig(data="x"), TrainConfig()))
 if how == "atomic":
     tempfile.mkstemp, os.fdopen = mkstemp, fdopen
 else:
-    report_write.write_all = plain_write_all
+    run_folder.write_all = plain_write_all
 for i in itertools.count():
-    report_write.write_reports(run, reports[i % 2])
+    write_run_report(run, reports[i % 2])
     print("WROTE", flush=True)
 """
 CONFIG = ExperimentConfig(DataConfig(data="x"), TrainConfig())

@@ -236,7 +236,7 @@ def test_the_app_log_leaves_out_image_paths_that_the_run_log_keeps(tmp_path, mon
     import logging
 
     from desktop_app.app import setup_logging
-    from engine.runfolder import RunFolder
+    from engine.runs.folder import RunFolder
 
     monkeypatch.setenv("HISTOGUARD_LOG_DIR", str(tmp_path / "logs"))
     run = RunFolder(tmp_path / "run")

@@ -1,0 +1,106 @@
+"""Offline prediction of image files with an exported ONNX model (onnxruntime only, no torch).
+
+Every row is an audit record: the model file's sha256 (of the verified bytes the session runs), the app
+version, the provider, the time (ISO 8601, UTC) and the input file's sha256.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from engine import __version__
+from engine.core.errors import DecodeError
+from engine.core.fileio import sha256_file, write_text
+from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
+from engine.data.decode import load_rgb, resize_center
+from engine.data.inputs import collect_images
+from engine.deploy.session import create_session, run_session, session_integrity, session_meta, session_provider
+
+log = logging.getLogger(__name__)
+
+
+def predict_files(
+    model_path: str | Path,
+    inputs: list,
+    out_csv: str | Path | None = None,
+    *,
+    batch_size: int = 16,
+    device: str = "auto",
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> list[dict]:
+    """One row per image: predicted class and class probabilities, or the reason it could not be read."""
+    paths = collect_images(inputs)
+    session = create_session(model_path, device=device)
+    meta = session_meta(session, source=str(model_path))
+    classes, size = list(meta.classes), meta.image_size
+    common = {
+        "model": Path(model_path).name,
+        "model_sha256": session_integrity(session)["sha256"],
+        "app_version": __version__,
+        "provider": session_provider(session),
+    }
+    rows: list[dict] = []
+    for start in range(0, len(paths), batch_size):
+        check_cancel(cancel, "prediction")
+        rows += _predict_batch(session, paths[start : start + batch_size], classes, int(size), common)
+        report(on_progress, "predict", min(start + batch_size, len(paths)), len(paths), unit="images")
+    if out_csv is not None:
+        write_text(out_csv, rows_to_csv(rows, classes))
+    return rows
+
+
+def _predict_batch(session, paths: list[Path], classes: list[str], size: int, common: dict) -> list[dict]:
+    arrays, rows = [], []
+    for path in paths:
+        row = {"path": str(path), "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **common}
+        row["input_sha256"] = _input_sha256(path)
+        try:
+            arrays.append(np.asarray(resize_center(load_rgb(path), size), dtype=np.float32) / 255.0)
+            row["error"] = ""
+        except DecodeError as exc:
+            row["error"] = str(exc)
+            log.warning("%s", exc)
+        rows.append(row)
+    if arrays:
+        probs = run_session(session, np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)))
+        ok = [r for r in rows if not r["error"]]
+        for row, p in zip(ok, probs):
+            row["predicted"] = classes[int(p.argmax())]
+            row.update({f"p_{c}": float(p[i]) for i, c in enumerate(classes)})
+    return rows
+
+
+def _input_sha256(path: Path) -> str:
+    """The input file's sha256 ('' when it cannot be read: the row's error then says why)."""
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        log.warning("cannot hash %s: %s", path, exc.strerror)
+        return ""
+
+
+def rows_to_csv(rows: list[dict], classes: list[str]) -> str:
+    fields = [
+        "path",
+        "predicted",
+        *(f"p_{c}" for c in classes),
+        "error",
+        "model",
+        "model_sha256",
+        "app_version",
+        "provider",
+        "time",
+        "input_sha256",
+    ]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

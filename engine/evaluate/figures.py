@@ -1,0 +1,147 @@
+"""Report figures drawn with matplotlib's Agg backend (no display, no Qt). Full edition only: the Diagnose
+edition ships without matplotlib and reads the figures a run folder already holds (``engine.report.export``)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from engine.core.eps import format_eps
+from engine.core.fileio import write_bytes
+from engine.report.labels import (
+    MIN_EPS_FIGURE,
+    ROBUST_FIGURE,
+    SWEEP_FIGURE,
+    at_level,
+    cm_figure_name,
+    condition_label,
+    figure_names,
+)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path | None) -> bytes:
+    """The figure as PNG bytes, also written (atomically) to ``path`` if given; closes the figure."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt  # imported by _pyplot() already
+
+    plt.close(fig)
+    if path is not None:
+        write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def confusion_matrix_png(cm: list[list[int]], classes: list[str], title: str, path: str | Path | None = None) -> bytes:
+    """2x2 heatmap with counts and row percentages (true class per row, predicted per column)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(3.6, 3.2))
+    ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(1, max(max(r) for r in cm)))
+    for i, row in enumerate(cm):
+        for j, count in enumerate(row):
+            pct = 100 * count / sum(row) if sum(row) else 0
+            dark = count > 0.6 * max(max(r) for r in cm)
+            ax.text(j, i, f"{count}\n{pct:.1f}%", ha="center", va="center", color="white" if dark else "black")
+    ax.set_xticks([0, 1], [f"pred {c}" for c in classes])
+    ax.set_yticks([0, 1], [f"true {c}" for c in classes], rotation=90, va="center")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def sweep_png(sweep: list[dict], path: str | Path | None = None, metric: str = "accuracy") -> bytes:
+    """``metric`` against eps, one line per (model, attack source)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    series: dict[str, list[tuple[float, float]]] = {}
+    for row in sweep:
+        if row.get(metric) is not None:
+            label = f"{row['model']} (FGSM from {row['attack_source']})"
+            series.setdefault(label, []).append((row["eps"], row[metric]))
+    for label, points in sorted(series.items()):
+        points.sort()
+        ax.plot([p[0] * 255 for p in points], [p[1] for p in points], marker="o", label=label)
+    eps_values = sorted({row["eps"] for row in sweep})
+    ax.set_xticks([e * 255 for e in eps_values], [format_eps(e) for e in eps_values])
+    ax.set_xlabel("eps (pixel units)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def robustness_png(section: dict, path: str | Path | None = None) -> bytes:
+    """White-box accuracy against eps per model and attack (solid), with the random-noise baseline (dotted)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    clean = {r["model"]: r["accuracy"] for r in section["rows"] if r["kind"] == "clean"}
+    series: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    for r in section["rows"]:
+        if r["kind"] in ("white-box", "baseline") and r["accuracy"] is not None:
+            series.setdefault((r["model"], r["attack"], r["kind"]), []).append((r["eps"], r["accuracy"]))
+    colours = dict(zip(sorted(clean), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    styles = {"fgsm": "--", "pgd": "-", "apgd": "-.", "bim": (0, (3, 1, 1, 1))}
+    for (model, attack, kind), pts in sorted(series.items()):
+        pts = sorted([(0.0, clean.get(model))] + pts) if clean.get(model) is not None else sorted(pts)
+        ax.plot(
+            [p[0] * 255 for p in pts],
+            [p[1] for p in pts],
+            linestyle=":" if kind == "baseline" else styles.get(attack, "-"),
+            marker="o" if kind != "baseline" else None,
+            color=colours.get(model),
+            label=f"{model}: {attack}",
+        )
+    eps_values = sorted({0.0} | {r["eps"] for r in section["rows"] if r["kind"] == "white-box"})
+    ax.set_xticks([e * 255 for e in eps_values], [format_eps(e) for e in eps_values])
+    ax.set_xlabel("eps (pixel units)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def min_eps_png(min_eps: dict, path: str | Path | None = None) -> bytes:
+    """Distribution of the smallest flipping eps per model (bars per k/255; '>max' for unflipped images)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 3.2))
+    models = sorted(min_eps)
+    width = 0.8 / max(len(models), 1)
+    for i, model in enumerate(models):
+        s = min_eps[model]
+        ks = list(range(1, s["max_k"] + 1))
+        counts = [s["histogram"].get(str(k), 0) for k in ks] + [s["not_flipped"]]
+        ax.bar([k + (i - (len(models) - 1) / 2) * width for k in ks + [s["max_k"] + 1]], counts, width, label=model)
+    max_k = max((min_eps[m]["max_k"] for m in models), default=16)
+    ticks = list(range(1, max_k + 2, max(1, max_k // 8)))
+    ax.set_xticks(ticks, [f">{max_k}" if t == max_k + 1 else str(t) for t in ticks])
+    ax.set_xlabel("smallest eps that flips the prediction (k/255)")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=8, title="model")
+    return _save(fig, path)
+
+
+def draw_figures(result: dict, names: list[str] | None = None) -> dict[str, bytes]:
+    """PNG bytes of the report's figures (``names``: only those; default: every figure the report has)."""
+    wanted = set(figure_names(result) if names is None else names)
+    classes = result["dataset"]["classes"]
+    out: dict[str, bytes] = {}
+    for e in at_level(result["evaluations"], "image"):
+        if cm_figure_name(e) in wanted:
+            out[cm_figure_name(e)] = confusion_matrix_png(e["confusion_matrix"], classes, condition_label(e))
+    robust = result.get("robustness") or {}
+    if SWEEP_FIGURE in wanted:
+        out[SWEEP_FIGURE] = sweep_png(result["sweep"])
+    if ROBUST_FIGURE in wanted:
+        out[ROBUST_FIGURE] = robustness_png(robust)
+    if MIN_EPS_FIGURE in wanted:
+        out[MIN_EPS_FIGURE] = min_eps_png(robust["min_eps"])
+    return out
