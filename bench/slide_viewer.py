@@ -28,7 +28,7 @@ def run(slide: str = "", model: str = "", shot: str = "", after_s: float = 5.0) 
     from PySide6.QtCore import QTimer
 
     from desktop_app.app import build_window, get_app
-    from desktop_app.screenshots import settle
+    from desktop_app.tools.screenshots import settle
 
     if not slide:
         from engine.data.demo_slide import write_demo_slide

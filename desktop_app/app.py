@@ -1,4 +1,6 @@
-"""QApplication set-up, logging to a file, the main window, and the ``histoguard gui`` options."""
+"""QApplication set-up, logging to a file and the main window with what it needs (state, tasks, errors).
+
+``desktop_app.launcher`` starts it; ``desktop_app.tools`` (screenshots, self-test) build it from here."""
 
 from __future__ import annotations
 
@@ -88,26 +90,3 @@ def build_window(settings=None):
     ctx.tasks.setParent(window)
     ctx.errors.setParent(window)
     return window
-
-
-def run_gui(
-    screenshots: str | None = None, run: str | None = None, dataset: str | None = None, self_test: bool = False
-) -> int:
-    app = get_app()
-    if self_test:
-        from desktop_app.selftest import self_test as run_self_test
-
-        return run_self_test(app)
-    if screenshots:
-        from desktop_app.screenshots import take_screenshots
-
-        return take_screenshots(app, Path(screenshots), run=run)
-    window = build_window()
-    window.ctx.errors.install_excepthook()
-    window.show()
-    window.controller.detect_device()
-    if run:
-        window.controller.open_run(run)
-    if dataset:
-        window.controller.open_dataset(dataset)
-    return app.exec()

@@ -72,7 +72,7 @@ class Controller(QObject):
 
     def open_run(self, path: str | Path) -> RunInfo | None:
         try:
-            run = RunInfo.load(path)
+            run = api.open_run(path)
         except (EngineError, OSError, ValueError) as exc:
             self.ctx.errors.show("Open run folder", exc)
             return None

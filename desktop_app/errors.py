@@ -19,9 +19,31 @@ from engine.core.errors import EngineError
 log = logging.getLogger(__name__)
 
 
+# how the app names the settings an engine message points to (engine.core.errors.option): its own controls,
+# never a command-line flag it does not have ({value}: the value the message asks for)
+GUI_OPTIONS = {
+    "data": "a dataset (File › Open dataset folder…)",
+    "demo": "the demo (Start page › Try the demo)",
+    "force": "“Overwrite” on the Train page",
+    "resume": "“Resume if the folder holds this run” on the Train page",
+    "device": "“Device: {value}” on the Train page",
+    "positive_class": "the positive class “{value}” on the Data page",
+    "patient_regex": "a patient id pattern (the command line's --patient-regex; the app reads patient folders)",
+    "magnification": "one magnification on the Data page",
+    "split_file": "the run's own split (open its run folder)",
+    "split_ratios": "other split shares on the Data page",
+    "split_level": "“Split by: {value}” on the Data page",
+    "weights": "“Start weights: {value}” on the Train page",
+    "model_mpp": "the model resolution on the Slides page",
+    "adversarial": "a Model C defence on the Train page",
+    "adversarial_from": "the study's Model B (the Train page trains it)",
+    "export": "the Train page (a finished run exports its models) or `histoguard export`",
+}
+
+
 def user_message(exc: BaseException) -> str:
     if isinstance(exc, EngineError):
-        return str(exc)
+        return exc.render(GUI_OPTIONS)
     if is_missing_torch(exc):
         return needs_full_edition("This")
     if isinstance(exc, (OSError, MemoryError)):

@@ -44,14 +44,33 @@ def launch_app(argv: list[str] | None = None) -> int:
     if args.self_test:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the self-test needs no screen
     try:
-        from desktop_app.app import run_gui
+        from desktop_app.app import build_window, get_app
     except ImportError as exc:  # a broken Qt install: say what to do instead of a traceback
         sys.stderr.write(
             f"The desktop app cannot start: {exc}.\nReinstall with `pip install histoguard` (PySide6) or use the "
             "command line: `histoguard --help`.\n"
         )
         return 2
-    return run_gui(screenshots=args.screenshots, run=args.run, dataset=args.data, self_test=args.self_test)
+    app = get_app()
+    if args.self_test:
+        from desktop_app.tools.selftest import self_test
+
+        return self_test(app)
+    if args.screenshots:
+        from pathlib import Path
+
+        from desktop_app.tools.screenshots import take_screenshots
+
+        return take_screenshots(app, Path(args.screenshots), run=args.run)
+    window = build_window()
+    window.ctx.errors.install_excepthook()
+    window.show()
+    window.controller.detect_device()
+    if args.run:
+        window.controller.open_run(args.run)
+    if args.data:
+        window.controller.open_dataset(args.data)
+    return app.exec()
 
 
 if __name__ == "__main__":

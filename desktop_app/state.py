@@ -2,64 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.core.config import DataConfig, ExperimentConfig
-from engine.core.errors import RunFolderError
+from engine.core.config import DataConfig
+from engine.runs.folder import RunContents
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES = ("A", "B", "C")  # C: on-the-fly adversarial training (issue 4); older runs have A and B
-
-
-@dataclass
-class RunInfo:
-    """What the app knows about a run folder (``histoguard experiment --out`` or the Train page)."""
-
-    path: Path
-    config: ExperimentConfig | None = None
-    report: dict | None = None  # report.json once the run has finished
-    checkpoints: dict[str, Path] = field(default_factory=dict)  # "A"/"B"/"C" -> best.pt
-    onnx: dict[str, Path] = field(default_factory=dict)  # "A"/"B"/"C" -> model_x.onnx
-
-    @classmethod
-    def load(cls, path: str | Path) -> RunInfo:
-        root = Path(path)
-        cfg_file = root / "config.json"
-        if not cfg_file.is_file():
-            raise RunFolderError(
-                f"{root} is not a HistoGuard run folder (it has no config.json); open a folder made by the "
-                "Train page or by `histoguard experiment --out`"
-            )
-        try:
-            config = ExperimentConfig.from_dict(json.loads(cfg_file.read_text(encoding="utf-8")))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RunFolderError(f"{cfg_file} cannot be read ({exc}); it was not written by this HistoGuard") from exc
-        report = None
-        if (root / "report.json").is_file():
-            report = json.loads((root / "report.json").read_text(encoding="utf-8"))
-        info = cls(root, config, report)
-        for name in MODEL_NAMES:
-            ckpt = root / f"model_{name.lower()}" / "best.pt"
-            if ckpt.is_file():
-                info.checkpoints[name] = ckpt
-            onnx = root / f"model_{name.lower()}.onnx"
-            if onnx.is_file():
-                info.onnx[name] = onnx
-        return info
-
-    @property
-    def finished(self) -> bool:
-        return self.report is not None
-
-    @property
-    def synthetic(self) -> bool:
-        return bool(self.report and self.report.get("synthetic_data")) or bool(self.config and self.config.data.demo)
+# what the app knows about an open run folder is what the engine reads from it (engine.runs.folder.RunContents)
+RunInfo = RunContents
 
 
 class AppState(QObject):

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.errors import user_message
 from desktop_app.pages.base import Page, heading
 from desktop_app.widgets.counts_table import CountsTable
 from desktop_app.widgets.dataset_summary import DatasetSummary, magnifications
@@ -302,7 +303,7 @@ class DataPage(Page):
                 self.ctx.errors.show("Split", exc)
             else:
                 self.split, self._split_key = None, _split_key(cfg)
-                self.split_table.show_error(html.escape(str(exc)))
+                self.split_table.show_error(html.escape(user_message(exc)))
             return False
         self.split, self._split_key = split, _split_key(cfg)
         self.split_table.set_split(ds, split, api.split_summary(ds, split), source)

@@ -311,7 +311,7 @@ class TrainPage(Page):
         self.stages.set_all("done")
         self._plan_shown = False
         try:
-            run = RunInfo.load(out)
+            run = api.open_run(out)
         except EngineError as exc:
             self.ctx.errors.show("Train", exc)
             return

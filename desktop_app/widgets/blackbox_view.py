@@ -123,7 +123,7 @@ def summary_text(result: dict) -> str:
         if r["eps"]
     ]
     return (
-        f"Square attack on <b>{escape(str(result.get('model_name', result.get('model', ''))))}</b>: "
+        f"Square attack on <b>{escape(str(result.get('model', '')))}</b>: "
         f"{result.get('n_images', clean['n'])} images, up to {result['n_queries']} queries each; "
         f"positive class <b>{escape(classes[1])}</b> (missed cancer = a {escape(classes[1])} image called "
         f"{escape(classes[0])}). Run by onnxruntime on <b>{escape(result['provider'])}</b>.<br>" + "<br>".join(parts)

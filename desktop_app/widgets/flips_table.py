@@ -1,6 +1,6 @@
 """The images whose prediction an attack flipped: one row per (image, model), clickable.
 
-Each row keeps its flip dict (engine.stress.stress_test_set's "flips"), so sorting never mixes rows up;
+Each row keeps its flip dict (engine.api.stress_test_set's "flips"), so sorting never mixes rows up;
 selecting a row emits ``flip_chosen(flip)``.
 """
 

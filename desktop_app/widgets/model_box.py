@@ -13,55 +13,28 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
+from engine.deploy.model_info import ModelInfo
+from engine.report.labels import training_text
+
 SYNTHETIC_WARNING = "⚠ Trained on synthetic demo data: not for diagnosis."
 FIELDS = (("file", "File"), ("sha256", "SHA-256"), ("arch", "Architecture"), ("classes", "Classes"))
 FIELDS += (("input", "Input"), ("trained", "Trained"), ("provider", "Runs on"))
 
 
-def eps_text(eps: float) -> str:
-    """0.0313… -> '8/255' (eps in pixel units, as the rest of the app writes it)."""
-    k = float(eps) * 255
-    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{float(eps):.4g}"
-
-
-def positive_class(meta: dict) -> str | None:
-    classes = meta.get("classes") or []
-    return meta.get("positive_class") or (classes[-1] if classes else None)
-
-
-def training_text(meta: dict) -> str:
-    """'clean' or 'adversarial: originals + FGSM images from Model A, eps 8/255' from the metadata."""
-    how = meta.get("training")
-    if not isinstance(how, dict) or not how.get("method"):
-        return "unknown (the file has no training record)"
-    method = how["method"]
-    if method == "clean":
-        return "clean (original images only)"
-    eps = f", eps {eps_text(how['eps'])}" if how.get("eps") is not None else ""
-    if method == "merged-fgsm":
-        source = str(how.get("attack_source", "?"))
-        source = f"Model {source}" if len(source) <= 2 else Path(source).name
-        return f"adversarial: originals + FGSM images from {source}{eps}"
-    return f"adversarial ({method}){eps}"
-
-
-def describe(info: dict) -> dict[str, str]:
-    """Rich-text values of the box's rows for ``info`` = {path, sha256, meta, provider}."""
-    meta, path = info.get("meta") or {}, Path(info["path"])
-    classes, positive = meta.get("classes") or [], positive_class(meta)
-    marked = [f"<b>{escape(c)} (positive)</b>" if c == positive else escape(c) for c in classes]
-    name = f" — {escape(meta['model_name'])}" if meta.get("model_name") else ""
-    size = meta.get("image_size")
-    provider = info.get("provider", "?")
-    where = "GPU" if provider.startswith(("CUDA", "Tensorrt", "TensorRT")) else "CPU"
+def describe(info: ModelInfo) -> dict[str, str]:
+    """Rich-text values of the box's rows for an opened model (``engine.api.read_model_info``)."""
+    meta = info.meta
+    marked = [f"<b>{escape(c)} (positive)</b>" if c == meta.positive_class else escape(c) for c in meta.classes]
+    name = f" — {escape(meta.model_name)}" if meta.model_name else ""
+    int8 = " (INT8 copy)" if meta.quantized else ""
     return {
-        "file": f"{escape(path.name)}{name}",
-        "sha256": f"<tt>{info['sha256'][:16]}…</tt>",
-        "arch": escape(str(meta.get("arch", "unknown"))),
-        "classes": ", ".join(marked) or "<b>none: the file has no HistoGuard metadata</b>",
-        "input": f"{size}×{size} px RGB" if size else "unknown",
+        "file": f"{escape(info.path.name)}{name}{int8}",
+        "sha256": f"<tt>{info.sha256[:16]}…</tt>",
+        "arch": escape(meta.arch),
+        "classes": ", ".join(marked),
+        "input": f"{meta.image_size}×{meta.image_size} px RGB",
         "trained": escape(training_text(meta)),
-        "provider": f"{escape(provider)} ({where}, onnxruntime)",
+        "provider": f"{escape(info.provider)} ({'GPU' if info.on_gpu else 'CPU'}, onnxruntime)",
     }
 
 
@@ -126,13 +99,13 @@ class ModelBox(QGroupBox):
         self._clear_values()
         self.status.setText(f"Reading {path.name}…" if path else "No model chosen: open a run or an ONNX file.")
 
-    def show_info(self, info: dict) -> None:
-        """Show the model's description; ``info`` = {path, sha256, meta, provider}."""
+    def show_info(self, info: ModelInfo) -> None:
+        """Show the model's description."""
         for key, text in describe(info).items():
             self.values[key].setText(text)
-        self.values["sha256"].setToolTip(f"SHA-256 of the file:\n{info['sha256']}")
-        self.values["file"].setToolTip(str(info["path"]))
-        self.synthetic.setVisible(bool((info.get("meta") or {}).get("synthetic_data")))
+        self.values["sha256"].setToolTip(f"SHA-256 of the file:\n{info.sha256}")
+        self.values["file"].setToolTip(str(info.path))
+        self.synthetic.setVisible(info.meta.synthetic_data)
         self.status.setText("")
         self.status.setVisible(False)
 

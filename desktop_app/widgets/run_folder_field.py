@@ -1,13 +1,12 @@
 """Where a training run goes: a folder field with Browse / New folder, what the folder holds now, and the
 two explicit choices for a folder that already holds a run (resume it, or overwrite it).
 
-The check mirrors ``engine.runs.folder.RunFolder.check`` (the engine checks again on the worker) but says
-what to do in the words of this page rather than the CLI's options.
+What the folder holds is the engine's answer (``engine.runs.folder.RunFolder.state``; the engine checks again
+on the worker); this widget says what to do in the words of this page rather than the CLI's options.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -15,9 +14,9 @@ from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import QCheckBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from desktop_app.settings import remember_dir
+from engine import api
 from engine.core.config import ExperimentConfig
-from engine.core.errors import EngineError, RunFolderError
-from engine.core.fileio import is_temp
+from engine.core.errors import RunFolderError
 
 SETTINGS_KEY = "train_run"
 RESUME_TEXT = "Resume if the folder holds this run"
@@ -34,30 +33,11 @@ def new_run_path(settings: QSettings) -> Path:
     return default_parent(settings) / time.strftime("run-%Y%m%d-%H%M%S")
 
 
-def folder_state(path: Path, cfg: ExperimentConfig | None) -> str:
-    """'new', 'file', 'foreign' (not a run folder), 'resumable' (this config, unfinished), 'finished'
-    (this config, finished) or 'other' (another config, or none to compare with)."""
-    if path.exists() and not path.is_dir():
-        return "file"
-    if not path.exists() or all(is_temp(p.name) for p in path.iterdir()):  # temp files of a killed write
-        return "new"
-    try:
-        saved = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        saved.pop("histoguard_version", None)
-        same = cfg is not None and ExperimentConfig.from_dict(saved) == cfg
-    except (OSError, ValueError):
-        return "foreign"
-    except (KeyError, TypeError, EngineError):  # written by another version, or invalid now
-        same = False
-    if not same:
-        return "other"
-    return "finished" if (path / "report.json").is_file() else "resumable"
-
-
 DESCRIPTIONS = {
     "new": "A new run will be written to this folder.",
     "file": "This is a file, not a folder: choose a folder for the run.",
     "foreign": "This folder is not empty and is not a HistoGuard run folder: choose a new or empty folder.",
+    "locked": "Another HistoGuard (another window or a command) is writing a run in this folder now: choose another.",
     "resumable": "This folder holds an unfinished run with these settings: it can be resumed.",
     "finished": "This folder holds a finished run with these settings: press New folder to train again.",
     "other": "This folder holds a run with other settings: choose a new folder, or tick Overwrite.",
@@ -124,7 +104,7 @@ class RunFolderField(QWidget):
 
     def refresh(self, cfg: ExperimentConfig | None) -> str:
         """Look at the folder again (against ``cfg``, the settings Start would use) and say what it holds."""
-        self.state = folder_state(self.path(), cfg) if self.edit.text().strip() else "file"
+        self.state = api.run_folder_state(self.path(), cfg) if self.edit.text().strip() else "file"
         text = DESCRIPTIONS[self.state] if self.edit.text().strip() else "Give a folder for the run."
         self.state_label.setText(text)
         has_run = self.state in ("resumable", "finished", "other")
@@ -143,7 +123,7 @@ class RunFolderField(QWidget):
             raise RunFolderError("no run folder given: type a folder or press New folder")
         if state == "new":
             return False, False
-        if state in ("file", "foreign"):
+        if state in ("file", "foreign", "locked"):
             raise RunFolderError(f"{path}: {DESCRIPTIONS[state]}")
         if self.overwrite_box.isChecked():
             return False, True

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.widgets.mpp_spin import mpp_spin
+from engine.core.config import AttackConfig
 
 METHODS = (("FGSM (fast)", "fgsm"), ("PGD (stronger, slower)", "pgd"))
 
@@ -97,12 +98,7 @@ class SlideForm(QWidget):
     def model_mpp_value(self) -> float | None:
         return self.model_mpp.value() or None
 
-    def robustness_settings(self) -> dict:
-        """Keyword arguments of ``engine.workflows.slide_robustness.slide_robustness``."""
-        limit = self.limit.value()
-        return {
-            "method": self.method.currentData(),
-            "max_k": self.max_k.value(),
-            "steps": self.steps.value(),
-            "limit": limit or None,
-        }
+    def robustness_attack(self) -> tuple[AttackConfig, int | None]:
+        """The map's attack (eps: the largest k/255 searched) and how many of the top tiles (None: all)."""
+        attack = AttackConfig(self.method.currentData(), self.max_k.value() / 255, steps=self.steps.value())
+        return attack, self.limit.value() or None

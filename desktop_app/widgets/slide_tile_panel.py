@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QPushBu
 from desktop_app.widgets.slide_form import METHODS, int_spin
 from desktop_app.widgets.slide_summary import flip_phrase
 from desktop_app.widgets.triptych import Triptych
+from engine.core.config import AttackConfig
 
 POSITIVE_COLOUR, NEGATIVE_COLOUR = "#a4262c", "#0b6a0b"
 
@@ -87,5 +88,5 @@ class SlideTilePanel(QGroupBox):
         result.setdefault("label_attacked", result["pred_clean"])
         self.triptych.set_result(result, title=" ")
 
-    def attack_settings(self) -> dict:
-        return {"method": self.method.currentData(), "eps": self.eps_k.value() / 255}
+    def attack(self) -> AttackConfig:
+        return AttackConfig(self.method.currentData(), self.eps_k.value() / 255)

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.widgets.image_source import images_group
 from engine.core.catalog import ATTACK_LABELS, BASELINES, ITERATIVE, WHITE_BOX
+from engine.core.config import AttackConfig
 
 SOURCES = (("One image", "image"), ("A folder of labelled images", "folder"), ("The run's test split", "split"))
 HINTS = {
@@ -125,7 +126,7 @@ class StressForm(QWidget):
         self.eps_label = QLabel()
         self.eps_label.setObjectName("epsLabel")
         self.l2_spin = QDoubleSpinBox()
-        self.l2_spin.setRange(0.0, 1.0)  # engine.stress refuses eps above 1
+        self.l2_spin.setRange(0.0, 1.0)  # the stress tests refuse eps above 1
         self.l2_spin.setSingleStep(0.05)
         self.l2_spin.setDecimals(2)
         self.l2_spin.setValue(0.5)
@@ -221,15 +222,13 @@ class StressForm(QWidget):
         """The class a targeted attack pulls images towards (the negative class), else None."""
         return self.negative_class if self.targeted.isChecked() and self.targeted.isEnabled() else None
 
-    def attack_settings(self) -> dict:
-        """Keyword arguments of engine.stress for the chosen attack (settings it does not take are left out)."""
+    def attack(self) -> AttackConfig:
+        """The chosen attack at the eps of one image (a set is swept over ``eps_values``); settings the attack does
+        not take are left at their defaults."""
         method = self.method()
-        out = {"method": method, "target": self.target()}
-        if method in ITERATIVE:
-            out["steps"] = self.steps_spin.value()
-        if method in RESTARTS:
-            out["restarts"] = self.restarts_spin.value()
-        return out
+        steps = self.steps_spin.value() if method in ITERATIVE else None
+        restarts = self.restarts_spin.value() if method in RESTARTS else 1
+        return AttackConfig(method, self.eps(), steps=steps, restarts=restarts, target=self.target())
 
     def set_classes(self, classes: list[str] | None) -> None:
         """Name the classes in the targeted checkbox: 'make <positive> look <negative>'."""

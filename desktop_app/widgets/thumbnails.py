@@ -16,6 +16,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
+from desktop_app.errors import user_message
 from desktop_app.widgets.image_view import ImageView
 from engine import api
 from engine.core.errors import EngineError
@@ -51,7 +52,7 @@ def _thumbnail(path: Path, caption: str, size: int) -> Thumbnail:
     try:
         image = api.load_rgb(path)
     except (EngineError, OSError) as exc:
-        return Thumbnail(None, f"cannot decode {path.name}", str(exc))
+        return Thumbnail(None, f"cannot decode {path.name}", user_message(exc))
     image.thumbnail((size, size))
     return Thumbnail(np.array(image, dtype=np.uint8), caption, str(path))
 

@@ -31,7 +31,7 @@ def eps_caption(r: dict) -> str:
 
 
 class Triptych(QWidget):
-    """``set_result(engine.stress.attack_image(...) result)``; ``clear(text)`` empties it."""
+    """``set_result(engine.api.attack_image(...) result)``; ``clear(text)`` empties it."""
 
     def __init__(self, min_size: int = 120, compact: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)

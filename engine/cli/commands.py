@@ -254,6 +254,7 @@ def cmd_predict(a, progress) -> int:
 def cmd_slide(a, progress) -> int:
     from engine.core.edition import DIAGNOSE, edition, needs_full_edition
     from engine.core.errors import ConfigError
+    from engine.slides.export import robustness_record
 
     if a.robustness != "none" and edition() == DIAGNOSE:  # before the prediction, not after it
         raise ConfigError(needs_full_edition(f"`histoguard slide --robustness {a.robustness}`"))
@@ -264,7 +265,7 @@ def cmd_slide(a, progress) -> int:
     )  # fmt: skip
     settings = None
     if attack is not None:
-        settings = {"method": a.robustness, "max_k": a.max_eps, "steps": a.steps if a.robustness == "pgd" else None}
+        settings = robustness_record(attack)
         pred.flip_eps = api.slide_robustness(
             a.slide, a.model, pred, attack, limit=a.robust_limit, batch_size=a.batch_size, device=a.device,
             on_progress=progress,

@@ -5,7 +5,10 @@ Imports nothing heavy (no torch): the app's Results page uses it while the windo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from engine.core.eps import format_eps
+from engine.core.metadata import ModelMeta
 
 METRICS = (
     "accuracy",
@@ -42,6 +45,24 @@ def eps_text(eps: float) -> str:
 def fmt(value) -> str:
     """A metric as the tables print it: 3 decimals, '—' where it is undefined (None)."""
     return "—" if value is None else f"{value:.3f}"
+
+
+def training_text(meta: ModelMeta) -> str:
+    """'clean (original images only)' or 'adversarial: originals + FGSM images from Model A, eps 8/255'."""
+    how = meta.training
+    if not isinstance(how, dict) or not how.get("method"):
+        return "unknown (the file has no training record)"
+    method = how["method"]
+    if method == "clean":
+        return "clean (original images only)"
+    eps = f", eps {eps_text(how['eps'])}" if how.get("eps") is not None else ""
+    if method == "merged-fgsm":
+        source = str(how.get("attack_source", "?"))
+        source = f"Model {source}" if len(source) <= 2 else Path(source).name
+        return f"adversarial: originals + FGSM images from {source}{eps}"
+    if method == "adversarial-training":
+        return f"adversarial training ({how.get('defence', '?')}){eps}"
+    return f"adversarial ({method}){eps}"
 
 
 def attack_kind(e: dict) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from engine import __version__
+from engine.core.config import AttackConfig
 from engine.core.fileio import write_all
 from engine.slides.predict import SlidePrediction
 
@@ -112,6 +113,15 @@ def tiles_geojson(pred: SlidePrediction) -> dict:
 def _json_number(value):
     """inf -> "Infinity" (QuPath's spelling of a non-finite measurement); other values unchanged."""
     return "Infinity" if isinstance(value, float) and np.isinf(value) else value
+
+
+def robustness_record(attack: AttackConfig) -> dict:
+    """How a robustness map was made, as slide.json keeps it: method, the largest k/255 searched, PGD's steps."""
+    return {
+        "method": attack.method,
+        "max_k": round(attack.eps * 255),
+        "steps": attack.n_steps if attack.info.iterative else None,
+    }
 
 
 def write_slide_outputs(

@@ -65,3 +65,20 @@ def best_level(downsamples: tuple[float, ...], side: int, image_size: int) -> in
     wanted = side / image_size
     candidates = [i for i, d in enumerate(downsamples) if d <= wanted + 1e-6]
     return max(candidates, key=lambda i: downsamples[i]) if candidates else 0
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How a model's input maps onto a slide: ``side`` level-0 pixels a tile, read at pyramid ``level``; ``scaled``
+    when both the model's and the slide's microns per pixel were known (else one slide pixel per model pixel)."""
+
+    side: int
+    level: int
+    scaled: bool
+
+
+def tiling(image_size: int, model_mpp: float | None, slide_mpp: float | None, downsamples: tuple[float, ...]) -> Tiling:
+    """The tiles ``predict_slide`` reads for a model of ``image_size`` px at ``model_mpp`` on a slide at
+    ``slide_mpp``."""
+    side = tile_side(image_size, model_mpp, slide_mpp)
+    return Tiling(side, best_level(downsamples, side, image_size), model_mpp is not None and slide_mpp is not None)

@@ -16,7 +16,7 @@ import numpy as np
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import RESAMPLE
 from engine.deploy.session import create_session, run_session, session_integrity, session_meta
-from engine.slides.grid import Tile, best_level, tile_grid, tile_side
+from engine.slides.grid import Tile, tile_grid, tiling
 from engine.slides.reader import SlideInfo, open_slide, slide_info
 from engine.slides.tissue import tissue_mask
 
@@ -113,10 +113,10 @@ def predict_slide(
                 "the model records no microns per pixel: one tile is %d slide pixels (give the model's resolution)",
                 size,
             )
-        side = tile_side(size, mpp, info.mpp[0] if info.mpp else None)
+        plan = tiling(size, mpp, info.mpp[0] if info.mpp else None, info.level_downsamples)
+        side, level = plan.side, plan.level
         mask, mask_ds = tissue_mask(slide)
         tiles, grid = tile_grid(info.dimensions, side, mask, mask_ds, min_tissue)
-        level = best_level(info.level_downsamples, side, size)
         log.info(
             "slide %s: %d tissue tiles of %d px on a %d x %d grid, read at level %d",
             Path(slide_path).name,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,14 +18,12 @@ from engine.train.defences import adversarial_loss
 from engine.train.distributed import SINGLE, DistContext, all_reduce_sums, epoch_order, reduce_classification
 from engine.train.prefetch import batch_images
 
-if TYPE_CHECKING:
-    from engine.train.session import TrainSession
-
 log = logging.getLogger(__name__)
 
 
-def train_epoch(run: TrainSession, epoch: int) -> dict:
-    """One epoch; a cancel between batches saves the position in ``last.pt`` (see ``TrainState.partial``)."""
+def train_epoch(run, epoch: int) -> dict:
+    """One epoch of ``run`` (an ``engine.train.session.TrainSession``); a cancel between batches saves the position
+    in ``last.pt`` (see ``TrainState.partial``)."""
     model, train, cfg, state = run.model, run.train, run.cfg, run.state
     model.train()
     gen, order = epoch_order(len(train), cfg.seed * 100_003 + epoch, run.dist)  # this rank's shard
@@ -58,9 +55,7 @@ def train_epoch(run: TrainSession, epoch: int) -> dict:
     return {"loss": sums["loss_sum"] / seen, "acc": sums["correct"] / seen}
 
 
-def _step(
-    run: TrainSession, images: np.ndarray | torch.Tensor, labels: np.ndarray, gen: torch.Generator
-) -> tuple[float, int]:
+def _step(run, images: np.ndarray | torch.Tensor, labels: np.ndarray, gen: torch.Generator) -> tuple[float, int]:
     x = to_tensor(images, run.device, run.channels_last)
     y = torch.from_numpy(labels).to(run.device)
     if run.cfg.augment:

@@ -15,6 +15,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 import engine
+from desktop_app.errors import GUI_OPTIONS
 from desktop_app.pages.diagnose import DiagnosePage
 from engine import api
 from tests.desktop_app.conftest import wait_for_tasks
@@ -224,7 +225,7 @@ def test_a_tampered_model_is_refused_in_the_error_dialog(qtbot, window, page, ti
     model = tmp_path / "model_b.onnx"
     window.ctx.state.set_onnx(model)  # control: the untouched copy opens
     wait_for_tasks(qtbot, window)
-    assert page.model_info and page.model_info["sha256"] == sha256(model) and not window.ctx.errors.history
+    assert page.model_info and page.model_info.sha256 == sha256(model) and not window.ctx.errors.history
 
     proto = onnx.load(str(model))
     props = {p.key: p.value for p in proto.metadata_props} | {"classes": '["malignant", "benign"]'}
@@ -236,8 +237,9 @@ def test_a_tampered_model_is_refused_in_the_error_dialog(qtbot, window, page, ti
     message = window.ctx.errors.history[-1][1]
     assert str(model) in message and "model_b.onnx.sha256 records" in message and "export it again" in message
     assert window.ctx.errors.dialog.text() == message and window.ctx.errors.dialog.isVisible()
-    with pytest.raises(ModelIntegrityError) as refused:  # the dialog shows the engine's refusal, word for word
+    with pytest.raises(ModelIntegrityError) as refused:  # the dialog shows the engine's refusal, word for word ...
         verify_model(model)
-    assert str(refused.value) == message
+    assert refused.value.render(GUI_OPTIONS) == message  # ... naming what to do in the app's words
+    assert "--model" in str(refused.value) and "--model" not in message  # the CLI names its flags, the app does not
     assert page.model_info is None and not page.run_button.isEnabled()
     assert "cannot be used" in page.model_box.status.text() and page.model_box.values["sha256"].text() == "—"

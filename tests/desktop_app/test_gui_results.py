@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-import desktop_app.pages.results as results_module
+import desktop_app.pages.results.page as results_module
 from tests.desktop_app.conftest import wait_for_tasks
 
 METRIC_KEYS = ("accuracy", "majority_baseline", "balanced_accuracy", "sensitivity", "specificity", "precision",

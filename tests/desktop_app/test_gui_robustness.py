@@ -7,13 +7,14 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 from PySide6.QtCore import Qt
 
-from desktop_app.state import RunInfo
 from desktop_app.widgets.min_eps_plot import bar_counts
 from desktop_app.widgets.robustness_view import NO_SECTION
+from engine import api
 from engine.report.robustness import flags_text, min_eps_rows, natural_rows, table_rows
 from tests.desktop_app.conftest import wait_for_tasks
 
@@ -38,9 +39,7 @@ def _shown(table) -> list[list[str]]:
 
 
 def _show_report(window, tiny_run, report: dict) -> None:
-    run = RunInfo.load(tiny_run)
-    run.report = report
-    window.ctx.state.set_run(run)
+    window.ctx.state.set_run(replace(api.open_run(tiny_run), report=report))
 
 
 def test_table_shows_the_engines_rows_in_every_view(page, report):

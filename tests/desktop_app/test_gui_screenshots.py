@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from desktop_app.app import get_app
-from desktop_app.screenshots import take_screenshots
+from desktop_app.tools.screenshots import take_screenshots
 
 
 def test_screenshots_of_every_page(tmp_path, tiny_run, monkeypatch):
@@ -22,7 +22,7 @@ def test_screenshots_of_every_page(tmp_path, tiny_run, monkeypatch):
 
 
 def test_the_screenshot_run_records_the_demo_slide_scale():
-    from desktop_app.screenshots import TINY
+    from desktop_app.tools.screenshots import TINY
     from engine.data.demo_slide import demo_input_mpp
 
     assert abs(TINY.input_mpp - demo_input_mpp(TINY.image_size)) < 1e-3

@@ -15,12 +15,14 @@ from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QLabel
 
+from engine.core.config import AttackConfig
 from engine.deploy.tiny import tiny_onnx_model
 from engine.slides.export import colourise
 from tests.desktop_app.conftest import wait_for_tasks
-from tests.engine import test_slide_predict, test_slide_robust
+from tests.engine.slides import test_slide_predict
 from tests.engine.slides.test_slide_predict import TISSUE, TUMOUR
 from tests.engine.slides.test_slides import write_pyramid
+from tests.engine.workflows import test_slide_robust
 
 slide = test_slide_predict.slide  # fixtures (module scope): the tiny ONNX model's slide ...
 case = test_slide_robust.case  # ... and a small_cnn checkpoint + its ONNX export with their slide
@@ -276,7 +278,7 @@ def robust_page(qtbot, window, case):
 def test_robustness_map_is_drawn_and_summarised(qtbot, window, robust_page):
     page = robust_page
     page.form.limit.setValue(0)  # all tiles
-    assert page.form.robustness_settings() == {"method": "fgsm", "max_k": 16, "steps": 10, "limit": None}
+    assert page.form.robustness_attack() == (AttackConfig("fgsm", 16 / 255, steps=10), None)
     assert page.run_robustness() is not None
     wait_for_tasks(qtbot, window)
     pred = page.prediction

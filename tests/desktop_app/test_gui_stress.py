@@ -14,6 +14,7 @@ from desktop_app.pages.stress import StressPage
 from desktop_app.widgets.flips_table import row_texts
 from engine import api
 from engine.core.catalog import ATTACK_LABELS, BASELINES, ITERATIVE, WHITE_BOX
+from engine.core.config import AttackConfig
 from tests.desktop_app.conftest import wait_for_tasks
 
 
@@ -134,7 +135,7 @@ def test_clicking_a_constructed_flip_shows_its_triptych(qtbot, window, page, tin
     result = {"curves": {"B": [point, dict(point, eps=8 / 255, accuracy=0.9, n_flipped=1)]}, "flips": [flip],
               "flip_eps": 8 / 255, "method": "fgsm", "steps": None, "classes": ["benign", "malignant"],
               "positive_class": "malignant", "majority_baseline": 0.5, "n": 10,
-              "checkpoints": {"B": str(tiny_run / "model_b/best.pt")}}  # fmt: skip
+              "checkpoints": {"B": str(tiny_run / "model_b/best.pt")}, "attack": AttackConfig("fgsm")}  # fmt: skip
     page.show_set_result(result)
     assert page.flips.rowCount() == 1 and page.flips.item(0, 3).text() == "benign → malignant"
     assert page.flips.item(0, 4).text() == "0.61 → 0.55"
@@ -235,11 +236,11 @@ def test_attack_picker_lists_the_catalog_and_enables_its_settings(page):
     assert form.eps() == pytest.approx(0.4) and form.eps_values() == pytest.approx([0.05, 0.1, 0.2, 0.4])
     form.set_method("fgsm")
     form.targeted.setChecked(True)
-    assert form.attack_settings() == {"method": "fgsm", "target": "benign"}
+    assert form.attack() == AttackConfig("fgsm", form.eps(), target="benign")
     form.set_method("apgd")
     form.steps_spin.setValue(3)
     form.restarts_spin.setValue(2)
-    assert form.attack_settings() == {"method": "apgd", "target": "benign", "steps": 3, "restarts": 2}
+    assert form.attack() == AttackConfig("apgd", form.eps(), steps=3, restarts=2, target="benign")
 
 
 def test_set_with_targeted_pgd_matches_the_engine(qtbot, window, page, tiny_run):
@@ -252,8 +253,8 @@ def test_set_with_targeted_pgd_matches_the_engine(qtbot, window, page, tiny_run)
     _run(qtbot, window, page)
     assert page.set_result["target"] == "benign" and page.set_result["restarts"] == 2
     models = {m: str(tiny_run / f"model_{m.lower()}/best.pt") for m in "ABC"}
-    expected = api.stress_test_set(models, {"run": str(tiny_run)}, method="pgd", eps_values=[1 / 255, 2 / 255, 4 / 255],
-                                   steps=3, restarts=2, target="benign")  # fmt: skip
+    pgd = AttackConfig("pgd", steps=3, restarts=2, target="benign")
+    expected = api.stress_test_set(models, api.ImageSource.of_run(tiny_run), pgd, eps_values=[1 / 255, 2 / 255, 4 / 255])
     for model, points in expected["curves"].items():
         for metric in ("accuracy", "sensitivity", "specificity"):
             x, y = page.curves.series[(model, metric)]
@@ -327,5 +328,5 @@ def test_blackbox_on_a_folder_and_an_opened_onnx(qtbot, window, page, tiny_run, 
     bb.run_button.click()
     wait_for_tasks(qtbot, window, 120_000)
     assert not window.ctx.errors.history, window.ctx.errors.history
-    assert page.blackbox.result["n_images"] == 4 and page.blackbox.result["model"] == str(alone)
+    assert page.blackbox.result["n_images"] == 4 and page.blackbox.result["model"] == alone.name
     assert "deployed.onnx" in page.bb_view.summary.text()

@@ -52,7 +52,7 @@ def test_self_test_fails_with_the_reason_when_the_model_is_refused(qapp, monkeyp
     import onnx
 
     import engine.deploy.tiny as tiny
-    from desktop_app.selftest import self_test
+    from desktop_app.tools.selftest import self_test
 
     real = tiny.write_tiny_model
 

@@ -27,6 +27,7 @@ from engine.data.arrays import ArraySet
 from engine.models.checkpoint import make_metadata, read_checkpoint
 from engine.models.registry import create_model
 from engine.runs.folder import RunFolder
+from engine.runs.lock import LOCK_FILE
 from engine.train import loop
 from engine.train import session as session_module
 from tests.conftest import toy_arrays
@@ -336,8 +337,9 @@ def test_a_report_killed_mid_write_is_the_old_or_the_new_version(tmp_path, seed)
     assert temps, "the kill should have left the temp file of the write it interrupted"
 
     kept = {p.name: p.read_bytes() for p in live.iterdir() if not p.name.startswith(".")}
-    RunFolder.prepare(live, CONFIG, resume=True)  # the next open of the run folder
-    assert sorted(p.name for p in live.iterdir()) == sorted(kept), "temp files are removed, nothing else"
+    RunFolder.prepare(live, CONFIG, resume=True).release()  # the next open of the run folder
+    left = sorted(p.name for p in live.iterdir() if p.name != LOCK_FILE)
+    assert left == sorted(kept), "temp files are removed, nothing else"
     assert {name: (live / name).read_bytes() for name in kept} == kept
 
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from engine.data.breakhis import (
     BENIGN_TYPES,
+    BREAKHIS_NAME,
     TUMOR_TYPES,
     BreakHisName,
     normalise_magnification,
@@ -141,11 +142,27 @@ def test_normalise_magnification_rejects(value):
         normalise_magnification(value)
 
 
+# text that is often one edit away from a BreakHis name: random characters spliced into a real name
+near_names = st.builds(
+    lambda head, cut, junk: head[:cut] + junk + head[cut:],
+    st.sampled_from(["SOB_B_A-14-22549AB-40-001.png", "SOB_M_DC-14-2523-400-010.png", "sob_m_lc-15-1-100-1.PNG"]),
+    st.integers(0, 30),
+    st.text(max_size=3),
+)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=60))
-def test_random_text_never_raises(text):
+@given(st.one_of(st.text(max_size=60), near_names))
+def test_the_parser_accepts_exactly_the_names_of_the_pattern(text):
+    """Never raises, and answers None exactly when the text is not a BreakHis name; a name it accepts reads back
+    the slide digits, magnification and sequence number written in it."""
     result = parse_breakhis_name(text)
-    assert result is None or isinstance(result, BreakHisName)
+    match = BREAKHIS_NAME.fullmatch(text)
+    assert (result is None) == (match is None)
+    if result is not None:
+        assert result.patient_id == f"{match['yy']}-{int(match['slide'])}"
+        assert result.magnification == f"{int(match['mag'])}X" and result.seq == int(match["seq"])
+        assert result.label == ("benign" if match["bm"].upper() == "B" else "malignant")
 
 
 name_parts = st.fixed_dictionaries(

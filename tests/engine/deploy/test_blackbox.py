@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from engine.attacks import pgd
-from engine.deploy.blackbox import blackbox_stress, onnx_predictor
-from engine.deploy.square import margin, p_schedule, softmax, square_attack
 from engine.core.errors import AttackError, Cancelled, ConfigError, DataError
 from engine.core.progress import CancelToken
 from engine.data.decode import decode_image
 from engine.data.demo import generate_demo_dataset
-from engine.export.onnx_export import export_onnx
+from engine.deploy.blackbox import blackbox_stress, onnx_predictor
 from engine.deploy.session import create_session, run_session
+from engine.deploy.square import margin, p_schedule, softmax, square_attack
+from engine.export.onnx_export import export_onnx
 from engine.models.checkpoint import make_metadata
 from engine.models.registry import create_model
 

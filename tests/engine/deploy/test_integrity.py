@@ -20,17 +20,17 @@ import pytest
 from PIL import Image
 
 import engine
-from engine.deploy.blackbox import onnx_predictor
-from engine.deploy.model_info import onnx_meta, read_model_info
 from engine.core.errors import ModelError, ModelIntegrityError
+from engine.deploy.blackbox import onnx_predictor
 from engine.deploy.integrity import GRAPH_KEY, META_KEY, SUMS, graph_sha256, record_model, seal, verify_model
-from engine.export.match import verify_onnx_checkpoint
-from engine.export.onnx_export import export_verified
+from engine.deploy.model_info import onnx_meta, read_model_info
+from engine.deploy.predict import predict_files
 from engine.deploy.quantize import compare_quantized, quantize_onnx
 from engine.deploy.session import create_session, run_session, session_integrity, session_metadata
+from engine.export.match import verify_onnx_checkpoint
+from engine.export.onnx_export import export_verified
 from engine.models.checkpoint import make_metadata, save_checkpoint
 from engine.models.registry import create_model
-from engine.deploy.predict import predict_files
 
 SIZE = 16
 REPO = Path(__file__).resolve().parents[3]

@@ -20,9 +20,9 @@ from engine.core.fileio import sha256_file
 from engine.data.demo import default_demo_dir, generate_demo_dataset
 from engine.data.discover import discover
 from engine.data.split import make_split, save_split
-from engine.export.onnx_export import export_onnx
 from engine.deploy.quantize import compare_quantized, quantize_onnx
 from engine.deploy.session import create_session, run_session, session_metadata
+from engine.export.onnx_export import export_onnx
 from engine.models.checkpoint import make_metadata
 from engine.models.registry import create_model
 from tests.conftest import toy_arrays

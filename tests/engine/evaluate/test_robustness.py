@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 from engine.attacks import pgd
 from engine.data.arrays import ArraySet
+from engine.evaluate.core import Evaluation
 from engine.evaluate.masking import masking_flags
 from engine.evaluate.min_eps import min_eps_summary, minimal_eps
-from engine.evaluate.core import Evaluation
 from engine.evaluate.robustness import RobustnessPlan, robustness_rows
 from engine.models.registry import create_model
 from engine.report import robustness as robust_report

@@ -15,12 +15,12 @@ from engine.attacks import fgsm
 from engine.core.errors import DataError, ExportError, ModelError
 from engine.data.decode import decode_image
 from engine.data.inputs import collect_images
+from engine.deploy.predict import predict_files
+from engine.deploy.session import create_session, run_session, session_metadata, session_provider
 from engine.export import onnx_export
 from engine.export.onnx_export import check_parity, export_verified
-from engine.deploy.session import create_session, run_session, session_metadata, session_provider
 from engine.models.checkpoint import make_metadata, weights_sha256
 from engine.models.registry import create_model
-from engine.deploy.predict import predict_files
 
 SIZE = 32
 CLASSES = ["benign", "malignant"]
@@ -155,11 +155,12 @@ def test_export_leaves_the_callers_weights_alone(tmp_path):
     assert weights_sha256(model) == before == info["weights_sha256"]
 
 
-def test_session_on_cpu_reports_cpu_provider(exported):
+def test_session_reports_the_provider_it_really_uses(exported):
+    """'cpu' is always the CPU; 'auto' is CUDA exactly when a GPU and onnxruntime's CUDA provider are both there."""
     _, path, *_ = exported
     assert session_provider(create_session(path, device="cpu")) == "CPUExecutionProvider"
-    if not HAS_CUDA:
-        assert session_provider(create_session(path, device="auto", threads=1)) == "CPUExecutionProvider"
+    expected = "CUDAExecutionProvider" if HAS_CUDA and _ort_has_cuda() else "CPUExecutionProvider"
+    assert session_provider(create_session(path, device="auto", threads=1)) == expected
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="needs a machine without a CUDA GPU")

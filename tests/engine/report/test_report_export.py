@@ -13,7 +13,7 @@ from engine.report import csv_export
 from engine.report.csv_export import COLUMNS, write_metrics_csv
 from engine.report.export import export_report, output_paths
 from engine.report.html import render_html
-from engine.report.labels import METRICS, cm_figure_name, condition_label, eps_text, fmt, figure_names
+from engine.report.labels import METRICS, cm_figure_name, condition_label, eps_text, figure_names, fmt
 
 PNG = b"\x89PNG\r\n\x1a\nfake-figure-"
 CLASSES = ["<benign>", "malignant & co"]

@@ -14,6 +14,7 @@ from engine.export.match import checkpoint_for_onnx
 from engine.workflows.attack import attack_image, perturbation_view
 from tests.engine.conftest import SIZE, toy_image
 
+
 @pytest.mark.parametrize("method", ["fgsm", "pgd"])
 @pytest.mark.parametrize("k", [1, 4, 16])
 def test_attack_image_stays_in_the_eps_ball(toy, method, k):

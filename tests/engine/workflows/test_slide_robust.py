@@ -24,10 +24,10 @@ from engine.cli import main as cli_main
 from engine.core.config import AttackConfig
 from engine.core.errors import Cancelled, ConfigError, ModelError
 from engine.core.progress import CancelToken
+from engine.evaluate.core import quantised as _quantised
 from engine.export.onnx_export import export_verified, parity_batches
 from engine.models.checkpoint import make_metadata, save_checkpoint
 from engine.models.registry import create_model
-from engine.evaluate.core import quantised as _quantised
 from tests.engine.slides.test_slides import write_pyramid
 
 SIDE, SIZE = 1024, 32  # a 16 x 16 grid of 64-px tiles (32 px at 1 µm on a 0.5 µm slide), read at level 1

@@ -10,20 +10,27 @@ from pathlib import Path
 from engine.core.progress import check_cancel
 
 
+def read_model(path: Path, *, on_progress=None, cancel=None):
+    """What the model file is (``engine.api.read_model_info``, its integrity checked)."""
+    from engine import api
+
+    return api.read_model_info(path, device="auto")
+
+
 def load_slide(path: Path, thumb_side: int, *, on_progress=None, cancel=None) -> tuple:
     """(path, SlideInfo, thumbnail RGB array) of a slide (worker): the thumbnail comes from a low level."""
     import numpy as np
 
-    from engine.slides import open_slide, slide_info
+    from engine import api
 
-    with open_slide(path) as slide:
-        info = slide_info(slide, path)
+    with api.open_slide(path) as slide:
+        info = api.slide_info(slide, path)
         thumb = np.asarray(slide.get_thumbnail((thumb_side, thumb_side)).convert("RGB"))
     return Path(path), info, thumb
 
 
 def predict(slide: Path, model: Path, *, on_progress=None, cancel=None, **kw):
-    from engine.slides.predict import predict_slide
+    from engine.api import predict_slide
 
     def progress(p):  # "slide" is the engine's stage name; the page names what is happening
         on_progress(replace(p, stage="predicting tiles"))
@@ -31,29 +38,28 @@ def predict(slide: Path, model: Path, *, on_progress=None, cancel=None, **kw):
     return predict_slide(slide, model, on_progress=progress if on_progress else None, cancel=cancel, **kw)
 
 
-def robustness(slide: Path, model: Path, prediction, *, on_progress=None, cancel=None, **kw):
-    from engine.workflows.slide_robustness import slide_robustness  # imports torch: on the worker, when first needed
+def robustness(slide: Path, model: Path, prediction, attack, *, limit=None, on_progress=None, cancel=None):
+    from engine.api import slide_robustness  # imports torch: on the worker, when first needed
 
-    return slide_robustness(slide, model, prediction, on_progress=on_progress, cancel=cancel, **kw)
+    return slide_robustness(slide, model, prediction, attack, limit=limit, on_progress=on_progress, cancel=cancel)
 
 
 def export_outputs(prediction, folder: Path, model: Path, settings: dict | None, *, on_progress=None, cancel=None):
-    from engine.slides.export import write_slide_outputs
+    from engine.api import write_slide_outputs
 
     return write_slide_outputs(prediction, folder, model, settings)
 
 
 def read_tile(slide: Path, tile, level: int, size: int, *, on_progress=None, cancel=None) -> tuple:
     """(tile, (size, size, 3) uint8): the tile as the model saw it (worker)."""
-    from engine.slides import open_slide
-    from engine.slides.predict import read_tile_rgb
+    from engine import api
 
-    with open_slide(slide) as s:
-        return tile, read_tile_rgb(s, tile, level, size)
+    with api.open_slide(slide) as s:
+        return tile, api.read_tile_rgb(s, tile, level, size)
 
 
-def attack(slide: Path, model: Path, tile, level: int, *, on_progress=None, cancel=None, **kw) -> dict:
-    from engine.workflows.slide_robustness import attack_tile  # imports torch: on the worker, when first needed
+def attack(slide: Path, model: Path, tile, level: int, how, *, on_progress=None, cancel=None) -> dict:
+    from engine.api import attack_tile  # imports torch: on the worker, when first needed
 
     check_cancel(cancel, "tile attack")  # a click on another tile before this one started
-    return attack_tile(slide, model, tile, level, **kw)
+    return attack_tile(slide, model, tile, level, how)

@@ -1,10 +1,11 @@
 """``histoguard --self-test``: prove an installed app works, offscreen, in seconds, and exit 0.
 
 It opens the main window, writes a tiny ONNX model (engine.deploy.tiny: no PyTorch, so the Diagnose
-edition runs it too) and one synthetic tissue image into a temporary folder, loads the model and
-predicts the image through the Diagnose page exactly as a user would, then checks the result row. Any
-error dialog, a missing prediction or a timeout fails it (exit 1) with the reason. The installers run it
-after installing (packaging/), and so do the tests (tests/desktop_app/test_selftest.py).
+edition runs it too) and two synthetic tissue images (one per class) into a temporary folder, loads the model
+and predicts an image through the Diagnose page exactly as a user would, checks the result row, runs the
+Stress page's black-box mode (the Square attack on the model, over the two labelled images) and predicts the
+image opened as a slide. Any error dialog, a missing result or a timeout fails it (exit 1) with the reason.
+The installers run it after installing (packaging/), and so do the tests (tests/desktop_app/tools/).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QSettings
 
+from desktop_app.app import build_window
 from engine import __version__
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ def _inputs(folder: Path) -> tuple[Path, Path]:
     model = write_tiny_model(folder / "selftest.onnx")
     demo = generate_demo_dataset(folder / "demo", patients_per_class=1, images_per_patient=1)
     image = sorted(demo.rglob("*.png"))[0]
-    return model, image
+    return model, image, demo
 
 
 def _slide_check(image: Path, model: Path) -> str:
@@ -58,9 +60,9 @@ def _slide_check(image: Path, model: Path) -> str:
     one-level slide, is tiled and predicted."""
     import openslide
 
-    from engine.slides.predict import predict_slide
+    from engine import api
 
-    pred = predict_slide(image, model, device="cpu")
+    pred = api.predict_slide(image, model, device="cpu")
     if not len(pred.tiles):
         raise SelfTestFailed(f"no tissue tiles found in {image.name} opened as a slide")
     return (
@@ -68,9 +70,32 @@ def _slide_check(image: Path, model: Path) -> str:
     )
 
 
+def _blackbox_check(app, window, model: Path, labelled: Path, deadline: float) -> str:
+    """The Stress page's black-box mode, as a user runs it: the Square attack on ``model`` over a labelled folder."""
+    window.show_page("Stress test")
+    page = window.page("StressPage")
+    page.mode_combo.setCurrentIndex(page.mode_combo.findData("black"))
+    form = page.bb_form
+    form.set_model(model)
+    form.set_source("folder", labelled)
+    form.set_eps_k(8)
+    form.queries_spin.setValue(20)
+    if page.blackbox.run() is None:
+        raise SelfTestFailed("the Stress page did not start the black-box attack")
+    _wait(app, lambda: not window.ctx.tasks.busy, "the black-box attack", deadline)
+    _check_no_errors(window)
+    result = page.blackbox.result
+    if result is None or [r["eps"] for r in result["results"]] != [0.0, 8 / 255]:
+        raise SelfTestFailed(f"the black-box attack gave no result for eps 0 and 8/255: {result!r}")
+    clean, attacked = (r["accuracy"] for r in result["results"])
+    return (
+        f"black-box: Square attack (20 queries) on {result['n_images']} images, accuracy {clean:.2f} clean, "
+        f"{attacked:.2f} at 8/255 ({result['provider']})"
+    )
+
+
 def self_test(app, out=sys.stdout, timeout_s: float = TIMEOUT_S) -> int:
     """Run the self-test with ``app`` (a QApplication); print each step to ``out``; 0 when it passed."""
-    from desktop_app.app import build_window
     from engine.core.edition import edition
 
     start = time.monotonic()
@@ -89,14 +114,14 @@ def self_test(app, out=sys.stdout, timeout_s: float = TIMEOUT_S) -> int:
             window.show()
             _wait(app, window.isVisible, "the main window", deadline)
             say(f"main window shown ({len(window.pages)} pages) in {time.monotonic() - start:.1f} s")
-            model, image = _inputs(Path(tmp))
+            model, image, labelled = _inputs(Path(tmp))
             window.show_page("Diagnose")
             page = window.page("DiagnosePage")
             window.ctx.state.set_onnx(model)
             _wait(app, lambda: page.model_info is not None or window.ctx.errors.history, "the model", deadline)
             _check_no_errors(window)
             info = page.model_info
-            say(f"model loaded: {model.name}, sha256 {info['sha256'][:16]}…, {info['provider']}")
+            say(f"model loaded: {model.name}, sha256 {info.sha256[:16]}…, {info.provider}")
             page.add_inputs([image])
             if page.run_prediction() is None:
                 raise SelfTestFailed("the Diagnose page did not accept the model and the image")
@@ -110,6 +135,7 @@ def self_test(app, out=sys.stdout, timeout_s: float = TIMEOUT_S) -> int:
             if len(probs) != 2 or abs(sum(probs) - 1.0) > 1e-4:
                 raise SelfTestFailed(f"probabilities do not sum to 1: {probs}")
             say(f"predicted {row['predicted']} (p = {max(probs):.3f}) for {image.name}")
+            say(_blackbox_check(app, window, model, labelled, deadline))
             say(_slide_check(image, model))
             say(f"passed in {time.monotonic() - start:.1f} s")
             return 0

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from desktop_app.app import build_window
+from desktop_app.tools.screenshot_actions import ACTIONS, EXTRA_SHOTS
+from desktop_app.tools.waiting import settle
 from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -28,23 +30,6 @@ TINY = TrainConfig(
 )
 
 
-def wait_until(app: QApplication, condition, timeout_s: float = 600.0) -> None:
-    """Process events until ``condition()`` holds (worker signals are delivered by the event loop)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the app did not finish its work in time for the screenshot")
-        app.processEvents()
-        time.sleep(0.01)
-
-
-def settle(app: QApplication, window, timeout_s: float = 600.0) -> None:
-    wait_until(app, lambda: not window.ctx.tasks.busy, timeout_s)
-    for _ in range(5):
-        app.processEvents()
-        time.sleep(0.02)
-
-
 def _run_experiment(cfg, out, *, on_progress=None, cancel=None):
     from engine import api
 
@@ -53,9 +38,6 @@ def _run_experiment(cfg, out, *, on_progress=None, cancel=None):
 
 
 def take_screenshots(app: QApplication, out_dir: Path, run: str | None = None) -> int:
-    from desktop_app.app import build_window
-    from desktop_app.screenshot_actions import ACTIONS, EXTRA_SHOTS
-
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="histoguard-shots-"))
     os.environ.setdefault("HISTOGUARD_SETTINGS", str(scratch / "settings.ini"))

@@ -1,5 +1,5 @@
 """The Stress-test page's black-box mode: the Square attack on an ONNX file, over a labelled folder
-or over a run's test split (``engine.stress.blackbox_images``).
+or over a run's test split (``engine.api.blackbox_images``, the CLI's ``histoguard blackbox`` too; torch-free).
 
 ``blackbox_run`` runs on a worker thread and touches no widgets; ``BlackboxMode`` is the UI-thread part.
 """
@@ -15,21 +15,21 @@ from desktop_app.settings import last_dir, remember_dir
 from desktop_app.widgets.blackbox_form import BlackboxForm
 from desktop_app.widgets.blackbox_view import BlackboxView
 from desktop_app.workers import Task
+from engine import api
 from engine.core.errors import ConfigError
 
 
 def blackbox_run(
-    onnx: str, images: dict, *, eps: float, n_queries: int, limit: int, seed: int = 0, on_progress=None, cancel=None
-) -> dict:
-    """``images``: {"folder": path} or {"run": run folder} (its test split). Returns the engine's black-box
-    result with "model_name" and "images" (what was attacked) added. Runs on a worker."""
+    onnx: str, source, *, eps: float, n_queries: int, limit: int, seed: int = 0, on_progress=None, cancel=None
+):
+    """The engine's black-box result (``engine.api.blackbox_images``) for the page: ``source`` is an ImageSource.
+    Runs on a worker."""
     from engine import api
 
-    result = api.blackbox_images(
-        onnx, images, eps_values=[eps], n_queries=n_queries, limit=limit, seed=seed,
-        on_progress=on_progress, cancel=cancel,
+    return api.blackbox_images(
+        onnx, source, eps_values=[eps], n_queries=n_queries, limit=limit, seed=seed, on_progress=on_progress,
+        cancel=cancel,
     )  # fmt: skip
-    return {**result, "model_name": Path(onnx).name, "images": images}
 
 
 def missing_images(key: str) -> ConfigError:
@@ -88,9 +88,9 @@ class BlackboxMode(QObject):
             no_model = ConfigError("no ONNX model: open a run folder with exported models, or click Open ONNX…")
             self.ctx.errors.show("Black-box attack", no_model if f.model() is None else missing_images(key))
             return None
-        images = {"run": str(path)} if key == "split" else {"folder": str(path)}
+        source = api.ImageSource.of_run(path) if key == "split" else api.ImageSource.of_folder(path)
         task = self.page.start_task(
-            "Black-box attack", blackbox_run, str(f.model()), images, eps=f.eps_k() / 255,
+            "Black-box attack", blackbox_run, str(f.model()), source, eps=f.eps_k() / 255,
             n_queries=f.queries_spin.value(), limit=f.limit_spin.value(),
         )  # fmt: skip
         task.finished.connect(self.show_result)

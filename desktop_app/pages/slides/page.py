@@ -23,10 +23,10 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.context import AppContext
+from desktop_app.errors import user_message
 from desktop_app.pages.base import Page, heading
-from desktop_app.pages.diagnose import read_model
-from desktop_app.pages.slide_tasks import export_outputs, load_slide, predict, robustness
-from desktop_app.pages.slide_tiles import TileSelection
+from desktop_app.pages.slides.tasks import export_outputs, load_slide, predict, read_model, robustness
+from desktop_app.pages.slides.tiles import TileSelection
 from desktop_app.settings import last_dir, remember_dir
 from desktop_app.widgets.model_box import ModelBox
 from desktop_app.widgets.progress_panel import ProgressPanel
@@ -40,8 +40,8 @@ from desktop_app.widgets.slide_view import SlideView
 from desktop_app.workers import Task
 from engine.core.edition import needs_full_edition
 from engine.core.errors import ModelError
-from engine.slides.export import colourise, fragility
-from engine.slides.grid import best_level, tile_side
+from engine.slides.export import colourise, fragility, robustness_record
+from engine.slides.grid import tiling
 
 SLIDE_FILTER = (
     "Slides (*.svs *.ndpi *.mrxs *.scn *.vms *.vmu *.bif *.svslide *.tif *.tiff *.png *.jpg *.jpeg);;All files (*)"
@@ -61,7 +61,7 @@ class SlidesPage(Page):
         super().__init__(ctx, parent)
         self.slide_path: Path | None = None
         self.info = None
-        self.model_info: dict | None = None
+        self.model_info = None  # engine ModelInfo of the app's model, once read
         self.prediction = None
         self.predicted_with: Path | None = None  # the model file of ``prediction``
         self.input_size = 0  # and its input size (pixels a side)
@@ -221,7 +221,7 @@ class SlidesPage(Page):
             self._reading.failed.connect(self._model_failed)
         self._update_buttons()
 
-    def _model_read(self, info: dict) -> None:
+    def _model_read(self, info) -> None:
         if self.sender() is self._reading:
             self._reading, self.model_info = None, info
             self.model_box.show_info(info)
@@ -231,18 +231,17 @@ class SlidesPage(Page):
     def _model_failed(self, exc: BaseException, details: str) -> None:
         if self.sender() is self._reading and self.ctx.state.onnx_path is not None:
             self._reading = None
-            self.model_box.show_error(self.ctx.state.onnx_path, str(exc))
+            self.model_box.show_error(self.ctx.state.onnx_path, user_message(exc))
 
     def _update_tile_hint(self) -> None:
-        meta = (self.model_info or {}).get("meta") or {}
-        if self.info is None or not meta.get("image_size"):
+        if self.info is None or self.model_info is None:
             self.form.tile_hint.setText("Open a slide and a model to see the tile size.")
             return
-        size, slide_mpp = int(meta["image_size"]), self.info.mpp[0] if self.info.mpp else None
-        model_mpp = self.form.model_mpp_value() or meta.get("mpp")
-        side = tile_side(size, model_mpp, slide_mpp)
-        level = best_level(self.info.level_downsamples, side, size)
-        if model_mpp and slide_mpp:
+        size, slide_mpp = self.model_info.meta.image_size, self.info.mpp[0] if self.info.mpp else None
+        model_mpp = self.form.model_mpp_value() or self.model_info.meta.mpp
+        plan = tiling(size, model_mpp, slide_mpp, self.info.level_downsamples)
+        side, level = plan.side, plan.level
+        if plan.scaled:
             why = f"the model's {size} px at {model_mpp:g} µm/px"
         elif slide_mpp:
             why = "one slide pixel per model pixel: give the model's resolution"
@@ -253,8 +252,7 @@ class SlidesPage(Page):
     # --- prediction and robustness ----------------------------------------------------------------
     def _update_buttons(self) -> None:
         idle = self.task is None
-        meta = (self.model_info or {}).get("meta") or {}
-        self.form.run_button.setEnabled(idle and self.info is not None and bool(meta.get("image_size")))
+        self.form.run_button.setEnabled(idle and self.info is not None and self.model_info is not None)
         can_map = idle and self.prediction is not None and self.attacks_available
         self.form.robust_button.setEnabled(can_map)
         self.export_button.setEnabled(idle and self.prediction is not None)
@@ -267,8 +265,8 @@ class SlidesPage(Page):
         if not self.form.run_button.isEnabled():
             return None
         self._forget_prediction("Predicting…")
-        model = Path(self.model_info["path"])
-        self._task_size = int(self.model_info["meta"]["image_size"])
+        model = self.model_info.path
+        self._task_size = self.model_info.meta.image_size
         kw = {"model_mpp": self.form.model_mpp_value(), "min_tissue": self.form.min_tissue.value() / 100}
         self.task = self.start_task("Predict slide", predict, self.slide_path, model, **kw)
         self.task.finished.connect(self._predicted)
@@ -294,12 +292,12 @@ class SlidesPage(Page):
     def run_robustness(self) -> Task | None:
         if not self.form.robust_button.isEnabled():
             return None
-        settings = self.form.robustness_settings()
+        attack, limit = self.form.robustness_attack()
         self.task = self.start_task(
-            "Robustness map", robustness, self.slide_path, self.predicted_with, self.prediction, **settings
+            "Robustness map", robustness, self.slide_path, self.predicted_with, self.prediction, attack, limit=limit
         )
         self.task.finished.connect(self._robustness_done)
-        self._pending_settings = settings
+        self._pending_settings = robustness_record(attack)
         return self._follow(self.task, "Loading the model's checkpoint for the attack…", self.predicted_with)
 
     def _robustness_done(self, flip_eps) -> None:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
-from desktop_app.pages.slide_tasks import attack, read_tile
+from desktop_app.pages.slides.tasks import attack, read_tile
 from desktop_app.widgets.slide_summary import flip_phrase
 from desktop_app.workers import Task
+from engine.core.eps import format_eps
 
 
 class TileSelection(QObject):
@@ -83,12 +84,10 @@ class TileSelection(QObject):
         if self._attack_task is not None:
             self._attack_task.cancel()
         pred, page = self.page.prediction, self.page
-        settings = self.panel.attack_settings()
-        self.panel.set_status(
-            f"Attacking the tile ({settings['method'].upper()}, eps {round(settings['eps'] * 255)}/255)…"
-        )
-        args = (page.slide_path, page.predicted_with, pred.tiles[self.selected], pred.level)
-        self._attack_task = page.start_task("Attack tile", attack, *args, **settings)
+        how = self.panel.attack()
+        self.panel.set_status(f"Attacking the tile ({how.info.short}, eps {format_eps(how.eps)})…")
+        args = (page.slide_path, page.predicted_with, pred.tiles[self.selected], pred.level, how)
+        self._attack_task = page.start_task("Attack tile", attack, *args)
         self._attack_task.finished.connect(self._attacked)
         self._attack_task.failed.connect(self._attack_failed)
         return self._attack_task

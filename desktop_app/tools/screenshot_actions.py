@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from desktop_app.tools.waiting import settle
+
 
 def _stress(page, window) -> None:
-    from desktop_app.screenshots import settle
-
     page.form.set_source("split", window.ctx.state.run.path)
     page.form.set_eps_k(8)
     page.run()
@@ -19,8 +19,6 @@ def _stress(page, window) -> None:
 
 
 def _diagnose(page, window) -> None:
-    from desktop_app.screenshots import settle
-
     data = window.ctx.state.dataset
     if data is None:
         return
@@ -53,15 +51,14 @@ def _slides(page, window) -> None:
     import tempfile
     from pathlib import Path
 
-    from desktop_app.screenshots import settle
     from engine.data.demo_slide import MPP, write_demo_slide
     from engine.slides.grid import tile_side
 
-    meta = (page.model_info or {}).get("meta") or {}
-    if not meta.get("image_size"):
+    if page.model_info is None:
         return
+    meta = page.model_info.meta
     # about 18 x 18 of the model's tiles: quick, and the tiles stay visible
-    side = min(6144, max(1024, 18 * tile_side(int(meta["image_size"]), meta.get("mpp"), MPP)))
+    side = min(6144, max(1024, 18 * tile_side(meta.image_size, meta.mpp, MPP)))
     page.open_slide(write_demo_slide(Path(tempfile.mkdtemp(prefix="histoguard-slide-")) / "demo-slide.tiff", side))
     settle(window.app, window)
     page.run_prediction()

@@ -1,12 +1,12 @@
 """Stress test page: attack one image and see it flip, sweep eps over a set for the run's models, or attack
 the deployed ONNX file black-box.
 
-White-box (each model attacked on its own gradients, ``engine.stress``): one image shows original |
+White-box (each model attacked on its own gradients, ``engine.workflows``): one image shows original |
 adversarial | amplified perturbation with the prediction before and after; a set (a labelled folder or the
 open run's test split) shows accuracy, sensitivity and specificity against eps for every ticked model, and
 the images whose prediction flipped (clicking one attacks it again). Every attack of the engine's registry
 and the noise baselines can be chosen, targeted towards the negative class (the missed-cancer direction).
-Black-box: the Square attack queries an ONNX file through onnxruntime only (``stress_blackbox``). All the
+Black-box: the Square attack queries an ONNX file through onnxruntime only (``blackbox``). All the
 work runs on workers.
 """
 
@@ -16,13 +16,10 @@ from html import escape
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
-    QLabel,
-    QSplitter,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -30,47 +27,40 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.pages.base import Page, heading
-from desktop_app.pages.stress_blackbox import BlackboxMode, missing_images
+from desktop_app.pages.stress.blackbox import BlackboxMode, missing_images
+from desktop_app.pages.stress.set_view import SetView
 from desktop_app.settings import last_dir, remember_dir
 from desktop_app.state import RunInfo
 from desktop_app.widgets.blackbox_form import BlackboxForm
-from desktop_app.widgets.eps_curves import EpsCurves
-from desktop_app.widgets.flips_table import FlipsTable
 from desktop_app.widgets.progress_panel import ProgressPanel
 from desktop_app.widgets.stress_form import L2, StressForm
 from desktop_app.widgets.triptych import Triptych, eps_caption
 from desktop_app.workers import Task
 from engine import api
-from engine.core.catalog import ATTACK_LABELS
+from engine.core.config import AttackConfig
 from engine.core.errors import ConfigError, ModelError
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp)"
 MODES = (("White-box: the models' own gradients", "white"), ("Black-box: the ONNX file, queries only", "black"))
 
 
-def _attack_one(checkpoint: str, image: str, *, method: str, eps: float, **kw) -> dict:
-    result = api.attack_image(checkpoint, image, method=method, eps=eps, **kw)
-    if method == L2 and result["linf"] > 0:  # an L2 change is spread thin: scale its picture by its largest pixel
+def _attack_one(
+    checkpoint: str, image: str, attack: AttackConfig, *, label=None, on_progress=None, cancel=None
+) -> dict:
+    result = api.attack_image(checkpoint, image, attack, label=label, on_progress=on_progress, cancel=cancel)
+    if (
+        attack.method == L2 and result["linf"] > 0
+    ):  # an L2 change is spread thin: scale its picture by its largest pixel
         scale = result["linf"]
         view = np.clip(0.5 + result["perturbation"] / (2 * scale), 0, 1)
         result.update(perturbation_view=np.round(view * 255).astype(np.uint8), view_scale=scale)
     return result
 
 
-def _stress_set(checkpoints: dict, images: dict, *, method: str, eps_values: list, **kw) -> dict:
-    return api.stress_test_set(checkpoints, images, method=method, eps_values=eps_values, **kw)
-
-
-def attack_text(r: dict) -> str:
-    """'PGD, 10 steps, 1 restart(s), targeted towards benign' from a result's settings."""
-    parts = [ATTACK_LABELS.get(r["method"], r["method"])]
-    if r.get("steps"):
-        parts.append(f"{r['steps']} steps")
-    if r.get("restarts", 1) > 1:
-        parts.append(f"{r['restarts']} restarts")
-    if r.get("target"):
-        parts.append(f"targeted towards {r['target']}")
-    return ", ".join(parts)
+def _stress_set(checkpoints: dict, source, attack: AttackConfig, *, eps_values: list, on_progress=None, cancel=None):
+    return api.stress_test_set(
+        checkpoints, source, attack, eps_values=eps_values, on_progress=on_progress, cancel=cancel
+    )
 
 
 def _match_onnx(onnx: str, checkpoint: str | None = None, **kw) -> tuple[str, Path]:
@@ -95,7 +85,9 @@ class StressPage(Page):
         self.results = QTabWidget()  # every result stays: one image, the last set, the last black-box run
         self.single = Triptych(min_size=220)
         self.single.clear("Choose a model, one image and eps, then click Run.")
-        self.set_view = self._set_view()
+        self.set_view = SetView()
+        self.summary, self.curves, self.flips = self.set_view.summary, self.set_view.curves, self.set_view.flips
+        self.flips_title, self.flip_view = self.set_view.flips_title, self.set_view.flip_view
         self.blackbox = BlackboxMode(self, self.bb_form)
         self.bb_view = self.blackbox.view
         self.results.addTab(self.single, "One image")
@@ -136,36 +128,6 @@ class StressPage(Page):
         v.setContentsMargins(0, 0, 0, 0)
         v.addWidget(self.mode_combo)
         v.addWidget(self.forms, 1)
-        return box
-
-    def _set_view(self) -> QWidget:
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)
-        self.curves = EpsCurves()
-        self.flips = FlipsTable()
-        self.flips_title = QLabel("Choose the models and a set of images (a folder or the run's test split), then Run.")
-        self.flips_title.setWordWrap(True)
-        self.flip_view = Triptych(min_size=80, compact=True)
-        self.flip_view.clear("Click a flipped image to see it attacked.")
-        bottom = QSplitter(Qt.Orientation.Horizontal)
-        table_box = QWidget()
-        tv = QVBoxLayout(table_box)
-        tv.setContentsMargins(0, 0, 0, 0)
-        tv.addWidget(self.flips_title)
-        tv.addWidget(self.flips, 1)
-        bottom.addWidget(table_box)
-        bottom.addWidget(self.flip_view)
-        bottom.setStretchFactor(0, 3)
-        bottom.setStretchFactor(1, 2)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.curves)
-        split.addWidget(bottom)
-        split.setSizes([300, 320])
-        box = QWidget()
-        v = QVBoxLayout(box)
-        v.setContentsMargins(0, 0, 0, 0)
-        v.addWidget(self.summary)
-        v.addWidget(split, 1)
         return box
 
     def _connect(self) -> None:
@@ -257,7 +219,7 @@ class StressPage(Page):
         """Check on a worker that ``checkpoint`` (default: the run-folder place beside ``onnx``) is the one
         ``onnx`` was exported from; ask for it first when there is none there."""
         onnx = Path(onnx)
-        if checkpoint is None and not api.onnx_checkpoint_candidate(onnx).is_file():
+        if checkpoint is None and not api.checkpoint_beside(onnx).is_file():
             checkpoint = self._ask_checkpoint(onnx)
             if checkpoint is None:
                 return None
@@ -293,8 +255,7 @@ class StressPage(Page):
             raise ConfigError("no model chosen: open a run folder or a checkpoint, and highlight a model")
         if image is None:
             raise ConfigError("no image chosen: click Choose… and pick an image file")
-        settings = self.form.attack_settings()
-        task = self.start_task("Attack one image", _attack_one, model[1], str(image), eps=self.form.eps(), **settings)
+        task = self.start_task("Attack one image", _attack_one, model[1], str(image), self.form.attack())
         task.finished.connect(self._one_done)
         return self._follow(task, f"Attacking {image.name} on {model[0]}…")
 
@@ -304,9 +265,9 @@ class StressPage(Page):
             raise ConfigError("no model ticked: tick Model A, B or C (or open a checkpoint)")
         if path is None:
             raise missing_images(key)
-        images = {"run": str(path)} if key == "split" else {"folder": str(path)}
+        source = api.ImageSource.of_run(path) if key == "split" else api.ImageSource.of_folder(path)
         task = self.start_task(
-            "Stress test", _stress_set, models, images, eps_values=self.form.eps_values(), **self.form.attack_settings()
+            "Stress test", _stress_set, models, source, self.form.attack(), eps_values=self.form.eps_values()
         )
         task.finished.connect(self.show_set_result)
         return self._follow(task, f"Stress-testing {', '.join(models)}…")
@@ -336,38 +297,8 @@ class StressPage(Page):
     def show_set_result(self, result: dict) -> None:
         self.set_result = result
         self.results.setCurrentWidget(self.set_view)
-        l2 = result["method"] == L2
-        self.curves.set_curves(result["curves"], result.get("majority_baseline"), result.get("positive_class"), l2)
-        self.flips.set_flips(result["flips"])
-        at = eps_caption({"method": result["method"], "eps": result["flip_eps"]})
-        self.flips_title.setText(
-            f"<b>{len(result['flips'])} prediction(s) flipped at {at}</b> ({escape(attack_text(result))}); "
-            "click a row to see the image"
-        )
-        self.flip_view.clear(
-            "Click a flipped image to see it attacked." if result["flips"] else "No prediction flipped."
-        )
-        self.summary.setText(self._summary(result))
-
-    def _summary(self, r: dict) -> str:
-        parts = []
-        for name, points in r["curves"].items():
-            clean, last = points[0], points[-1]
-            at = eps_caption({"method": r["method"], "eps": last["eps"]})
-            parts.append(
-                f"<b>{escape(name)}</b>: accuracy {clean['accuracy']:.2f} clean → {last['accuracy']:.2f} at "
-                f"{at} ({last['n_flipped']} of {r['n']} flipped)"
-            )
-        synthetic = " <i>(synthetic demo data: says nothing about diagnosis)</i>" if self._synthetic() else ""
-        positive = escape(r.get("positive_class") or "")
-        return (
-            f"{r['n']} images, positive class <b>{positive}</b>; {escape(attack_text(r))}{synthetic}<br>"
-            + "; ".join(parts)
-        )
-
-    def _synthetic(self) -> bool:
         run = self.ctx.state.run
-        return bool(run and run.synthetic)
+        self.set_view.show_result(result, synthetic=bool(result.get("synthetic_data") or (run and run.synthetic)))
 
     def show_flip(self, flip: dict) -> Task | None:
         """Attack the flipped image again (same model, attack settings, eps and label) and show its triptych."""
@@ -375,14 +306,11 @@ class StressPage(Page):
             return None
         r = self.set_result
         checkpoint = r["checkpoints"][flip["model"]]
-        kwargs = {"method": r["method"], "restarts": r.get("restarts") or 1, "target": r.get("target")}
-        if r.get("steps"):
-            kwargs["steps"] = r["steps"]
         self.flip_view.clear(f"Attacking {Path(flip['path']).name} on {flip['model']}…")
+        attack = r["attack"].at(flip["eps"])
         task = self.start_task(
-            "Attack flipped image", _attack_one, checkpoint, flip["path"], eps=flip["eps"], label=flip["label"],
-            **kwargs,
-        )  # fmt: skip
+            "Attack flipped image", _attack_one, checkpoint, flip["path"], attack, label=flip["label"]
+        )
         task.finished.connect(self._flip_done)
         self.flip_task = task
         return task
@@ -392,5 +320,5 @@ class StressPage(Page):
             return  # an older click finished after a newer one
         what = "target" if result.get("targeted") else "true label"
         at = eps_caption(result).removeprefix("eps ")  # '8/255' or 'L2 radius 0.5': the title must stay short
-        how = f"{ATTACK_LABELS.get(result['method'], result['method'])} {at}, {what} "
+        how = f"{result['attack'].info.short} {at}, {what} "
         self.flip_view.set_result(result, f"{self._title(result)} ({escape(how + result['label_attacked'])})")

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.pages.base import Page, heading
-from desktop_app.pages.results_export import export_files
+from desktop_app.pages.results.export import export_files
 from desktop_app.settings import last_dir, remember_dir
 from desktop_app.state import RunInfo
 from desktop_app.widgets.confusion_heatmap import ConfusionHeatmap

@@ -9,7 +9,6 @@ model file that made it and the image it was made on. A model whose hashes do no
 from __future__ import annotations
 
 from collections import Counter
-from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -26,13 +25,14 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.context import AppContext
+from desktop_app.errors import user_message
 from desktop_app.pages.base import Page, heading
+from desktop_app.pages.diagnose.preview import SelectedImage
 from desktop_app.settings import last_dir, remember_dir
 from desktop_app.state import RunInfo
-from desktop_app.widgets.image_view import ImageView
 from desktop_app.widgets.input_list import IMAGE_FILTER, InputList, dropped_paths
-from desktop_app.widgets.model_box import ModelBox, positive_class
-from desktop_app.widgets.prediction_table import PredictionTable, predicted_probability, short_error
+from desktop_app.widgets.model_box import ModelBox
+from desktop_app.widgets.prediction_table import PredictionTable
 from desktop_app.widgets.progress_panel import ProgressPanel
 from desktop_app.workers import Task
 from engine import api
@@ -45,14 +45,10 @@ DISCLAIMER = (
 PREVIEW_SIDE = 1024  # large slide images are shown as a thumbnail of at most this many pixels a side
 
 
-def read_model(path: Path, *, on_progress=None, cancel=None) -> dict:
-    """The model's sha256, HistoGuard metadata and the provider onnxruntime really uses (worker). Opening
-    checks the file's integrity: a file that does not match its recorded hashes fails here (its error)."""
-    from engine.deploy.session import create_session, session_integrity, session_metadata, session_provider
-
-    session = create_session(path, device="auto")
-    meta, provider = session_metadata(session), session_provider(session)
-    return {"path": Path(path), "sha256": session_integrity(session)["sha256"], "meta": meta, "provider": provider}
+def read_model(path: Path, *, on_progress=None, cancel=None):
+    """What the model file is (``engine.api.read_model_info``; worker). Opening checks the file's integrity: a file
+    that does not match its recorded hashes fails here (its error)."""
+    return api.read_model_info(path, device="auto")
 
 
 def predict(model_path: Path, inputs: list[Path], *, on_progress=None, cancel=None) -> list[dict]:
@@ -78,7 +74,7 @@ class DiagnosePage(Page):
         self.rows: list[dict] = []
         self.classes: list[str] = []
         self.positive = ""
-        self.model_info: dict | None = None
+        self.model_info = None  # engine ModelInfo of the chosen model, once read
         self.predicting: Task | None = None
         self._reading: Task | None = None
         self._pending: tuple[list[str], str] = ([], "")
@@ -107,7 +103,13 @@ class DiagnosePage(Page):
         layout.addWidget(self.disclaimer)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self._results_box())
-        right.addWidget(self._preview_box())
+        self.selected = SelectedImage()
+        self.verdict, self.details, self.image_view = (
+            self.selected.verdict,
+            self.selected.details,
+            self.selected.image_view,
+        )
+        right.addWidget(self.selected)
         right.setSizes([330, 270])
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._left_column())
@@ -167,24 +169,6 @@ class DiagnosePage(Page):
         inner.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignRight)
         return box
 
-    def _preview_box(self) -> QGroupBox:
-        box = QGroupBox("Selected image")
-        self.verdict = QLabel("")
-        self.verdict.setObjectName("verdict")
-        self.verdict.setWordWrap(True)
-        self.details = QLabel("Select a row to see its image.")
-        self.details.setWordWrap(True)
-        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        side = QVBoxLayout()
-        side.addWidget(self.verdict)
-        side.addWidget(self.details)
-        side.addStretch(1)
-        self.image_view = ImageView(min_size=180)
-        inner = QHBoxLayout(box)
-        inner.addLayout(side, 2)
-        inner.addWidget(self.image_view, 3)
-        return box
-
     # --- the model --------------------------------------------------------------------------------
     def _run_changed(self, run: RunInfo | None) -> None:
         self._refresh_choices()
@@ -214,7 +198,7 @@ class DiagnosePage(Page):
             self._reading.failed.connect(self._model_failed)
         self._update_buttons()
 
-    def _model_read(self, info: dict) -> None:
+    def _model_read(self, info) -> None:
         if self.sender() is not self._reading:
             return  # another model was chosen meanwhile
         self._reading, self.model_info = None, info
@@ -224,7 +208,7 @@ class DiagnosePage(Page):
     def _model_failed(self, exc: BaseException, details: str) -> None:
         if self.sender() is self._reading and self.ctx.state.onnx_path is not None:
             self._reading = None
-            self.model_box.show_error(self.ctx.state.onnx_path, str(exc))
+            self.model_box.show_error(self.ctx.state.onnx_path, user_message(exc))
 
     # --- inputs -----------------------------------------------------------------------------------
     def add_inputs(self, paths: list) -> int:
@@ -273,8 +257,7 @@ class DiagnosePage(Page):
 
     # --- prediction -------------------------------------------------------------------------------
     def _ready(self) -> bool:
-        meta = (self.model_info or {}).get("meta") or {}
-        return bool(meta.get("classes") and meta.get("image_size") and self.inputs.count() and not self.predicting)
+        return bool(self.model_info is not None and self.inputs.count() and not self.predicting)
 
     def _update_buttons(self) -> None:
         self.run_button.setEnabled(self._ready())
@@ -284,11 +267,11 @@ class DiagnosePage(Page):
         """Predict every listed image with the chosen model on a worker."""
         if not self._ready():
             return None
-        meta = self.model_info["meta"]
-        self._pending = (list(meta["classes"]), positive_class(meta))
+        meta = self.model_info.meta
+        self._pending = (list(meta.classes), meta.positive_class)
         self._show_rows([])
         self.summary.setText("Predicting…")
-        self.predicting = self.start_task("Predict images", predict, self.model_info["path"], self.inputs.paths())
+        self.predicting = self.start_task("Predict images", predict, self.model_info.path, self.inputs.paths())
         self.progress.follow(self.predicting, "Opening the model…")
         self.predicting.finished.connect(self._predicted)
         self.predicting.cancelled.connect(self._prediction_cancelled)
@@ -327,41 +310,11 @@ class DiagnosePage(Page):
     # --- the selected image -----------------------------------------------------------------------
     def _row_selected(self, row: dict | None) -> None:
         self._preview_path = None
-        self.image_view.clear(Path(row["path"]).name if row else "")
-        if row is None:
-            self._set_verdict("", "")
-            self.details.setText("Select a row to see its image.")
+        if not self.selected.show_row(row, self.positive) or row is None:
             return
-        self.details.setText(self.details_html(row))
-        if row.get("error"):
-            self._set_verdict("not read", "#4a4a4a")
-            return
-        self._set_verdict(self.verdict_text(row), "#a4262c" if row["predicted"] == self.positive else "#0b6a0b")
         self._preview_path = row["path"]
         task = self.start_task("Load image", load_preview, row["path"], PREVIEW_SIDE)
         task.finished.connect(self._preview_loaded)
-
-    def _set_verdict(self, text: str, colour: str) -> None:
-        self.verdict.setText(text)
-        self.verdict.setStyleSheet(f"font-size:18pt; font-weight:bold; color:{colour};")
-
-    @staticmethod
-    def verdict_text(row: dict) -> str:
-        """'malignant (p = 0.93)': the predicted class and its probability."""
-        return f"{row['predicted']} (p = {predicted_probability(row):.2f})"
-
-    def details_html(self, row: dict) -> str:
-        """What a reviewer needs beside the verdict: p of the positive class, the file, the model, when."""
-        lines = [f"<b>Could not be read:</b> {escape(short_error(row))}"] if row.get("error") else []
-        if not row.get("error"):
-            lines.append(f"p({escape(self.positive)}) = {row[f'p_{self.positive}']:.3f}")
-        lines += [
-            f"File: {escape(row['path'])}",
-            f"Model: {escape(row['model'])} (sha256 <tt>{row['model_sha256'][:12]}…</tt>), {escape(row['provider'])}",
-            f"Predicted at {escape(row['time'])}",
-            "<i>To be reviewed by a pathologist.</i>",
-        ]
-        return "<br>".join(lines)
 
     def _preview_loaded(self, result: tuple) -> None:
         path, rgb = result
