@@ -43,6 +43,12 @@ def launch_app(argv: list[str] | None = None) -> int:
     args = gui_parser().parse_args(argv or [])
     if args.self_test:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the self-test needs no screen
+    return run_app(screenshots=args.screenshots, run=args.run, dataset=args.data, self_test=args.self_test)
+
+
+def run_app(*, screenshots: str | None = None, run: str | None = None, dataset: str | None = None,
+            self_test: bool = False) -> int:  # fmt: skip
+    """The window (opening ``run`` / ``dataset``), the screenshot pass or the self-test, until it ends."""
     try:
         from desktop_app.app import build_window, get_app
     except ImportError as exc:  # a broken Qt install: say what to do instead of a traceback
@@ -52,24 +58,24 @@ def launch_app(argv: list[str] | None = None) -> int:
         )
         return 2
     app = get_app()
-    if args.self_test:
-        from desktop_app.tools.selftest import self_test
+    if self_test:
+        from desktop_app.tools.selftest import self_test as check
 
-        return self_test(app)
-    if args.screenshots:
+        return check(app)
+    if screenshots:
         from pathlib import Path
 
         from desktop_app.tools.screenshots import take_screenshots
 
-        return take_screenshots(app, Path(args.screenshots), run=args.run)
+        return take_screenshots(app, Path(screenshots), run=run)
     window = build_window()
     window.ctx.errors.install_excepthook()
     window.show()
     window.controller.detect_device()
-    if args.run:
-        window.controller.open_run(args.run)
-    if args.data:
-        window.controller.open_dataset(args.data)
+    if run:
+        window.controller.open_run(run)
+    if dataset:
+        window.controller.open_dataset(dataset)
     return app.exec()
 
 

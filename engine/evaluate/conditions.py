@@ -7,9 +7,10 @@ the sweep, the robustness table and the confusion matrices never attack the same
 
 from __future__ import annotations
 
+from engine.attacks.perturbation import CLEAN, Perturbation
 from engine.core.config import AttackConfig
 from engine.core.metrics import binary_metrics, patient_level
-from engine.evaluate.core import CLEAN, Evaluation, Perturbation
+from engine.evaluate.core import Evaluation
 
 CONDITIONS = (("A", None), ("A", "A"), ("B", None), ("B", "A"), ("B", "B"))
 SWEEP_PAIRS = (("A", "A"), ("B", "A"), ("B", "B"))

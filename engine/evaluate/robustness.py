@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from engine.attacks.natural import NATURAL
+from engine.attacks.perturbation import CLEAN, Perturbation
 from engine.core.config import AttackConfig
 from engine.core.metrics import binary_metrics
-from engine.evaluate.core import CLEAN, Evaluation, Perturbation
+from engine.evaluate.core import Evaluation
 
 ROW_METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "missed_cancer_rate", "confusion_matrix")
 STAGE = "robustness:"

@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from engine.attacks.perturbation import CLEAN, Perturbation
 from engine.core.config import ExperimentConfig
 from engine.core.progress import CancelToken, ProgressCallback
 from engine.deploy.blackbox import blackbox_stress
-from engine.evaluate.core import CLEAN, Evaluation, Perturbation
+from engine.evaluate.core import Evaluation
 from engine.evaluate.masking import masking_flags
 from engine.evaluate.min_eps import min_eps_summary, minimal_eps
 from engine.evaluate.robustness import RobustnessPlan, accuracy_on, plan_dict, robustness_rows

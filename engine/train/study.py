@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engine.attacks.perturbation import adversarial_images
 from engine.core.config import AttackConfig, TrainConfig
 from engine.core.progress import CancelToken, ProgressCallback
 from engine.data.arrays import ArraySet, concat
-from engine.evaluate.core import adversarial_images
 from engine.models.checkpoint import make_metadata, weights_sha256
 from engine.models.device import resolve_device
 from engine.models.registry import create_model

@@ -17,6 +17,7 @@ from PIL import Image
 from torch import nn
 
 from engine.attacks import attack_from
+from engine.attacks.perturbation import quantised
 from engine.core.config import AttackConfig
 from engine.core.errors import ConfigError, DecodeError
 from engine.core.fileio import atomic_open
@@ -24,7 +25,7 @@ from engine.core.metadata import ModelMeta
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import decode_image
 from engine.data.inputs import collect_images
-from engine.evaluate.core import quantised, softmax
+from engine.evaluate.core import softmax
 from engine.export.match import load_attack_model
 from engine.models.device import resolve_device
 from engine.models.tensors import to_tensor, to_uint8

@@ -21,12 +21,12 @@ import torch
 from torch import nn
 
 from engine.attacks._common import attack_mode, input_gradient
+from engine.attacks.perturbation import quantised
 from engine.core.config import AttackConfig
 from engine.core.errors import ConfigError, ModelError
 from engine.core.metadata import ModelMeta
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.arrays import ArraySet
-from engine.evaluate.core import quantised
 from engine.evaluate.min_eps import minimal_eps
 from engine.export.match import load_attack_model
 from engine.models.device import resolve_device

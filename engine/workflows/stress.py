@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from engine.attacks.perturbation import Perturbation
 from engine.core.config import AttackConfig
 from engine.core.eps import format_eps
 from engine.core.errors import ConfigError, ModelError, message
 from engine.core.metadata import ModelMeta
 from engine.core.metrics import binary_metrics, majority_baseline
 from engine.core.progress import CancelToken, Progress, ProgressCallback, report
-from engine.evaluate.core import Evaluation, Perturbation
+from engine.evaluate.core import Evaluation
 from engine.export.match import load_attack_model
 from engine.models.device import resolve_device
 from engine.runs.images import ImageSource, LabelledImages, labelled_images

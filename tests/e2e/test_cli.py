@@ -302,11 +302,11 @@ def test_console_script_runs_in_a_subprocess(tmp_path):
 
 
 def test_no_arguments_opens_the_app_and_arguments_run_the_cli(capsys, monkeypatch):
-    import desktop_app.app
+    import desktop_app.launcher
     from desktop_app.launcher import main as launcher
 
     opened = []
-    monkeypatch.setattr(desktop_app.app, "run_gui", lambda **kw: opened.append(kw) or 0)
+    monkeypatch.setattr(desktop_app.launcher, "run_app", lambda **kw: opened.append(kw) or 0)
     assert launcher([]) == 0 and launcher(["gui", "--run", "R"]) == 0 and launcher(["--self-test"]) == 0
     assert opened == [
         {"screenshots": None, "run": None, "dataset": None, "self_test": False},

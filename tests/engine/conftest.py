@@ -73,8 +73,6 @@ def onnx_a(toy):
     return toy["run"] / "model_a.onnx"
 
 
-
-
 def toy_image(toy, label="malignant"):
     """The first toy image of ``label``."""
     return sorted((toy["folder"] / label).rglob("*.png"))[0]

@@ -39,7 +39,9 @@ def test_on_a_folder_a_fixed_subset_of_at_most_limit_images(toy, onnx_a):
 def test_images_of_other_classes_are_refused(toy, onnx_a, tmp_path):
     other = _write_folder(tmp_path / "other", n=8)
     (other / "benign").rename(other / "normal")
-    with pytest.raises(ModelError, match=r"trained on the classes \['benign', 'malignant'\] but the images are labelled"):
+    with pytest.raises(
+        ModelError, match=r"trained on the classes \['benign', 'malignant'\] but the images are labelled"
+    ):
         blackbox_images(onnx_a, ImageSource.of_folder(other), n_queries=2, limit=4)
     (other / "normal").rename(other / "benign")
     (other / "malignant").rename(other / "tumour")

@@ -179,7 +179,11 @@ def test_quantize_command_on_the_demo_needs_no_torch(fp32, tmp_path):
     assert "fp32" in proc.stdout and "int8" in proc.stdout and "agree" in proc.stdout
     result = json.loads((run / "model_a.int8.json").read_text())
     assert result["split_source"] == "split.csv"  # paths in a run folder are the folder's
-    assert (result["model"], result["int8_model"], result["quantization"]["path"]) == ("model_a.onnx", "model_a.int8.onnx", "model_a.int8.onnx")
+    assert (result["model"], result["int8_model"], result["quantization"]["path"]) == (
+        "model_a.onnx",
+        "model_a.int8.onnx",
+        "model_a.int8.onnx",
+    )
     assert result["quantization"]["calibration_images"] == 40
     assert result["comparison"]["n_images"] == len(split.indices("test"))
     assert result["synthetic_data"] is True

@@ -390,6 +390,8 @@ def test_checkpoint_without_metadata_is_refused(tmp_path):
 
 def test_checkpoint_whose_weights_do_not_match_its_arch(tmp_path):
     path = tmp_path / "lie.pt"
-    torch.save({"metadata": _meta(arch="resnet18").to_dict(), "state_dict": create_model("small_cnn").state_dict()}, path)
+    torch.save(
+        {"metadata": _meta(arch="resnet18").to_dict(), "state_dict": create_model("small_cnn").state_dict()}, path
+    )
     with pytest.raises(ModelError, match="resnet18"):
         load_checkpoint(path)

@@ -84,5 +84,3 @@ def test_onnx_with_another_checkpoint_is_refused(toy, onnx_a, tmp_path):
     assert checkpoint_for_onnx(alone, toy["a"]) == toy["a"]
     with pytest.raises(ModelError, match="gradients"):
         attack_image(alone, toy_image(toy), AttackConfig("fgsm", 2 / 255))
-
-

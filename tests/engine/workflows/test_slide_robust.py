@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from engine.attacks import fgsm
+from engine.attacks.perturbation import quantised as _quantised
 from engine.cli import main as cli_main
 from engine.core.config import AttackConfig
 from engine.core.errors import Cancelled, ConfigError, ModelError
 from engine.core.progress import CancelToken
-from engine.evaluate.core import quantised as _quantised
 from engine.export.onnx_export import export_verified, parity_batches
 from engine.models.checkpoint import make_metadata, save_checkpoint
 from engine.models.registry import create_model
@@ -180,7 +180,9 @@ def test_pgd_map_flips_the_boundary_within_max_k(case):
     from engine.workflows.slide_robustness import slide_robustness
 
     p = case["pred"].probabilities
-    eps = slide_robustness(case["slide"], case["onnx"], case["pred"], AttackConfig("pgd", 8 / 255, steps=3), device="cpu")
+    eps = slide_robustness(
+        case["slide"], case["onnx"], case["pred"], AttackConfig("pgd", 8 / 255, steps=3), device="cpu"
+    )
     k = eps * 255
     finite = np.isfinite(k)
     assert not np.isnan(k).any()
@@ -237,8 +239,12 @@ def test_attack_tile_flips_at_large_eps_within_the_ball(case, fgsm_map):
     assert big["probs_clean"][1] == pytest.approx(pred.probabilities[i], abs=1e-4)  # the pixels predict_slide saw
     assert big["image_path"] == str(case["slide"]) and big["tile"] == {"x": tile.x, "y": tile.y, "size": 64, "level": 1}
     # the map's k is where FGSM on this tile starts to flip: the tile attack agrees on both sides
-    assert attack_tile(case["slide"], case["onnx"], tile, pred.level, AttackConfig("fgsm", k / 255), device="cpu")["flipped"]
-    below = attack_tile(case["slide"], case["onnx"], tile, pred.level, AttackConfig("fgsm", (k - 1) / 255), device="cpu")
+    assert attack_tile(case["slide"], case["onnx"], tile, pred.level, AttackConfig("fgsm", k / 255), device="cpu")[
+        "flipped"
+    ]
+    below = attack_tile(
+        case["slide"], case["onnx"], tile, pred.level, AttackConfig("fgsm", (k - 1) / 255), device="cpu"
+    )
     assert not below["flipped"] and below["linf"] <= (k - 1) / 255 + 1e-6
 
 

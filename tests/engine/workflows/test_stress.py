@@ -25,7 +25,9 @@ SET_EPS = [0.0, 2 / 255, 8 / 255, 32 / 255, 64 / 255]
 
 @pytest.fixture(scope="module")
 def run_result(toy):
-    return stress_test_set({"A": toy["a"], "B": toy["b"]}, ImageSource.of_run(toy["run"]), eps_values=SET_EPS, device="cpu")
+    return stress_test_set(
+        {"A": toy["a"], "B": toy["b"]}, ImageSource.of_run(toy["run"]), eps_values=SET_EPS, device="cpu"
+    )
 
 
 def test_set_eps_zero_is_the_clean_accuracy(toy, run_result):
@@ -86,7 +88,9 @@ def test_set_cancel_raises_cancelled(toy):
     token = CancelToken()
     token.cancel()
     with pytest.raises(Cancelled):
-        stress_test_set({"A": toy["a"]}, ImageSource.of_run(toy["run"]), eps_values=[0, 2 / 255], device="cpu", cancel=token)
+        stress_test_set(
+            {"A": toy["a"]}, ImageSource.of_run(toy["run"]), eps_values=[0, 2 / 255], device="cpu", cancel=token
+        )
 
 
 def test_set_bad_inputs_say_what_is_wrong(toy, tmp_path):
@@ -135,4 +139,6 @@ def test_targeted_set_attack_moves_cancers_to_benign_only(toy):
 
 def test_unknown_target_class_is_refused(toy):
     with pytest.raises(ConfigError, match="not one of"):
-        stress_test_set({"A": toy["a"]}, ImageSource.of_folder(toy["folder"]), AttackConfig(target="normal"), device="cpu")
+        stress_test_set(
+            {"A": toy["a"]}, ImageSource.of_folder(toy["folder"]), AttackConfig(target="normal"), device="cpu"
+        )

@@ -254,7 +254,9 @@ def test_set_with_targeted_pgd_matches_the_engine(qtbot, window, page, tiny_run)
     assert page.set_result["target"] == "benign" and page.set_result["restarts"] == 2
     models = {m: str(tiny_run / f"model_{m.lower()}/best.pt") for m in "ABC"}
     pgd = AttackConfig("pgd", steps=3, restarts=2, target="benign")
-    expected = api.stress_test_set(models, api.ImageSource.of_run(tiny_run), pgd, eps_values=[1 / 255, 2 / 255, 4 / 255])
+    expected = api.stress_test_set(
+        models, api.ImageSource.of_run(tiny_run), pgd, eps_values=[1 / 255, 2 / 255, 4 / 255]
+    )
     for model, points in expected["curves"].items():
         for metric in ("accuracy", "sensitivity", "specificity"):
             x, y = page.curves.series[(model, metric)]
