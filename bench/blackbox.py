@@ -14,8 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from engine.blackbox_files import blackbox_folder
 from engine.core.config import DataConfig
+from engine.deploy.blackbox import blackbox_images
+from engine.runs.images import ImageSource
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
     data = DataConfig(data=a.data) if a.data else DataConfig(demo=True)
     eps = [int(k) / 255 for k in a.eps.split(",")]
     t0 = time.perf_counter()
-    r = blackbox_folder(onnx, data, eps_values=eps, n_queries=a.queries, limit=a.limit, seed=0)
+    r = blackbox_images(onnx, ImageSource(data=data), eps_values=eps, n_queries=a.queries, limit=a.limit, seed=0)
     took = time.perf_counter() - t0
     out = [
         f"Square attack on {onnx} ({r['provider']}), {r['n_images']} images, {a.queries} queries, p_init "

@@ -36,9 +36,9 @@ def run(reps: int = 3) -> dict:
     import torch
 
     from bench.peak import gemm_gflops
-    from engine.export.onnx_export import export_onnx
     from engine.deploy.quantize import quantize_onnx
     from engine.deploy.session import create_session, session_provider
+    from engine.export.onnx_export import export_onnx
     from engine.models.checkpoint import make_metadata
     from engine.models.device import cpu_bf16_fast
     from engine.models.fast import fast_model

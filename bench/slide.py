@@ -38,6 +38,7 @@ def _model_pair(folder: Path, arch: str, size: int) -> Path:
 
 
 def run(side: int = 20000, arch: str = "densenet121", size: int = 224, robust_tiles: int = 256) -> dict:
+    from engine.core.config import AttackConfig
     from engine.data.demo_slide import MPP, write_demo_slide
     from engine.slides.predict import predict_slide
     from engine.workflows.slide_robustness import slide_robustness
@@ -54,7 +55,7 @@ def run(side: int = 20000, arch: str = "densenet121", size: int = 224, robust_ti
         seconds = time.perf_counter() - start
         peak = _peak_mb()
         start = time.perf_counter()
-        flips = slide_robustness(slide, model, pred, method="fgsm", limit=robust_tiles, device="cpu")
+        flips = slide_robustness(slide, model, pred, AttackConfig("fgsm", 16 / 255), limit=robust_tiles, device="cpu")
         robust_s = time.perf_counter() - start
         attacked = int((flips == flips).sum())  # not NaN
     return {

@@ -42,7 +42,8 @@ def cli_tasks(run: Path, data: Path, out: Path) -> None:
     cli("demo-slide", out / "slide.tiff", "--side", "1024")
     cli("slide", out / "slide.tiff", "--model", run / "model_a.onnx", "--out", out / "slide")
     cli("train", "--data", data, "--out", out / "no-run", code=2)  # needs PyTorch: one line, exit 2
-    cli("slide", out / "slide.tiff", "--model", run / "model_a.onnx", "--out", out / "x", "--robustness", "fgsm", code=2)
+    robust = ["--robustness", "fgsm"]  # a white-box attack: refused before anything is predicted
+    cli("slide", out / "slide.tiff", "--model", run / "model_a.onnx", "--out", out / "x", *robust, code=2)
     print("ok cli: data, demo-data, predict, blackbox, quantize, demo-slide, slide; train and --robustness refused")
 
 

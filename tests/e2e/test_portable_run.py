@@ -59,7 +59,8 @@ def test_the_cli_uses_the_moved_run(moved, elsewhere, capsys):
     images = sorted(data.rglob("*.png"))[:2]
     assert main(["predict", "--model", str(run_dir / "model_b.onnx"), *map(str, images), "--out", "p.csv"]) == 0
     assert [r["error"] for r in csv.DictReader(open("p.csv"))] == ["", ""]  # the sealed model opens
-    assert main(["attack", "--model", str(run_dir / "model_a.onnx"), str(images[0]), "--out", "adv"]) == 0  # via best.pt
+    # an ONNX file is attacked through the checkpoint beside it in its (moved) run folder
+    assert main(["attack", "--model", str(run_dir / "model_a.onnx"), str(images[0]), "--out", "adv"]) == 0
     assert len(list(Path("adv").glob("*.png"))) == 1
     args = ["quantize", "--model", str(run_dir / "model_a.onnx"), "--data", str(data), "--out", "a.int8.onnx"]
     assert main([*args, "--calibration-images", "8"]) == 0
