@@ -37,7 +37,8 @@ DESCRIPTIONS = {
     "new": "A new run will be written to this folder.",
     "file": "This is a file, not a folder: choose a folder for the run.",
     "foreign": "This folder is not empty and is not a HistoGuard run folder: choose a new or empty folder.",
-    "locked": "Another HistoGuard (another window or a command) is writing a run in this folder now: choose another.",
+    "locked": "A HistoGuard process is writing a run in this folder now (a training here, another window or a "
+    "command): choose another folder.",
     "resumable": "This folder holds an unfinished run with these settings: it can be resumed.",
     "finished": "This folder holds a finished run with these settings: press New folder to train again.",
     "other": "This folder holds a run with other settings: choose a new folder, or tick Overwrite.",

@@ -83,7 +83,7 @@ class Triptych(QWidget):
 
     def _captions(self, r: dict) -> tuple[str, str, str]:
         eps = r["eps"]
-        scale = r.get("view_scale", eps)  # the engine scales by eps; an L2 attack's view by its largest change
+        scale = r.get("view_scale", eps)  # the engine scales the picture by eps; an L2 attack's by its largest change
         gain = f"×{1 / (2 * scale):.0f}" if scale > 0 else "none at eps 0"
         before, after = self._prediction(r, "clean"), self._prediction(r, "adv")
         if self.compact:  # three lines each, so the three pictures line up; the attack is in the title

@@ -145,7 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-v", "--verbose", action="store_true", help="show informational logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_study_commands(sub)
+    _add_models_commands(sub)
+    _add_deploy_commands(sub)
+    return parser
 
+
+def _add_study_commands(sub) -> None:
+    """The study: the demo, the whole experiment, and the synthetic data and slide to try it on."""
     p = sub.add_parser("demo", help="the whole study on the built-in synthetic dataset (minutes on a CPU)")
     p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
     p.add_argument("--device", default="auto")
@@ -173,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--side", type=int, default=20000, help="width and height in pixels (default 20,000)")
     p.add_argument("--seed", type=int, default=0)
 
+
+def _add_models_commands(sub) -> None:
+    """One model at a time (full edition): train, evaluate, attack and export a checkpoint."""
     p = sub.add_parser("train", help="train one model (clean, or --adversarial-from CKPT for the study's Model B)")
     add_data_options(p)
     add_train_options(p)
@@ -206,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True, help="the .onnx file to write")
 
+
+def _add_deploy_commands(sub) -> None:
+    """What the Diagnose edition runs too: prediction, slides, the black-box attack, INT8, models, data."""
     p = sub.add_parser("predict", help="predict images or folders with an ONNX model (onnxruntime)")
     p.add_argument("--model", required=True, help="an ONNX file exported by HistoGuard")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
@@ -267,4 +280,3 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="what a dataset folder or CSV holds: classes, patients, magnifications, skips")
     add_data_options(p)
-    return parser

@@ -79,7 +79,8 @@ def attack_array(
     """One image in memory (``clean``: (H, W, 3) uint8 at the model's input size) attacked with ``attack``.
 
     ``original`` and ``adversarial`` are (H, W, 3) uint8; ``perturbation`` is the signed difference in pixel
-    units (within [-eps, eps]) and ``perturbation_view`` its picture. The label attacked is ``attack.target``
+    units (within [-eps, eps]) and ``perturbation_view`` its picture, scaled by ``view_scale`` (eps; for an L2
+    attack the largest pixel change). The label attacked is ``attack.target``
     (targeted: pulled towards it), else ``label`` (a class name or index, e.g. the true label), else the
     model's own clean call (pushed away). ``linf`` is max |delta| in pixel units (k/255).
     """
@@ -97,6 +98,9 @@ def attack_array(
     p_adv = softmax(model, x_adv)[0]
     adv = to_uint8(x_adv)[0]
     delta = (adv.astype(np.int16) - clean.astype(np.int16)).astype(np.float32) / 255.0
+    linf = float(np.abs(delta).max())
+    # the picture's scale: the L-inf ball; an L2 change is spread thin, so its picture is scaled by its largest pixel
+    scale = linf if attack.info.norm == "l2" and linf > 0 else attack.eps
     pred_clean, pred_adv = classes[int(predicted(p_clean)[0])], classes[int(predicted(p_adv)[0])]
     return {
         "method": attack.method,
@@ -105,7 +109,8 @@ def attack_array(
         "original": clean,
         "adversarial": adv,
         "perturbation": delta,
-        "perturbation_view": perturbation_view(delta, attack.eps),
+        "perturbation_view": perturbation_view(delta, scale),
+        "view_scale": scale,
         "classes": classes,
         "positive_class": meta.positive_class,
         "probs_clean": [float(p) for p in p_clean],
@@ -113,7 +118,7 @@ def attack_array(
         "pred_clean": pred_clean,
         "pred_adv": pred_adv,
         "flipped": pred_clean != pred_adv,
-        "linf": float(np.abs(delta).max()),
+        "linf": linf,
         "label_attacked": classes[goal],
         "targeted": fn is not None and attack.targeted,
     }

@@ -15,7 +15,6 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -33,7 +32,7 @@ from desktop_app.settings import last_dir, remember_dir
 from desktop_app.state import RunInfo
 from desktop_app.widgets.blackbox_form import BlackboxForm
 from desktop_app.widgets.progress_panel import ProgressPanel
-from desktop_app.widgets.stress_form import L2, StressForm
+from desktop_app.widgets.stress_form import StressForm
 from desktop_app.widgets.triptych import Triptych, eps_caption
 from desktop_app.workers import Task
 from engine import api
@@ -47,14 +46,7 @@ MODES = (("White-box: the models' own gradients", "white"), ("Black-box: the ONN
 def _attack_one(
     checkpoint: str, image: str, attack: AttackConfig, *, label=None, on_progress=None, cancel=None
 ) -> dict:
-    result = api.attack_image(checkpoint, image, attack, label=label, on_progress=on_progress, cancel=cancel)
-    if (
-        attack.method == L2 and result["linf"] > 0
-    ):  # an L2 change is spread thin: scale its picture by its largest pixel
-        scale = result["linf"]
-        view = np.clip(0.5 + result["perturbation"] / (2 * scale), 0, 1)
-        result.update(perturbation_view=np.round(view * 255).astype(np.uint8), view_scale=scale)
-    return result
+    return api.attack_image(checkpoint, image, attack, label=label, on_progress=on_progress, cancel=cancel)
 
 
 def _stress_set(checkpoints: dict, source, attack: AttackConfig, *, eps_values: list, on_progress=None, cancel=None):
