@@ -12,37 +12,9 @@ import pytest
 
 from engine.cli import main
 from engine.evaluate.masking import masking_flags
+from tests.e2e.conftest import FAST, ROBUST
 
 NOTORCH = Path(__file__).resolve().parents[1] / "notorch.py"
-
-FAST = [
-    "--arch",
-    "small_cnn",
-    "--image-size",
-    "32",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "16",
-    "--weights",
-    "none",
-    "--device",
-    "cpu",
-]
-
-
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("demo") / "data"
-    assert main(["demo-data", str(root), "--patients-per-class", "4", "--images-per-patient", "8"]) == 0
-    return root
-
-
-@pytest.fixture(scope="module")
-def run_dir(demo_root, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "run"
-    assert main(["experiment", "--data", str(demo_root), "--out", str(out), *FAST]) == 0
-    return out
 
 
 def test_experiment_writes_the_run_folder(run_dir):
@@ -172,7 +144,7 @@ def test_split_csv_keeps_patients_apart(run_dir):
 
 def test_existing_run_is_not_overwritten_without_force(run_dir, demo_root, capsys):
     before = (run_dir / "report.json").stat().st_mtime_ns
-    code = main(["experiment", "--data", str(demo_root), "--out", str(run_dir), *FAST])
+    code = main(["experiment", "--data", str(demo_root), "--out", str(run_dir), *FAST, *ROBUST])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "--force" in err and len(err.splitlines()) == 1
     assert (run_dir / "report.json").stat().st_mtime_ns == before
@@ -180,7 +152,7 @@ def test_existing_run_is_not_overwritten_without_force(run_dir, demo_root, capsy
 
 def test_resume_of_a_finished_run_reuses_checkpoints(run_dir, demo_root):
     best = (run_dir / "model_a" / "best.pt").stat().st_mtime_ns
-    assert main(["experiment", "--data", str(demo_root), "--out", str(run_dir), *FAST, "--resume"]) == 0
+    assert main(["experiment", "--data", str(demo_root), "--out", str(run_dir), *FAST, *ROBUST, "--resume"]) == 0
     assert (run_dir / "model_a" / "best.pt").stat().st_mtime_ns == best
 
 

@@ -15,25 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-
 DRIVER = Path(__file__).with_name("diagnose_edition.py")
-FAST = ["--arch", "small_cnn", "--image-size", "32", "--epochs", "2", "--batch-size", "16", "--weights", "none"]
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> tuple[Path, Path]:
-    """A run folder made by the full edition (this process has PyTorch), and its data."""
-    base = tmp_path_factory.mktemp("diagnose")
-    data, run = base / "data", base / "run"
-    assert main(["demo-data", str(data), "--patients-per-class", "4", "--images-per-patient", "6"]) == 0
-    args = ["experiment", "--data", str(data), "--out", str(run), *FAST, "--device", "cpu", "--blackbox-images", "0"]
-    assert main([*args, "--min-eps-max", "0"]) == 0
-    return run, data
-
-
-def test_every_diagnose_edition_task_runs_with_the_full_edition_blocked(finished_run, tmp_path):
-    run, data = finished_run
+def test_every_diagnose_edition_task_runs_with_the_full_edition_blocked(run_dir, demo_root, tmp_path):
+    run, data = run_dir, demo_root
     out = tmp_path / "out"
     out.mkdir()
     home = tmp_path / "home"
@@ -60,7 +46,7 @@ def test_every_diagnose_edition_task_runs_with_the_full_edition_blocked(finished
 
     # what the app did
     summary = json.loads(next(line for line in lines if line.startswith("summary "))[len("summary ") :])
-    assert "Diagnose edition" in summary["title"] and summary["dataset_images"] == 48
+    assert "Diagnose edition" in summary["title"] and summary["dataset_images"] == len(list(data.rglob("*.png")))
     assert summary["report"] == ["report-metrics.csv", "report.html", "report.pdf"]
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.count("data:image/png") >= 6  # the run folder's figures, embedded without matplotlib

@@ -14,23 +14,17 @@ from PySide6.QtCore import QSettings
 
 from engine.cli import main
 from engine.runs.folder import RunFolder
-
-FAST = ["--arch", "small_cnn", "--image-size", "32", "--epochs", "2", "--batch-size", "16", "--weights", "none"]
+from tests.e2e.conftest import FAST, ROBUST
 
 
 @pytest.fixture(scope="module")
-def moved(tmp_path_factory) -> tuple[Path, Path]:
-    """A finished run, copied twice and the first copy deleted: no path into an earlier place can still work."""
+def moved(run_dir, demo_root, tmp_path_factory) -> tuple[Path, Path]:
+    """The finished run, copied twice and the first copy deleted: no path into an earlier place can still work."""
     base = tmp_path_factory.mktemp("portable")
-    data = base / "data"
-    assert main(["demo-data", str(data), "--patients-per-class", "4", "--images-per-patient", "6"]) == 0
-    args = ["experiment", "--data", str(data), "--out", str(base / "runs" / "demo"), *FAST, "--device", "cpu"]
-    assert main([*args, "--min-eps-max", "2", "--blackbox-images", "8", "--blackbox-queries", "10"]) == 0
-    shutil.copytree(base / "runs" / "demo", base / "first")
-    shutil.rmtree(base / "runs")
+    shutil.copytree(run_dir, base / "first")
     shutil.copytree(base / "first", base / "elsewhere" / "run")
     shutil.rmtree(base / "first")
-    return base / "elsewhere" / "run", data
+    return base / "elsewhere" / "run", demo_root
 
 
 @pytest.fixture
@@ -66,8 +60,8 @@ def test_the_cli_uses_the_moved_run(moved, elsewhere, capsys):
     assert main([*args, "--calibration-images", "8"]) == 0
     assert json.loads(Path("a.int8.json").read_text())["split_source"] == str(run_dir / "split.csv")
     cfg = json.loads((run_dir / "config.json").read_text())
-    resume = ["experiment", "--data", cfg["data"]["data"], "--out", str(run_dir), *FAST, "--device", "cpu", "--resume"]
-    assert main([*resume, "--min-eps-max", "2", "--blackbox-images", "8", "--blackbox-queries", "10"]) == 0
+    resume = ["experiment", "--data", cfg["data"]["data"], "--out", str(run_dir), *FAST, *ROBUST, "--resume"]
+    assert main(resume) == 0
     assert "Report:" in capsys.readouterr().out
 
 
