@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DENSENET_GFLOP_224 = 5.67  # forward pass per image at 224 x 224 (2.9 GMAC; ../shared/FINDINGS.md)
+DENSENET_GFLOP_224 = 5.67  # forward pass per image at 224 x 224 (2.9 GMAC, the published figure for DenseNet121)
 
 
 def shared_data() -> Path | None:

@@ -1,7 +1,7 @@
 """Optional INT8 copies of exported ONNX models (onnxruntime.quantization), and what the copy costs in accuracy.
 
 Static quantisation is the default because it is the only kind measured to be faster than fp32 on our CPUs
-(../shared/FINDINGS.md: QOperator, uint8 activations, int8 per-channel weights, ~1.2x for DenseNet121; QDQ
+(``python -m bench.inference``: QOperator, uint8 activations, int8 per-channel weights, ~1.2x for DenseNet121; QDQ
 and dynamic INT8 were slower). Static needs calibration images to fix each activation's range; MinMax over
 a few dozen images of the validation split is enough for a classifier (more only costs time). Dynamic INT8
 needs no calibration but picks one activation range per batch, so an image's probabilities depend on the
