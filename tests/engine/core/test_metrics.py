@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 from engine.core.metrics import binary_metrics, majority_baseline, patient_level
@@ -141,3 +143,30 @@ def test_patient_level_integer_ids_and_feeds_binary_metrics():
     m = binary_metrics(labels, probs)
     assert m["n"] == 3
     assert m["confusion_matrix"] == [[1, 0], [1, 1]]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 1), st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.5, 0.75, 0.9, 1.0])), min_size=1,
+             max_size=40),
+    st.sampled_from([0.5, 0.25, 0.8]),
+)  # fmt: skip
+def test_every_metric_equals_scikit_learns(pairs, threshold):
+    """The numpy metrics (the Diagnose edition has no scikit-learn) agree with scikit-learn, ties and one-class
+    sets included."""
+    from sklearn import metrics as skm
+
+    y = np.array([a for a, _ in pairs])
+    p = np.array([b for _, b in pairs])
+    pred = (p >= threshold).astype(int)
+    m = binary_metrics(y, p, threshold=threshold)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert m["precision"] == pytest.approx(skm.precision_score(y, pred, zero_division=0))
+    assert m["f1"] == pytest.approx(skm.f1_score(y, pred, zero_division=0))
+    assert m["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=[0, 1]).tolist()
+    if len(set(y.tolist())) == 2:
+        assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p))
+        assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+        assert m["recall"] == m["sensitivity"] == pytest.approx(skm.recall_score(y, pred))
+    else:
+        assert m["roc_auc"] is None and m["balanced_accuracy"] is None
