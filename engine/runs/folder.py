@@ -35,7 +35,14 @@ from engine.runs.lock import LOCK_FILE, RunLock, holder
 from engine.runs.log import logging_to
 
 log = logging.getLogger(__name__)
-CONFIG, SPLIT, REPORT, LOG, SUMS, TRAIN_RECORD = "config.json", "split.csv", "report.json", "log.txt", "SHA256SUMS", "train.json"
+CONFIG, SPLIT, REPORT, LOG, SUMS, TRAIN_RECORD = (
+    "config.json",
+    "split.csv",
+    "report.json",
+    "log.txt",
+    "SHA256SUMS",
+    "train.json",
+)
 CHECKPOINT, LAST = "best.pt", "last.pt"
 MODEL_NAMES = ("A", "B", "C")  # C: on-the-fly adversarial training; older runs have A and B
 NOT_A_RUN = "open a folder made by the Train page or by `histoguard experiment --out`"
@@ -236,7 +243,9 @@ class RunFolder:
     def _reuse(root: Path, config: ExperimentConfig, force: bool, resume: bool) -> bool:
         saved = _read_json(root / CONFIG)
         if saved is None:
-            raise RunFolderError(f"{root} is not empty and is not a HistoGuard run folder; choose a new or empty folder")
+            raise RunFolderError(
+                f"{root} is not empty and is not a HistoGuard run folder; choose a new or empty folder"
+            )
         if resume:
             if _config_of(saved) != config:
                 raise RunFolderError(
