@@ -1,4 +1,6 @@
-"""HistoGuard engine: data, models, attacks, training, evaluation and export, with no Qt.
+"""HistoGuard engine, with no Qt. Torch-free: ``core``, ``data``, ``runs``, ``deploy``, ``slides``, ``report`` (what
+the Diagnose edition runs); with PyTorch: ``models``, ``attacks``, ``train``, ``evaluate``, ``export``, ``workflows``.
+``api`` is the one facade of the CLI (``cli``) and the desktop app; README.md's Development section has the map.
 
 onnxruntime (>= 1.29) writes telemetry files when it is imported unless ``ORT_DISABLE_TELEMETRY`` is
 set first, so the engine sets it before anything can import onnxruntime.
