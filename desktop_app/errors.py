@@ -37,6 +37,7 @@ GUI_OPTIONS = {
     "model_mpp": "the model resolution on the Slides page",
     "adversarial": "a Model C defence on the Train page",
     "adversarial_from": "the study's Model B (the Train page trains it)",
+    "bootstrap_resamples": "the number of bootstrap resamples (the command line's --bootstrap; the app uses 1000)",
     "export": "the Train page (a finished run exports its models) or `histoguard export`",
 }
 

@@ -1,7 +1,8 @@
 """The metrics table: one row per evaluation condition, the majority-class baseline beside accuracy.
 
-Numbers are formatted as the engine's report formats them (3 decimals, '—' where a metric is undefined),
-so what the window shows and what report.html / report.md print are the same strings.
+Numbers are formatted as the engine's report formats them ('0.84 (0.79–0.88)': the value and its 95%
+patient-level bootstrap interval; '—' where a metric is undefined), so what the window shows and what
+report.html / report.md print are the same strings.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
-from engine.report.labels import METRIC_TITLES, METRICS, attack_kind, condition_label, fmt
+from engine.report.labels import METRIC_TITLES, METRICS, attack_kind, cell, condition_label
 
 COLUMNS = ("accuracy", "majority_baseline", *METRICS[1:], "n")
 HELP = {
@@ -24,6 +25,7 @@ HELP = {
     "missed_cancer_rate": "Share of positive cases called negative: FN / (FN + TP) = 1 - sensitivity.",
     "n": "Number of test cases (images, or patients at patient level).",
 }
+CI_HELP = " In brackets: the 95% confidence interval (patients resampled together, so it is honest about small sets)."
 
 
 class MetricsTable(QTableWidget):
@@ -52,9 +54,9 @@ class MetricsTable(QTableWidget):
                 label.setToolTip("Attack made on Model A, shown to Model B: the study's setting.")
             self.setItem(row, 0, label)
             for col, key in enumerate(COLUMNS, start=1):
-                item = QTableWidgetItem(str(e["n"]) if key == "n" else fmt(e.get(key)))
+                item = QTableWidgetItem(str(e["n"]) if key == "n" else cell(e, key))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                item.setToolTip(HELP[key])
+                item.setToolTip(HELP[key] + (CI_HELP if (e.get("ci") or {}).get(key) else ""))
                 self.setItem(row, col, item)
         self._fit_height()
 

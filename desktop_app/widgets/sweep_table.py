@@ -1,11 +1,12 @@
-"""The eps sweep as numbers: one row per (model, attack source), one column per eps (k/255)."""
+"""The eps sweep as numbers: one row per (model, attack source), one column per eps (k/255), each value with
+its 95% interval as the report prints it."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
-from engine.report.labels import eps_text, fmt, series_label, sweep_series
+from engine.report.labels import cell, eps_text, fmt, series_label, sweep_series
 
 
 class SweepTable(QTableWidget):
@@ -25,10 +26,10 @@ class SweepTable(QTableWidget):
         self.setColumnCount(len(eps_values))
         self.setHorizontalHeaderLabels([eps_text(e) for e in eps_values])
         self.setVerticalHeaderLabels([series_label(m, s) for m, s in series])
-        for row, points in enumerate(series.values()):
-            values = dict(points)
+        for row, pair in enumerate(series):
+            rows = {r["eps"]: r for r in sweep if (r["model"], r["attack_source"]) == pair}
             for col, eps in enumerate(eps_values):
-                item = QTableWidgetItem(fmt(values.get(eps)))
+                item = QTableWidgetItem(cell(rows[eps], metric) if eps in rows else fmt(None))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.setItem(row, col, item)
         self.setFixedHeight(

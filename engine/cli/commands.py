@@ -46,6 +46,7 @@ ROBUST_FIELDS = {
     "min_eps_max": "min_eps_max",
     "blackbox_images": "blackbox_images",
     "blackbox_queries": "blackbox_queries",
+    "bootstrap": "bootstrap_resamples",
 }
 
 

@@ -124,7 +124,10 @@ def add_robustness_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pgd-restarts", type=int, help="random restarts of PGD/APGD (default 1)")
     g.add_argument("--min-eps-max", type=int, help="search each image's flipping eps up to this many /255 (0 = off)")
     g.add_argument("--blackbox-images", type=int, help="test images for the Square attack on ONNX (0 = off)")
-    g.add_argument("--blackbox-queries", type=int, help="queries per image of the Square attack (default 300)")
+    g.add_argument("--blackbox-queries", type=int, help="queries per image of the Square attack (default 200)")
+    g.add_argument(
+        "--bootstrap", type=int, help="patient-level bootstrap resamples behind every 95%% interval (default 1000)"
+    )
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from engine.core.catalog import ATTACK_INFO, DEFENCES
 from engine.core.errors import ConfigError, option
+from engine.core.intervals import Bootstrap
 from engine.core.runtime import PRECISIONS
 
 DEFAULT_SWEEP = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
@@ -172,6 +173,7 @@ class ExperimentConfig:
     min_eps_max: int = 16  # per-image minimal flipping eps searched up to this many /255 (0 = off)
     blackbox_images: int = 50  # Square attack on each exported ONNX model, on this many test images (0 = off)
     blackbox_queries: int = 200
+    bootstrap_resamples: int = 1000  # patient-level bootstrap behind every interval (seeded with train.seed)
 
     def __post_init__(self) -> None:
         if not 0 < self.eps <= 1 or any(not 0 <= e <= 1 for e in self.sweep_eps):
@@ -180,11 +182,16 @@ class ExperimentConfig:
             raise ConfigError(f"defence {self.defence!r} is unknown; choose one of {', '.join(DEFENCES)}")
         if self.pgd_steps < 1 or self.pgd_restarts < 1 or self.min_eps_max < 0 or self.blackbox_queries < 1:
             raise ConfigError("pgd_steps, pgd_restarts and blackbox_queries must be at least 1, min_eps_max >= 0")
+        self.bootstrap()  # at least 10 resamples
         object.__setattr__(self, "robust_attacks", tuple(self.robust_attacks))
         object.__setattr__(self, "sweep_eps", tuple(sorted(set(float(e) for e in self.sweep_eps))))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def bootstrap(self) -> Bootstrap:
+        """The bootstrap behind every interval of a run's report."""
+        return Bootstrap(n_resamples=self.bootstrap_resamples, seed=self.train.seed)
 
     @classmethod
     def from_dict(cls, d: dict) -> ExperimentConfig:

@@ -28,6 +28,7 @@ CLI_OPTIONS = {
     "model_mpp": "--model-mpp",
     "adversarial": "--adversarial",
     "adversarial_from": "--adversarial-from",
+    "bootstrap_resamples": "--bootstrap",
     "export": "`histoguard export --model <run>/model_x/best.pt --out <file>.onnx`",
 }
 _OPTION = re.compile("\ue000([a-z_]+)(?:=([^\ue001]*))?\ue001")

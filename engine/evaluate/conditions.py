@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from engine.attacks.perturbation import CLEAN, Perturbation
 from engine.core.config import AttackConfig
-from engine.core.metrics import binary_metrics, patient_level
+from engine.core.intervals import metrics_with_intervals
+from engine.core.metrics import patient_level
 from engine.evaluate.core import Evaluation
 
 CONDITIONS = (("A", None), ("A", "A"), ("B", None), ("B", "A"), ("B", "B"))
@@ -23,17 +24,19 @@ def fgsm_from(source: str | None, eps: float) -> Perturbation:
 
 
 def entry(ev: Evaluation, model: str, source: str | None, eps: float, level: str) -> dict:
-    """One condition's metrics: ``model`` on FGSM images from ``source`` at ``eps``, per image or per patient."""
-    p, y = ev.positive(model, fgsm_from(source, eps)), ev.data.labels
+    """One condition's metrics and their intervals: ``model`` on FGSM images from ``source`` at ``eps``, per image
+    (patients resampled) or per patient (the mean probability of each)."""
+    p, y, groups = ev.positive(model, fgsm_from(source, eps)), ev.data.labels, ev.groups
     if level == "patient":
-        p, y = patient_level(p, y, ev.data.patients)
+        p, y = patient_level(p, y, groups)
+        groups = None
     return {
         "model": model,
         "condition": "fgsm" if source else "clean",
         "attack_source": source,
         "eps": eps if source else 0.0,
         "level": level,
-        **binary_metrics(y, p),
+        **metrics_with_intervals(y, p, groups=groups, bootstrap=ev.bootstrap),
     }
 
 
@@ -46,5 +49,6 @@ def sweep(ev: Evaluation, eps_values, pairs=SWEEP_PAIRS) -> list[dict]:
     for eps in eps_values:
         for m, s in pairs:
             e = entry(ev, m, s if eps > 0 else None, eps, "image")
-            rows.append({"model": m, "attack_source": s, "eps": eps, **{k: e[k] for k in SWEEP_KEYS}})
+            ci = {k: e["ci"].get(k) for k in SWEEP_KEYS}
+            rows.append({"model": m, "attack_source": s, "eps": eps, **{k: e[k] for k in SWEEP_KEYS}, "ci": ci})
     return rows

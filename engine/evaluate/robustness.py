@@ -4,7 +4,8 @@ baselines of the same L-inf size and against natural perturbations (stain, blur,
 
 Each source model's adversarial batch is made once and shown to every model (``engine.evaluate.core``), so
 one attack run gives the white-box row of its source and the transfer rows of the others. Every row carries
-accuracy, balanced accuracy, sensitivity, specificity, the missed-cancer rate and the confusion matrix.
+accuracy, balanced accuracy, sensitivity, specificity, the missed-cancer rate and the confusion matrix, each
+metric with its patient-level bootstrap interval ("ci").
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from engine.attacks.natural import NATURAL
 from engine.attacks.perturbation import CLEAN, Perturbation
 from engine.core.config import AttackConfig
-from engine.core.metrics import binary_metrics
+from engine.core.intervals import metrics_with_intervals
 from engine.evaluate.core import Evaluation
 
 ROW_METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "missed_cancer_rate", "confusion_matrix")
@@ -69,9 +70,10 @@ def _rows(ev: Evaluation, row: dict, perturbation: Perturbation) -> list[dict]:
 
 
 def row_metrics(ev: Evaluation, p: np.ndarray, idx: np.ndarray | None = None) -> dict:
-    y = ev.data.labels if idx is None else ev.data.labels[idx]
-    m = binary_metrics(y, p if idx is None else p[idx])
-    return {k: m[k] for k in ROW_METRICS} | {"n": m["n"]}
+    """A row's metrics with their patient-level intervals, on all images or those of ``idx``."""
+    idx = np.arange(len(ev.data)) if idx is None else idx
+    return metrics_with_intervals(ev.data.labels[idx], p[idx], groups=ev.groups[idx], bootstrap=ev.bootstrap,
+                                  keys=ROW_METRICS)  # fmt: skip
 
 
 def accuracy_on(ev: Evaluation, model: str, perturbation: Perturbation, idx: np.ndarray) -> float | None:

@@ -10,6 +10,7 @@ from engine.attacks.perturbation import CLEAN, Perturbation
 from engine.core.config import ExperimentConfig
 from engine.core.progress import CancelToken, ProgressCallback
 from engine.deploy.blackbox import blackbox_stress
+from engine.evaluate.compare import comparisons
 from engine.evaluate.core import Evaluation
 from engine.evaluate.masking import masking_flags
 from engine.evaluate.min_eps import min_eps_summary, minimal_eps
@@ -30,8 +31,8 @@ def robustness_plan(cfg: ExperimentConfig) -> RobustnessPlan:
 
 
 def robustness_section(cfg: ExperimentConfig, ev: Evaluation) -> dict:
-    """White-box, transfer, baseline and natural rows plus minimal eps; black-box rows are added by
-    ``add_blackbox`` once the ONNX files exist, and ``finish`` draws the flags."""
+    """White-box, transfer, baseline and natural rows, the paired comparisons of the models and minimal eps;
+    black-box rows are added by ``add_blackbox`` once the ONNX files exist, and ``finish`` draws the flags."""
     plan = robustness_plan(cfg)
     rows = robustness_rows(ev, plan)
     min_eps = {}
@@ -42,7 +43,8 @@ def robustness_section(cfg: ExperimentConfig, ev: Evaluation) -> dict:
                 batch_size=cfg.eval_batch_size, name=f"Model {name}", on_progress=ev.on_progress, cancel=ev.cancel,
             )  # fmt: skip
             min_eps[name] = min_eps_summary(values, cfg.min_eps_max)
-    return {"plan": plan_dict(plan), "rows": rows, "min_eps": min_eps, "flags": []}
+    paired = comparisons(ev, plan)
+    return {"plan": plan_dict(plan), "rows": rows, "comparisons": paired, "min_eps": min_eps, "flags": []}
 
 
 def add_blackbox(
@@ -62,7 +64,7 @@ def add_blackbox(
     for name, path in onnx_paths.items():
         res = blackbox_stress(
             path, ev.data.images[idx], ev.data.labels[idx], eps_values=[cfg.eps], n_queries=cfg.blackbox_queries,
-            seed=cfg.train.seed, on_progress=on_progress, cancel=cancel,
+            seed=cfg.train.seed, groups=ev.groups[idx], bootstrap=ev.bootstrap, on_progress=on_progress, cancel=cancel,
         )  # fmt: skip
         r = res["results"][0]
         white = [accuracy_on(ev, name, Perturbation(plan.attack(a, cfg.eps), name), idx) for a in cfg.robust_attacks]
@@ -80,6 +82,7 @@ def add_blackbox(
                 **{k: r[k] for k in keys},
                 "confusion_matrix": r["confusion_matrix"],
                 "n": r["n"],
+                "ci": {k: r["ci"].get(k) for k in keys},
                 "clean_accuracy_same_images": accuracy_on(ev, name, CLEAN, idx),
                 "white_box_accuracy_same_images": min(white) if white else None,
                 "provider": res["provider"],

@@ -1,4 +1,5 @@
-"""metrics.csv: one row per evaluation of a report, every metric and the confusion-matrix cells.
+"""metrics.csv: one row per evaluation of a report, every metric with its 95% interval (``<metric>_low`` and
+``<metric>_high``) and the confusion-matrix cells.
 
 Numbers are written with Python's shortest round-trip repr, so ``float(cell)`` equals report.json's value;
 undefined metrics (None) are empty cells. Written atomically (``engine.core.fileio.atomic_open``).
@@ -29,6 +30,7 @@ COLUMNS = (
     "fp",
     "fn",
     "tp",
+    *(f"{m}_{end}" for m in METRICS for end in ("low", "high")),
 )
 
 
@@ -55,6 +57,9 @@ def csv_rows(report: dict) -> list[dict[str, str]]:
             "fn": fn,
             "tp": tp,
         }
+        for m, ci in (e.get("ci") or {}).items():
+            if m in METRICS:
+                row[f"{m}_low"], row[f"{m}_high"] = ci if ci else (None, None)
         row.update({k: e.get(k) for k in COLUMNS if k not in row})
         rows.append({k: _cell(v) for k, v in row.items()})
     return rows

@@ -17,10 +17,12 @@ from engine.report.labels import (
     METRICS,
     SWEEP_FIGURE,
     at_level,
+    cell,
     cm_figure_name,
     condition_label,
     eps_text,
     fmt,
+    intervals_text,
     majority_text,
 )
 
@@ -82,10 +84,11 @@ def _summary(report: dict) -> str:
         f"Attack: FGSM, eps = {eps_text(report['eps'])} of the pixel range (images in [0, 1]). "
         "White-box: the attack is made on the model it is tested on; transfer: made on Model A and shown to "
         "Model B (the study's setting).",
+        escape(intervals_text(report.get("intervals"))),
         f"HistoGuard {escape(str(report.get('histoguard_version', '')))}; "
         + escape(", ".join(f"{k} {v}" for k, v in (report.get("environment") or {}).items())),
     ]
-    return "\n".join(f"<p>{line}</p>" for line in lines)
+    return "\n".join(f"<p>{line}</p>" for line in lines if line)
 
 
 def _level_section(report: dict, level: str, classes: list[str], figures: dict[str, bytes]) -> str:
@@ -113,7 +116,7 @@ def _metrics_table(evals: list[dict]) -> str:
     head = "<tr><th>condition</th>" + "".join(f"<th>{METRIC_TITLES[c]}</th>" for c in cols) + "</tr>"
     rows = []
     for e in evals:
-        cells = "".join(f'<td class="num">{e["n"] if c == "n" else fmt(e.get(c))}</td>' for c in cols)
+        cells = "".join(f'<td class="num">{e["n"] if c == "n" else cell(e, c)}</td>' for c in cols)
         rows.append(f"<tr><td>{escape(condition_label(e))}</td>{cells}</tr>")
     return "<table>\n" + head + "\n" + "\n".join(rows) + "\n</table>"
 
@@ -161,9 +164,11 @@ def _sweep_section(sweep: list[dict], figures: dict[str, bytes]) -> str:
     head = "<tr><th>model (FGSM from)</th>" + "".join(f"<th>{eps_text(x)}</th>" for x in eps_values) + "</tr>"
     rows = []
     for m, s in pairs:
-        acc = {r["eps"]: r.get("accuracy") for r in sweep if (r["model"], r["attack_source"]) == (m, s)}
+        acc = {r["eps"]: r for r in sweep if (r["model"], r["attack_source"]) == (m, s)}
         kind = "white-box" if m == s else "transfer"
-        cells = "".join(f'<td class="num">{fmt(acc.get(x))}</td>' for x in eps_values)
+        cells = "".join(
+            f'<td class="num">{cell(acc[x], "accuracy") if x in acc else fmt(None)}</td>' for x in eps_values
+        )
         rows.append(f"<tr><td>Model {escape(m)} (from {escape(s)}, {kind})</td>{cells}</tr>")
     parts = ["<h2>Accuracy against eps (FGSM, image level)</h2>", "<table>" + head + "".join(rows) + "</table>"]
     if figures.get(SWEEP_FIGURE):

@@ -47,6 +47,35 @@ def fmt(value) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def fmt_ci(value, ci=None) -> str:
+    """A metric with its 95% interval, '0.84 (0.79–0.88)'; without an interval as ``fmt`` prints it."""
+    if value is None or not ci:
+        return fmt(value)
+    return f"{value:.2f} ({ci[0]:.2f}–{ci[1]:.2f})"
+
+
+def cell(row: dict, key: str) -> str:
+    """``row[key]`` with the interval the row stores for it (``row["ci"][key]``), as ``fmt_ci`` prints it."""
+    return fmt_ci(row.get(key), (row.get("ci") or {}).get(key))
+
+
+def intervals_text(intervals: dict | None) -> str:
+    """What the brackets mean, for the report: '95% intervals: patient-level cluster bootstrap, ...'."""
+    if not intervals:
+        return ""
+    unit = intervals.get("unit", "patient")
+    units = (
+        f" of the {intervals['n_units']} test {'patients' if unit == 'patient' else 'images'}"
+        if "n_units" in intervals
+        else ""
+    )
+    return (
+        f"In brackets: {intervals['confidence']:.0%} confidence intervals from a {unit}-level bootstrap "
+        f"({intervals['n_resamples']} resamples{units}, seed {intervals['seed']}; percentile intervals). "
+        "Images of one patient are resampled together, so the intervals do not pretend they are independent."
+    )
+
+
 def training_text(meta: ModelMeta) -> str:
     """'clean (original images only)' or 'adversarial: originals + FGSM images from Model A, eps 8/255'."""
     how = meta.training

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from engine.core.catalog import attack_label
-from engine.report.labels import MIN_EPS_FIGURE, ROBUST_FIGURE, eps_text, fmt
+from engine.report.labels import MIN_EPS_FIGURE, ROBUST_FIGURE, cell, eps_text, fmt
 
 HEADER = ("model", "attack", "threat", "eps", "steps", "restarts", "clean acc", "robust acc", "sens", "spec", "missed")
 KIND_ORDER = {"white-box": 0, "black-box": 1, "transfer": 2, "baseline": 3}
@@ -26,6 +26,16 @@ def clean_accuracy(section: dict) -> dict[str, float | None]:
     return {r["model"]: r["accuracy"] for r in section.get("rows", []) if r["kind"] == "clean"}
 
 
+def clean_cells(section: dict) -> dict[str, str]:
+    """Each model's clean accuracy with its interval, as the tables print it."""
+    return {r["model"]: cell(r, "accuracy") for r in section.get("rows", []) if r["kind"] == "clean"}
+
+
+def _clean_cell(row: dict, clean: dict[str, str]) -> str:
+    same = row.get("clean_accuracy_same_images")  # a black-box row's subset
+    return fmt(same) if same is not None else clean.get(row["model"], fmt(None))
+
+
 MAIN_KINDS = ("white-box", "black-box", "baseline")
 
 
@@ -40,7 +50,7 @@ def sorted_rows(section: dict, kinds: tuple[str, ...] = MAIN_KINDS) -> list[dict
 
 def table_rows(section: dict, kinds: tuple[str, ...] = MAIN_KINDS) -> list[list[str]]:
     """Text cells (see ``HEADER``) of ``sorted_rows(section, kinds)``, one list per row."""
-    clean = clean_accuracy(section)
+    clean = clean_cells(section)
     rows = sorted_rows(section, kinds)
     return [
         [
@@ -50,26 +60,26 @@ def table_rows(section: dict, kinds: tuple[str, ...] = MAIN_KINDS) -> list[list[
             eps_text(r["eps"]),
             str(r.get("steps", "")),
             str(r.get("restarts", "")),
-            fmt(r.get("clean_accuracy_same_images", clean.get(r["model"]))),
-            fmt(r["accuracy"]),
-            fmt(r["sensitivity"]),
-            fmt(r["specificity"]),
-            fmt(r["missed_cancer_rate"]),
+            _clean_cell(r, clean),
+            cell(r, "accuracy"),
+            cell(r, "sensitivity"),
+            cell(r, "specificity"),
+            cell(r, "missed_cancer_rate"),
         ]
         for r in rows
     ]
 
 
 def natural_rows(section: dict) -> list[list[str]]:
-    clean = clean_accuracy(section)
+    clean = clean_cells(section)
     return [
         [
             r["model"],
             attack_name(r),
             str(r["level"]),
-            fmt(clean.get(r["model"])),
-            fmt(r["accuracy"]),
-            fmt(r["missed_cancer_rate"]),
+            clean.get(r["model"], fmt(None)),
+            cell(r, "accuracy"),
+            cell(r, "missed_cancer_rate"),
         ]
         for r in sorted_rows(section, ("natural",))
     ]
@@ -77,6 +87,42 @@ def natural_rows(section: dict) -> list[list[str]]:
 
 NATURAL_HEADER = ("model", "perturbation", "level", "clean acc", "accuracy", "missed")
 MIN_EPS_HEADER = ("model", "median min eps", "quartiles", "wrong without attack", "not flipped at max")
+COMPARE_HEADER = ("models", "condition", "accuracy", "difference (95% CI)", "McNemar p", "right for one only")
+
+
+def comparison_condition(c: dict) -> str:
+    if c["attack"] == "none":
+        return "clean"
+    return f"{attack_label(c['attack'])} {eps_text(c['eps'])}, white-box on each"
+
+
+def p_text(p: float | None) -> str:
+    return "—" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def comparison_rows(section: dict) -> list[list[str]]:
+    """The paired comparisons (``engine.evaluate.compare``): which model is more accurate on the same images,
+    and how sure the data make us."""
+    return [
+        [
+            f"{c['x']} vs {c['y']}",
+            comparison_condition(c),
+            f"{fmt(c['accuracy_x'])} vs {fmt(c['accuracy_y'])}",
+            f"{c['difference']:+.3f}" + (f" ({c['ci'][0]:+.2f} to {c['ci'][1]:+.2f})" if c.get("ci") else "")
+            if c["difference"] is not None
+            else fmt(None),
+            p_text(c["p_value"]),
+            f"{c['only_x_right']} / {c['only_y_right']}",
+        ]
+        for c in section.get("comparisons", [])
+    ]
+
+
+COMPARE_NOTE = (
+    "Each pair of models on the same test images: accuracy of the first minus the second, with a patient-level "
+    "paired bootstrap interval (both models resampled together), and the exact McNemar test on the images only "
+    "one of them gets right (it treats images as independent, so trust the interval where they disagree)."
+)
 
 
 def _k(value, max_k: int) -> str:
@@ -111,6 +157,12 @@ def markdown(section: dict) -> str:
     ]
     if natural_rows(section):
         parts += ["\n### Natural perturbations\n", _md_table(NATURAL_HEADER, natural_rows(section))]
+    if comparison_rows(section):
+        parts += [
+            "\n### Paired comparisons\n",
+            COMPARE_NOTE + "\n",
+            _md_table(COMPARE_HEADER, comparison_rows(section)),
+        ]
     if min_eps_rows(section):
         parts += ["\n### Smallest eps that flips each image (PGD)\n", _md_table(MIN_EPS_HEADER, min_eps_rows(section))]
         parts.append(f"\n![minimal eps]({MIN_EPS_FIGURE})")
@@ -156,6 +208,12 @@ def html(section: dict, figures: dict[str, bytes], image) -> str:
     ]
     if natural_rows(section):
         parts += ["<h3>Natural perturbations</h3>", _html_table(NATURAL_HEADER, natural_rows(section))]
+    if comparison_rows(section):
+        parts += [
+            "<h3>Paired comparisons</h3>",
+            f"<p class='note'>{escape(COMPARE_NOTE)}</p>",
+            _html_table(COMPARE_HEADER, comparison_rows(section)),
+        ]
     if min_eps_rows(section):
         parts += [
             "<h3>Smallest eps that flips each image (PGD)</h3>",

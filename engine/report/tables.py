@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.core.eps import format_eps
-from engine.report.labels import METRICS, condition_label
+from engine.report.labels import METRICS, cell, condition_label, fmt_ci
 
 COLUMNS = METRICS
 SHORT = {
@@ -18,19 +18,28 @@ SHORT = {
 }
 
 
-def _fmt(v) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
-
-
 def rows(evaluations: list[dict], level: str) -> list[list[str]]:
+    """One row of cells per condition at ``level``: each metric with its interval, '0.84 (0.79–0.88)'."""
     return [
-        [condition_label(e), *(_fmt(e[c]) for c in COLUMNS), str(e["n"])] for e in evaluations if e["level"] == level
+        [condition_label(e), *(cell(e, c) for c in COLUMNS), str(e["n"])] for e in evaluations if e["level"] == level
     ]
 
 
+def _text_rows(evaluations: list[dict], level: str) -> list[list[str]]:
+    """Two lines per condition for a terminal: the values, and their intervals below them."""
+    out = []
+    for e in (e for e in evaluations if e["level"] == level):
+        ci = e.get("ci") or {}
+        out.append([condition_label(e), *("—" if e[c] is None else f"{e[c]:.3f}" for c in COLUMNS), str(e["n"])])
+        if ci:
+            out.append(["", *(f"({v[0]:.2f}–{v[1]:.2f})" if (v := ci.get(c)) else "" for c in COLUMNS), ""])
+    return out
+
+
 def text_table(evaluations: list[dict], level: str = "image") -> str:
+    """The conditions at ``level`` for the terminal, each metric's 95% interval on the line below it."""
     header = ["condition", *(SHORT[c] for c in COLUMNS), "n"]
-    body = rows(evaluations, level)
+    body = _text_rows(evaluations, level)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in body)])
@@ -51,6 +60,10 @@ def sweep_markdown(sweep: list[dict]) -> str:
         "|---|" + "---|" * len(eps_values),
     ]
     for m, s in pairs:
-        acc = {r["eps"]: r["accuracy"] for r in sweep if (r["model"], r["attack_source"]) == (m, s)}
-        out.append(f"| {m} (from {s}) | " + " | ".join(_fmt(acc.get(e)) for e in eps_values) + " |")
+        acc = {r["eps"]: r for r in sweep if (r["model"], r["attack_source"]) == (m, s)}
+        out.append(f"| {m} (from {s}) | " + " | ".join(_sweep_cell(acc.get(e)) for e in eps_values) + " |")
     return "\n".join(out)
+
+
+def _sweep_cell(row: dict | None) -> str:
+    return fmt_ci(None) if row is None else cell(row, "accuracy")

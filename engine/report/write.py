@@ -9,7 +9,7 @@ import math
 from engine.core.eps import format_eps
 from engine.report import robustness as robust_report
 from engine.report.html import render_html
-from engine.report.labels import ROBUST_FIGURE, SWEEP_FIGURE, cm_figure_name
+from engine.report.labels import ROBUST_FIGURE, SWEEP_FIGURE, cm_figure_name, intervals_text
 from engine.report.tables import condition_label, markdown_table, sweep_markdown
 
 SYNTHETIC_BANNER = (
@@ -55,6 +55,7 @@ def markdown(result: dict) -> str:
         f"FGSM eps = {format_eps(result['eps'])} (pixel units, images in [0, 1]). Positive class: "
         f"**{ds['positive_class']}**; 'missed' is the missed-cancer (false-negative) rate.\n",
         f"Majority-class baseline on the test set: **{baseline:.3f}** accuracy.\n" if baseline is not None else "",
+        intervals_text(result.get("intervals")),
         "## Image level\n",
         markdown_table(result["evaluations"], "image"),
         "",

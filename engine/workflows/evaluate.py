@@ -13,7 +13,7 @@ from engine.data.arrays import ArraySet
 from engine.data.prepare import PreparedData, prepare_data
 from engine.data.split import split_hash
 from engine.evaluate.conditions import entry, sweep
-from engine.evaluate.core import Evaluation
+from engine.evaluate.core import Evaluation, intervals_record
 from engine.models.checkpoint import load_checkpoint
 from engine.models.device import resolve_device
 
@@ -42,7 +42,7 @@ def evaluate_checkpoint(
             split,
         )
     test = _all_arrays(data) if split == "all" else data.arrays(split)
-    ev = Evaluation({"M": model}, test, device, cfg.eval_batch_size, on_progress, cancel)
+    ev = Evaluation({"M": model}, test, device, cfg.eval_batch_size, on_progress, cancel, bootstrap=cfg.bootstrap())
     evaluations = [entry(ev, "M", s, cfg.eps, level) for level in ("image", "patient") for s in (None, "M")]
     return {
         "model": str(model_path),
@@ -50,6 +50,7 @@ def evaluate_checkpoint(
         "split": split,
         "split_matches_training": same_split,
         "eps": cfg.eps,
+        "intervals": intervals_record(ev.bootstrap, test),
         "evaluations": evaluations,
         "sweep": sweep(ev, cfg.sweep_eps, pairs=(("M", "M"),)),
         "dataset": data.dataset.summary(),

@@ -19,7 +19,7 @@ from engine.data.arrays import ArraySet
 from engine.data.prepare import PreparedData, prepare_data
 from engine.data.split import save_split, split_hash, split_summary
 from engine.evaluate.conditions import conditions, sweep
-from engine.evaluate.core import Evaluation
+from engine.evaluate.core import Evaluation, intervals_record
 from engine.evaluate.suite import add_blackbox, finish, robustness_section
 from engine.export.onnx_export import export_verified, parity_batches
 from engine.models.device import describe_device, resolve_device
@@ -83,7 +83,8 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
             "C", cfg, run, data, train, val, how_c, timings, on_progress, cancel, train_cfg=c_cfg
         )
     t = time.perf_counter()
-    ev = Evaluation(models, test, device, cfg.eval_batch_size, on_progress, cancel)  # one cache for every table
+    # one cache (and one bootstrap) for every table
+    ev = Evaluation(models, test, device, cfg.eval_batch_size, on_progress, cancel, bootstrap=cfg.bootstrap())
     evaluations, sweep_rows = conditions(ev, cfg.eps), sweep(ev, cfg.sweep_eps)
     robustness = robustness_section(cfg, ev)
     timings["evaluate"] = round(time.perf_counter() - t, 2)
@@ -99,6 +100,7 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
         "dataset": data.dataset.summary(),
         "split": split_summary(data.dataset, data.split),
         "eps": cfg.eps,
+        "intervals": intervals_record(cfg.bootstrap(), test),
         "evaluations": evaluations,
         "sweep": sweep_rows,
         "robustness": robustness,

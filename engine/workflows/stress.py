@@ -14,10 +14,12 @@ from engine.attacks.perturbation import Perturbation
 from engine.core.config import AttackConfig
 from engine.core.eps import format_eps
 from engine.core.errors import ConfigError, ModelError, message
+from engine.core.intervals import Bootstrap, metrics_with_intervals
 from engine.core.metadata import ModelMeta
-from engine.core.metrics import binary_metrics, majority_baseline
+from engine.core.metrics import majority_baseline
 from engine.core.progress import CancelToken, Progress, ProgressCallback, report
-from engine.evaluate.core import Evaluation
+from engine.data.arrays import ArraySet
+from engine.evaluate.core import Evaluation, intervals_record
 from engine.export.match import load_attack_model
 from engine.models.device import resolve_device
 from engine.runs.images import ImageSource, LabelledImages, labelled_images
@@ -60,6 +62,7 @@ def stress_test_set(
     sets = _labelled_sets(source, models, on_progress, cancel)
     progress = _Total(on_progress, sum(len(sets[m.image_size].arrays) for _, m in models.values()) * len(eps_list))
     dev = resolve_device(device)
+    bootstrap = Bootstrap(seed=attack.seed)
     curves, flips = {}, []
     for name, (model, meta) in models.items():
         images = sets[meta.image_size]
@@ -69,7 +72,7 @@ def stress_test_set(
         for eps, cfg in attacks.items():
             progress.stage = f"{attack.method.upper()} on {name}, eps {format_eps(eps)}"
             probs[eps] = ev.probs(name, Perturbation(cfg, name, target=goal, quantise=True), stage=progress.stage)
-        curves[name] = _curve(images.arrays.labels, probs)
+        curves[name] = _curve(images.arrays, probs, bootstrap)
         flips += _flips(name, images, probs[0.0], _at(probs, flip_eps), flip_eps)
         model.cpu()
     first = next(iter(sets.values()))
@@ -87,6 +90,7 @@ def stress_test_set(
         "classes": first.classes,
         "positive_class": first.classes[1],
         "majority_baseline": majority_baseline(y),
+        "intervals": intervals_record(bootstrap, first.arrays),
         "n": int(len(y)),
         "paths": [str(p) for p in first.paths],
         "checkpoints": {name: str(path) for name, path in checkpoints.items()},
@@ -141,12 +145,13 @@ class _Total:
             self.base += p.total
 
 
-def _curve(labels: np.ndarray, probs: dict[float, np.ndarray]) -> list[dict]:
+def _curve(arrays: ArraySet, probs: dict[float, np.ndarray], bootstrap: Bootstrap) -> list[dict]:
+    """One point per eps: the curve's metrics with their patient-level intervals, and how many calls flipped."""
     clean = predicted(probs[0.0])
     points = []
     for eps, p in probs.items():
-        m = binary_metrics(labels, p[:, 1])
-        point = {"eps": eps, **{k: m[k] for k in CURVE_KEYS}}
+        m = metrics_with_intervals(arrays.labels, p[:, 1], groups=arrays.patients, bootstrap=bootstrap)
+        point = {"eps": eps, **{k: m[k] for k in CURVE_KEYS}, "ci": {k: m["ci"].get(k) for k in CURVE_KEYS[:-1]}}
         point.update(confusion_matrix=m["confusion_matrix"], n_flipped=int((predicted(p) != clean).sum()))
         points.append(point)
     return points

@@ -20,6 +20,12 @@ def _fmt(v) -> str:
     return "—" if v is None else f"{v:.3f}"
 
 
+def _with_ci(e: dict, key: str) -> str:
+    """How the report shows a metric: '0.84 (0.79–0.88)' where it has an interval, else 3 decimals."""
+    ci = (e.get("ci") or {}).get(key)
+    return _fmt(e[key]) if e[key] is None or not ci else f"{e[key]:.2f} ({ci[0]:.2f}–{ci[1]:.2f})"
+
+
 def _evals(report: dict, level: str) -> list[dict]:
     by_key = {(e["model"], e["attack_source"]): e for e in report["evaluations"] if e["level"] == level}
     return [by_key[k] for k in ORDER]
@@ -84,7 +90,7 @@ def test_metrics_table_shows_the_reports_values_and_switches_to_patient_level(qt
         for row, e in enumerate(evals):
             assert table.item(row, 0).text().startswith(f"Model {e['model']}")
             for key in METRIC_KEYS:
-                assert table.item(row, table.column_of(key)).text() == _fmt(e[key]), (level, row, key)
+                assert table.item(row, table.column_of(key)).text() == _with_ci(e, key), (level, row, key)
             assert table.item(row, table.column_of("n")).text() == str(e["n"])
         assert _fmt(evals[0]["majority_baseline"]) in page.baseline_label.text()
         assert [h.matrix for h in page.heatmaps if h.isVisible()] == [e["confusion_matrix"] for e in evals]
@@ -99,9 +105,10 @@ def test_sweep_table_and_plot_show_the_sweep(opened):
     plot = page.sweep_plot.curves
     assert len(plot) == 3 and page.sweep_table.rowCount() == 3
     for row, (model, source) in enumerate([("A", "A"), ("B", "A"), ("B", "B")]):
-        acc = {r["eps"]: r["accuracy"] for r in sweep if (r["model"], r["attack_source"]) == (model, source)}
+        rows = {r["eps"]: r for r in sweep if (r["model"], r["attack_source"]) == (model, source)}
+        acc = {e: r["accuracy"] for e, r in rows.items()}
         assert [page.sweep_table.item(row, c).text() for c in range(len(eps_values))] == [
-            _fmt(acc[e]) for e in eps_values
+            _with_ci(rows[e], "accuracy") for e in eps_values
         ]
         (label,) = [k for k in plot if k.startswith(f"Model {model}, FGSM from {source}")]
         assert list(plot[label][1]) == [acc[e] for e in eps_values]
@@ -117,7 +124,8 @@ def test_export_writes_html_and_csv_matching_the_report(qtbot, window, opened, t
     assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") == 8
     assert "Gradient-masking checks" in html and "Square (ONNX, queries only)" in html
     for e in report["evaluations"]:
-        assert all(_fmt(e[k]) in html for k in METRIC_KEYS)
+        assert e["ci"]["accuracy"] is not None
+        assert all(_with_ci(e, k) in html for k in METRIC_KEYS)
     with open(tmp_path / "out" / "metrics.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(report["evaluations"])
@@ -128,6 +136,7 @@ def test_export_writes_html_and_csv_matching_the_report(qtbot, window, opened, t
             if (r["model"], r["attack_source"] or None, r["level"]) == (e["model"], e["attack_source"], e["level"])
         ]
         assert float(row["accuracy"]) == e["accuracy"] and int(row["n"]) == e["n"]
+        assert [float(row["accuracy_low"]), float(row["accuracy_high"])] == e["ci"]["accuracy"]
         assert [[int(row["tn"]), int(row["fp"])], [int(row["fn"]), int(row["tp"])]] == e["confusion_matrix"]
     assert "report.html" in page.export_status.text() and "metrics.csv" in page.export_status.text()
     assert page.export_button.isEnabled()
