@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.report.labels import eps_text, fmt
+from engine.report.labels import cell, eps_text, fmt
 
 COLUMNS = (
     ("accuracy", "accuracy"),
@@ -42,7 +42,7 @@ def cell_text(row: dict, key: str) -> str:
         return str(value)
     if key == "mean_queries":
         return "—" if value is None else f"{value:.0f}"
-    return fmt(value)
+    return cell(row, key)  # with its 95% interval where the engine gave one
 
 
 def condition_text(row: dict) -> str:

@@ -2,7 +2,8 @@
 
 Models differ in colour and marker, metrics in dash pattern, and the legend names every line, so the
 plot reads without colour vision. The majority-class baseline is a grey dashed line: a model below it
-does worse than always answering the most frequent class.
+does worse than always answering the most frequent class. Each model's accuracy has its 95% interval
+(patient-level bootstrap) as a translucent band.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
+
+from desktop_app.widgets.bands import add_band, interval_points
 
 MODEL_STYLES = (("#1f77b4", "o"), ("#d62728", "s"), ("#2ca02c", "t"), ("#9467bd", "d"), ("#8c564b", "+"))
 METRICS = (
@@ -37,13 +40,14 @@ class EpsCurves(pg.GraphicsLayoutWidget):
         self.legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-4)
         self.addItem(self.legend, row=0, col=1)
         self.series: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self.bands: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.baseline: float | None = None
         self.plot_item.setRange(xRange=(0, 8), yRange=(0, 1.02), padding=0)
 
     def clear_curves(self) -> None:
         self.plot_item.clear()
         self.legend.clear()
-        self.series, self.baseline = {}, None
+        self.series, self.bands, self.baseline = {}, {}, None
 
     def set_curves(
         self,
@@ -69,6 +73,9 @@ class EpsCurves(pg.GraphicsLayoutWidget):
                 self.legend.addItem(item, f"{model} {self._metric_label(metric, positive_class)}")
                 self.series[(model, metric)] = (x, y)
                 xs.extend(x.tolist())
+            band = interval_points([(round(p["eps"] * scale, 6), (p.get("ci") or {}).get("accuracy")) for p in points])
+            if add_band(self.plot_item, *band, colour):
+                self.bands[model] = band
         if baseline is not None and xs:
             self._baseline(baseline, min(xs), max(xs))
         if xs:

@@ -3,7 +3,8 @@
 Models differ in colour, attacks in marker; white-box attacks are solid lines, the random-noise baselines
 dotted, the black-box Square attack dash-dotted with stars, and the majority-class baseline a grey dashed
 line. Each line starts at the model's clean accuracy (eps 0). PGD-L2 rows are left out: their eps is an
-L2 radius, not k/255. The legend sits beside the plot and names every line.
+L2 radius, not k/255. The legend sits beside the plot and names every line. The strongest white-box attack
+of the plan (the last: PGD by default) has its 95% interval as a band in the model's colour.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QWidget
 
+from desktop_app.widgets.bands import add_band, interval_points
 from engine.report.robustness import attack_name
 
 COLOURS = {"A": "#1f77b4", "B": "#d62728", "C": "#2ca02c"}
@@ -37,6 +39,15 @@ def series_of(section: dict) -> dict[tuple[str, str, str], tuple[np.ndarray, np.
     return out
 
 
+def _intervals(section: dict, model: str, attack: str) -> list[tuple[float, list[float] | None]]:
+    """(eps in k/255, accuracy interval) of ``model``'s white-box ``attack`` rows, from its clean row on."""
+    rows = [r for r in section.get("rows", []) if r["model"] == model]
+    out = [(0.0, (r.get("ci") or {}).get("accuracy")) for r in rows if r["kind"] == "clean"]
+    out += [(round(r["eps"] * 255, 3), (r.get("ci") or {}).get("accuracy")) for r in rows
+            if r["kind"] == "white-box" and r["attack"] == attack]  # fmt: skip
+    return sorted(out, key=lambda p: p[0])
+
+
 class RobustCurves(pg.GraphicsLayoutWidget):
     """``set_section(report["robustness"], majority_baseline)``; ``series`` holds what is plotted."""
 
@@ -53,6 +64,7 @@ class RobustCurves(pg.GraphicsLayoutWidget):
         self.legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-6)
         self.addItem(self.legend, row=0, col=1)
         self.series: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self.bands: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.baseline: float | None = None
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override): modest, so the robustness tab fits 1280x800
@@ -62,6 +74,7 @@ class RobustCurves(pg.GraphicsLayoutWidget):
         self.plot_item.clear()
         self.legend.clear()
         self.series = series_of(section)
+        self.bands = {}
         models = sorted({m for m, _, _ in self.series})
         for (model, attack, kind), (x, y) in self.series.items():
             colour = COLOURS.get(model) or OTHER_COLOURS[models.index(model) % len(OTHER_COLOURS)]
@@ -71,6 +84,10 @@ class RobustCurves(pg.GraphicsLayoutWidget):
                                        symbolSize=7)  # fmt: skip
             what = attack_name({"attack": attack}) + (" (random)" if kind == "baseline" else "")
             self.legend.addItem(item, f"{model}: {what}")
+            if kind == "white-box" and attack in (section.get("plan") or {}).get("attacks", ["pgd"])[-1:]:
+                band = interval_points(_intervals(section, model, attack))
+                if add_band(self.plot_item, *band, colour):
+                    self.bands[model] = band
         xs = [v for x, _ in self.series.values() for v in x.tolist()]
         self.baseline = baseline
         if baseline is not None and xs:

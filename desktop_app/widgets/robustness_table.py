@@ -2,9 +2,10 @@
 report.md / report.html (``engine.report.robustness``), and the row dict behind each line.
 
 Views: "attacks" (white-box, black-box and the random-noise baselines), "transfer" (adversarial images made
-on another model), "natural" (stain, blur, JPEG) and "min_eps" (the smallest eps that flips each image, one
-line per model). Selecting a line emits ``row_chosen(row)``, so the page can show that row's confusion
-matrix (a min_eps line has none).
+on another model), "natural" (stain, blur, JPEG), "compare" (the paired comparisons of the models on the same
+images) and "min_eps" (the smallest eps that flips each image, one line per model). Metrics carry their 95%
+intervals as the reports print them. Selecting a line emits ``row_chosen(row)``, so the page can show that
+row's confusion matrix (a comparison or min_eps line has none).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from engine.report.robustness import (
+    COMPARE_HEADER,
     HEADER,
     MIN_EPS_HEADER,
     NATURAL_HEADER,
+    comparison_rows,
     min_eps_rows,
     natural_rows,
     sorted_rows,
@@ -26,9 +29,10 @@ VIEWS = {  # key -> (menu text, kinds)
     "attacks": ("White-box, black-box and random-noise baselines", ("white-box", "black-box", "baseline")),
     "transfer": ("Transfer: adversarial images made on another model", ("transfer",)),
     "natural": ("Natural perturbations: stain, blur, JPEG", ("natural",)),
+    "compare": ("Paired comparisons: which model is more accurate on the same images", ()),
     "min_eps": ("Smallest eps that flips each image (PGD), per model", ()),
 }
-HEADERS = {"natural": NATURAL_HEADER, "min_eps": MIN_EPS_HEADER}
+HEADERS = {"natural": NATURAL_HEADER, "min_eps": MIN_EPS_HEADER, "compare": COMPARE_HEADER}
 HELP = {
     "threat": "white-box: the model's own gradients; black-box: queries to its ONNX file only; transfer: "
     "adversarial images made on another model; random: noise of the same size (a control, not an attack)",
@@ -43,6 +47,11 @@ HELP = {
     "quartiles": "a quarter of the images flip at or below the first value, three quarters at or below the second",
     "wrong without attack": "images already misclassified clean (no eps needed, left out of the distribution)",
     "not flipped at max": "images whose prediction no eps up to the largest tried could change",
+    "difference (95% CI)": "accuracy of the first model minus the second on the same images, with its "
+    "patient-level paired bootstrap interval: an interval that excludes 0 is a real difference",
+    "McNemar p": "exact McNemar test on the images only one model gets right (small: unlikely to be chance; "
+    "it treats images as independent)",
+    "right for one only": "images only the first / only the second model gets right",
 }
 
 
@@ -50,6 +59,8 @@ def ordered_rows(section: dict, view: str) -> list[dict]:
     """The row dicts of ``view`` in the order the engine's tables list them."""
     if view == "min_eps":
         return [{"model": m, **s} for m, s in sorted(section.get("min_eps", {}).items())]
+    if view == "compare":
+        return list(section.get("comparisons", []))
     return sorted_rows(section, VIEWS[view][1])
 
 
@@ -57,6 +68,8 @@ def row_cells(section: dict, row: dict, view: str) -> list[str]:
     """The engine's text cells of one row (its clean accuracy looked up in the section)."""
     if view == "min_eps":
         return min_eps_rows({"min_eps": {row["model"]: row}})[0]
+    if view == "compare":
+        return comparison_rows({"comparisons": [row]})[0]
     one = {"rows": [*(r for r in section.get("rows", []) if r["kind"] == "clean"), row]}
     return natural_rows(one)[0] if view == "natural" else table_rows(one, VIEWS[view][1])[0]
 

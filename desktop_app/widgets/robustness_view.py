@@ -122,6 +122,10 @@ class RobustnessView(QWidget):
             self.heatmap.set_data([[0, 0], [0, 0]], self.classes, "No rows", "this run has none of these")
 
     def show_row(self, row: dict) -> None:
+        if "x" in row:  # a paired comparison: two models, no one confusion matrix
+            title = f"Models {row['x']} and {row['y']}"
+            self.heatmap.set_data([[0, 0], [0, 0]], self.classes, title, "a comparison: see the table")
+            return
         if "confusion_matrix" not in row:  # a min-eps line: a distribution, not one evaluation
             self.heatmap.set_data([[0, 0], [0, 0]], self.classes, f"Model {row['model']}", "no confusion matrix here")
             return

@@ -1,7 +1,7 @@
 """Accuracy against eps (k/255) for each (model, attack source), drawn with pyqtgraph.
 
 Lines differ in colour, dash pattern and marker, and a legend names them, so they can be told apart
-without colour vision.
+without colour vision. Each line's 95% interval (patient-level bootstrap) is a translucent band in its colour.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
+from desktop_app.widgets.bands import add_band, interval_points
 from engine.report.labels import series_label, sweep_series
 
 STYLES = (  # colour, dash, marker
@@ -21,7 +22,8 @@ STYLES = (  # colour, dash, marker
 
 
 class SweepPlot(pg.PlotWidget):
-    """``set_sweep(report['sweep'], metric)``; ``curves`` maps each legend label to its (x = k, y) arrays."""
+    """``set_sweep(report['sweep'], metric)``; ``curves`` maps each legend label to its (x = k, y) arrays and
+    ``bands`` to its (x, low, high) interval band."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -33,11 +35,12 @@ class SweepPlot(pg.PlotWidget):
         self.hideButtons()
         self.legend = self.addLegend(offset=(-10, -10))
         self.curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.bands: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def set_sweep(self, sweep: list[dict], metric: str = "accuracy") -> None:
         self.clear()
         self.legend.clear()
-        self.curves = {}
+        self.curves, self.bands = {}, {}
         self.setLabel("left", metric.replace("_", " "))
         for (model, source), points in sweep_series(sweep, metric).items():
             pts = [(e, v) for e, v in points if v is not None]
@@ -48,6 +51,11 @@ class SweepPlot(pg.PlotWidget):
             self.plot(x, y, pen=pg.mkPen(colour, width=2, style=dash), symbol=marker, symbolBrush=colour,
                       symbolSize=8, name=label)  # fmt: skip
             self.curves[label] = (x, y)
+            cis = [(round(r["eps"] * 255, 3), (r.get("ci") or {}).get(metric)) for r in sweep
+                   if (r["model"], r["attack_source"]) == (model, source)]  # fmt: skip
+            band = interval_points(sorted(cis, key=lambda c: c[0]))
+            if add_band(self.getPlotItem(), *band, colour):
+                self.bands[label] = band
         ticks = sorted({float(k) for x, _ in self.curves.values() for k in x})
         self.getAxis("bottom").setTicks([[(k, f"{k:g}") for k in ticks]])
         self.setYRange(0, 1.05, padding=0)

@@ -4,7 +4,10 @@ Images of one patient are not independent (same tissue, same stain, same scanner
 would make intervals too narrow. Each resample draws as many patients as the set has, with replacement, and
 takes all their images; a metric's interval is the 2.5th and 97.5th percentile of its value over the resamples
 (the percentile bootstrap). A resample in which a metric is undefined (sensitivity without a positive image)
-is left out of that metric's interval; when fewer than half the resamples define it, the interval is None.
+is left out of that metric's interval; when fewer than half the resamples define it, the interval is None. A
+metric resting on a single patient has no interval, and a perfect (or zero) score, where every resample agrees,
+gets the exact Clopper-Pearson bound with the patients as the count (see ``_interval``). With few patients the
+percentile bootstrap still covers less than it claims: the report says how many patients the intervals rest on.
 
 The resampling is vectorised: the confusion-matrix counts of each patient are summed with the resample's
 patient multiplicities (one matrix product for all resamples), and the ROC AUC is the weighted Mann-Whitney
@@ -116,9 +119,46 @@ def metric_intervals(
         np.add.at(per_group[:, k], inverse, cell.astype(np.float64))
     tn, fp, fn, tp = (weights @ per_group).T
     values = _count_metrics(tn, fp, fn, tp)
+    point = _count_metrics(*per_group.sum(axis=0))
     if "roc_auc" in metrics and scores is not None:
         values["roc_auc"] = _weighted_auc(y, scores, weights[:, inverse])
-    return {m: percentile_interval(values.get(m), bootstrap.confidence) for m in metrics}
+        point["roc_auc"] = _weighted_auc(y, scores, np.ones((1, len(y))))[0]
+    support = _support(per_group)
+    return {
+        m: _interval(values.get(m), point.get(m), support[m], bootstrap.confidence) if m in values else None
+        for m in metrics
+    }
+
+
+def _support(per_group: np.ndarray) -> dict[str, int]:
+    """How many patients each metric's denominator rests on (for balanced accuracy and AUC: the smaller class)."""
+    tn, fp, fn, tp = per_group.T
+    pos, neg = int(np.sum(fn + tp > 0)), int(np.sum(tn + fp > 0))
+    return {
+        "accuracy": len(per_group),
+        "sensitivity": pos,
+        "missed_cancer_rate": pos,
+        "specificity": neg,
+        "precision": int(np.sum(tp + fp > 0)),
+        "f1": int(np.sum(tp + fp + fn > 0)),
+        "balanced_accuracy": min(pos, neg),
+        "roc_auc": min(pos, neg),
+        "recall": pos,
+    }
+
+
+def _interval(values, point, support: int, confidence: float) -> list[float] | None:
+    """The percentile interval, with two repairs where it is known to fail. A metric that rests on one patient
+    has no interval (every resample repeats that patient). A proportion of 0 or 1 makes every resample agree, so
+    the percentile interval collapses to a point; it is then the exact Clopper-Pearson interval for 0 (or all)
+    of ``support`` patients, the most cautious effective sample size: [(alpha/2)^(1/n), 1] for a perfect score."""
+    if support < 2:
+        return None
+    ci = percentile_interval(values, confidence)
+    if ci is None or ci[0] != ci[1] or point not in (0.0, 1.0):
+        return ci
+    bound = float(((1 - confidence) / 2) ** (1 / support))
+    return [bound, 1.0] if point == 1.0 else [0.0, 1.0 - bound]
 
 
 def _count_metrics(tn, fp, fn, tp) -> dict[str, np.ndarray]:

@@ -37,6 +37,8 @@ def paired_difference(correct_x, correct_y, groups, bootstrap: Bootstrap | None 
     if len(x) == 0:
         return {"difference": None, "ci": None}
     weights, inverse = resample_weights(groups, bootstrap)
+    if weights.shape[1] < 2:  # one patient: every resample is the same set
+        return {"difference": float(x.mean() - y.mean()), "ci": None}
     per_group = np.zeros((weights.shape[1], 3))
     for k, col in enumerate((x, y, np.ones_like(x))):
         np.add.at(per_group[:, k], inverse, col)

@@ -56,18 +56,31 @@ def confusion_matrix_png(cm: list[list[int]], classes: list[str], title: str, pa
     return _save(fig, path)
 
 
+def _band(ax, points: list[tuple], colour) -> None:
+    """The 95% interval of a curve's points as a shaded band (points: (eps, value, [low, high] or None))."""
+    pts = [(e, ci) for e, _, ci in points if ci]
+    if len(pts) >= 2:
+        x = [e * 255 for e, _ in pts]
+        ax.fill_between(x, [ci[0] for _, ci in pts], [ci[1] for _, ci in pts], color=colour, alpha=0.12, lw=0)
+
+
+def _ci(row: dict, key: str):
+    return (row.get("ci") or {}).get(key)
+
+
 def sweep_png(sweep: list[dict], path: str | Path | None = None, metric: str = "accuracy") -> bytes:
-    """``metric`` against eps, one line per (model, attack source)."""
+    """``metric`` against eps, one line per (model, attack source), its 95% interval as a band."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    series: dict[str, list[tuple[float, float]]] = {}
+    series: dict[str, list[tuple]] = {}
     for row in sweep:
         if row.get(metric) is not None:
             label = f"{row['model']} (FGSM from {row['attack_source']})"
-            series.setdefault(label, []).append((row["eps"], row[metric]))
+            series.setdefault(label, []).append((row["eps"], row[metric], _ci(row, metric)))
     for label, points in sorted(series.items()):
-        points.sort()
-        ax.plot([p[0] * 255 for p in points], [p[1] for p in points], marker="o", label=label)
+        points.sort(key=lambda p: p[0])
+        (line,) = ax.plot([p[0] * 255 for p in points], [p[1] for p in points], marker="o", label=label)
+        _band(ax, points, line.get_color())
     eps_values = sorted({row["eps"] for row in sweep})
     ax.set_xticks([e * 255 for e in eps_values], [format_eps(e) for e in eps_values])
     ax.set_xlabel("eps (pixel units)")
@@ -79,18 +92,25 @@ def sweep_png(sweep: list[dict], path: str | Path | None = None, metric: str = "
 
 
 def robustness_png(section: dict, path: str | Path | None = None) -> bytes:
-    """White-box accuracy against eps per model and attack (solid), with the random-noise baseline (dotted)."""
+    """White-box accuracy against eps per model and attack (solid), with the random-noise baseline (dotted);
+    the 95% interval of each model's strongest attack (the last in the plan: PGD by default) as a band."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
-    clean = {r["model"]: r["accuracy"] for r in section["rows"] if r["kind"] == "clean"}
-    series: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    clean = {r["model"]: (r["accuracy"], _ci(r, "accuracy")) for r in section["rows"] if r["kind"] == "clean"}
+    series: dict[tuple[str, str, str], list[tuple]] = {}
     for r in section["rows"]:
         if r["kind"] in ("white-box", "baseline") and r["accuracy"] is not None:
-            series.setdefault((r["model"], r["attack"], r["kind"]), []).append((r["eps"], r["accuracy"]))
+            series.setdefault((r["model"], r["attack"], r["kind"]), []).append(
+                (r["eps"], r["accuracy"], _ci(r, "accuracy"))
+            )
     colours = dict(zip(sorted(clean), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     styles = {"fgsm": "--", "pgd": "-", "apgd": "-.", "bim": (0, (3, 1, 1, 1))}
+    banded = (section.get("plan") or {}).get("attacks", ["pgd"])[-1:]
     for (model, attack, kind), pts in sorted(series.items()):
-        pts = sorted([(0.0, clean.get(model))] + pts) if clean.get(model) is not None else sorted(pts)
+        start = [(0.0, *clean[model])] if clean.get(model, (None,))[0] is not None else []
+        pts = sorted(start + pts, key=lambda p: p[0])
+        if kind != "baseline" and attack in banded:
+            _band(ax, pts, colours.get(model))
         ax.plot(
             [p[0] * 255 for p in pts],
             [p[1] for p in pts],

@@ -54,26 +54,33 @@ def fmt_ci(value, ci=None) -> str:
     return f"{value:.2f} ({ci[0]:.2f}–{ci[1]:.2f})"
 
 
+NO_INTERVAL = "(—)"
+
+
 def cell(row: dict, key: str) -> str:
-    """``row[key]`` with the interval the row stores for it (``row["ci"][key]``), as ``fmt_ci`` prints it."""
-    return fmt_ci(row.get(key), (row.get("ci") or {}).get(key))
+    """``row[key]`` with the interval the row stores for it (``row["ci"][key]``), as ``fmt_ci`` prints it;
+    '1.00 (—)' where the row has intervals but this one rests on too few patients to have one."""
+    ci = row.get("ci") or {}
+    if key in ci and ci[key] is None and row.get(key) is not None:
+        return f"{row[key]:.2f} {NO_INTERVAL}"
+    return fmt_ci(row.get(key), ci.get(key))
 
 
 def intervals_text(intervals: dict | None) -> str:
-    """What the brackets mean, for the report: '95% intervals: patient-level cluster bootstrap, ...'."""
+    """What the brackets mean, for the report: 'In brackets: 95% confidence intervals from a patient-level ...'."""
     if not intervals:
         return ""
-    unit = intervals.get("unit", "patient")
-    units = (
-        f" of the {intervals['n_units']} test {'patients' if unit == 'patient' else 'images'}"
-        if "n_units" in intervals
-        else ""
-    )
-    return (
+    unit, n = intervals.get("unit", "patient"), intervals.get("n_units")
+    of = f" of the {n} test {'patients' if unit == 'patient' else 'images'}" if n is not None else ""
+    text = (
         f"In brackets: {intervals['confidence']:.0%} confidence intervals from a {unit}-level bootstrap "
-        f"({intervals['n_resamples']} resamples{units}, seed {intervals['seed']}; percentile intervals). "
-        "Images of one patient are resampled together, so the intervals do not pretend they are independent."
+        f"({intervals['n_resamples']} resamples{of}, seed {intervals['seed']}; percentile intervals, exact "
+        "Clopper-Pearson bounds for perfect scores); (—): no interval, the metric rests on one patient. Images of "
+        "one patient are resampled together: they are not independent evidence."
     )
+    if unit == "patient" and n is not None and n < 10:
+        text += f" With only {n} test patients the intervals are rough: they cover less often than they claim."
+    return text
 
 
 def training_text(meta: ModelMeta) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.core.eps import format_eps
-from engine.report.labels import METRICS, cell, condition_label, fmt_ci
+from engine.report.labels import METRICS, NO_INTERVAL, cell, condition_label, fmt_ci
 
 COLUMNS = METRICS
 SHORT = {
@@ -32,8 +32,14 @@ def _text_rows(evaluations: list[dict], level: str) -> list[list[str]]:
         ci = e.get("ci") or {}
         out.append([condition_label(e), *("—" if e[c] is None else f"{e[c]:.3f}" for c in COLUMNS), str(e["n"])])
         if ci:
-            out.append(["", *(f"({v[0]:.2f}–{v[1]:.2f})" if (v := ci.get(c)) else "" for c in COLUMNS), ""])
+            out.append(["", *(_text_ci(e, ci, c) for c in COLUMNS), ""])
     return out
+
+
+def _text_ci(e: dict, ci: dict, key: str) -> str:
+    if ci.get(key):
+        return f"({ci[key][0]:.2f}–{ci[key][1]:.2f})"
+    return NO_INTERVAL if key in ci and e.get(key) is not None else ""
 
 
 def text_table(evaluations: list[dict], level: str = "image") -> str:

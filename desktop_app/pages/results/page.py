@@ -36,7 +36,7 @@ from desktop_app.widgets.sweep_plot import SweepPlot
 from desktop_app.widgets.sweep_table import SweepTable
 from desktop_app.workers import Task
 from engine.core.errors import RunFolderError
-from engine.report.labels import at_level, attack_kind, eps_text, fmt, majority_text
+from engine.report.labels import at_level, attack_kind, eps_text, fmt, intervals_text, majority_text
 
 SYNTHETIC_BANNER = (
     "<b>Synthetic data.</b> This run was trained and tested on generated images, not patient tissue: "
@@ -173,6 +173,10 @@ class ResultsPage(Page):
         layout.addWidget(self.baseline_label)
         self.metrics = MetricsTable()
         layout.addWidget(self.metrics)
+        self.interval_note = QLabel()
+        self.interval_note.setWordWrap(True)
+        self.interval_note.setStyleSheet("color: #555;")
+        layout.addWidget(self.interval_note)
         layout.addWidget(QLabel("<b>Accuracy against eps</b> (FGSM, image level; k/255 of the pixel range)"))
         sweep_row = QHBoxLayout()
         self.sweep_table = SweepTable()
@@ -213,6 +217,8 @@ class ResultsPage(Page):
         evals = at_level(run.report["evaluations"], level)
         self._set_heatmaps(evals, classes, self._arch(run))
         self.metrics.set_evaluations(evals)
+        self.interval_note.setText(escape(intervals_text(run.report.get("intervals"))))
+        self.interval_note.setVisible(bool(run.report.get("intervals")))
         unit = "images" if level == "image" else "patients"
         n = f"; n = {evals[0]['n']} {unit} each" if evals else ""
         self.cm_heading.setText(

@@ -21,9 +21,12 @@ def _fmt(v) -> str:
 
 
 def _with_ci(e: dict, key: str) -> str:
-    """How the report shows a metric: '0.84 (0.79–0.88)' where it has an interval, else 3 decimals."""
-    ci = (e.get("ci") or {}).get(key)
-    return _fmt(e[key]) if e[key] is None or not ci else f"{e[key]:.2f} ({ci[0]:.2f}–{ci[1]:.2f})"
+    """How the report shows a metric: '0.84 (0.79–0.88)' where it has an interval, '1.00 (—)' where it rests on
+    too few patients for one, 3 decimals where the report has no intervals (the majority baseline)."""
+    if e[key] is None or key not in (e.get("ci") or {}):
+        return _fmt(e[key])
+    ci = e["ci"][key]
+    return f"{e[key]:.2f} (—)" if ci is None else f"{e[key]:.2f} ({ci[0]:.2f}–{ci[1]:.2f})"
 
 
 def _evals(report: dict, level: str) -> list[dict]:
@@ -93,6 +96,7 @@ def test_metrics_table_shows_the_reports_values_and_switches_to_patient_level(qt
                 assert table.item(row, table.column_of(key)).text() == _with_ci(e, key), (level, row, key)
             assert table.item(row, table.column_of("n")).text() == str(e["n"])
         assert _fmt(evals[0]["majority_baseline"]) in page.baseline_label.text()
+        assert f"{report['intervals']['n_resamples']} resamples" in page.interval_note.text()
         assert [h.matrix for h in page.heatmaps if h.isVisible()] == [e["confusion_matrix"] for e in evals]
     assert "Patient level" in page.level_note.text()
     assert {e["n"] for e in _evals(report, "patient")} != {e["n"] for e in _evals(report, "image")}
@@ -113,6 +117,9 @@ def test_sweep_table_and_plot_show_the_sweep(opened):
         (label,) = [k for k in plot if k.startswith(f"Model {model}, FGSM from {source}")]
         assert list(plot[label][1]) == [acc[e] for e in eps_values]
         assert list(plot[label][0]) == pytest.approx([e * 255 for e in eps_values])
+        x, low, high = page.sweep_plot.bands[label]  # the 95% interval as a band under the line
+        assert list(x) == pytest.approx([e * 255 for e in eps_values])
+        assert [list(p) for p in zip(low, high)] == [rows[e]["ci"]["accuracy"] for e in eps_values]
 
 
 def test_export_writes_html_and_csv_matching_the_report(qtbot, window, opened, tmp_path):

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from desktop_app.widgets.min_eps_plot import bar_counts
 from desktop_app.widgets.robustness_view import NO_SECTION
 from engine import api
-from engine.report.robustness import flags_text, min_eps_rows, natural_rows, table_rows
+from engine.report.robustness import comparison_rows, flags_text, min_eps_rows, natural_rows, table_rows
 from tests.desktop_app.conftest import wait_for_tasks
 
 
@@ -50,6 +50,7 @@ def test_table_shows_the_engines_rows_in_every_view(page, report):
         "transfer": table_rows(section, ("transfer",)),
         "natural": natural_rows(section),
         "min_eps": min_eps_rows(section),
+        "compare": comparison_rows(section),
     }
     assert all(expected.values()), "the tiny run should have rows of every kind"
     for key, rows in expected.items():
@@ -87,6 +88,15 @@ def test_curves_and_min_eps_bars_match_the_report(page, report):
             assert x.tolist() == pytest.approx([0] + [r["eps"] * 255 for r in rows])
             assert y.tolist() == pytest.approx([clean[model]] + [r["accuracy"] for r in rows])
         assert (model, "uniform-noise", "baseline") in view.curves.series
+        # the strongest attack's 95% interval as a band: from the clean row's interval on, one per eps
+        strongest = section["plan"]["attacks"][-1]
+        rows = sorted((r for r in section["rows"] if (r["model"], r["attack"], r["kind"]) ==
+                       (model, strongest, "white-box")), key=lambda r: r["eps"])  # fmt: skip
+        clean_ci = next(r["ci"]["accuracy"] for r in section["rows"] if r["kind"] == "clean" and r["model"] == model)
+        bx, low, high = view.curves.bands[model]
+        assert bx.tolist() == pytest.approx([0] + [r["eps"] * 255 for r in rows])
+        assert low.tolist() == pytest.approx([clean_ci[0]] + [r["ci"]["accuracy"][0] for r in rows])
+        assert high.tolist() == pytest.approx([clean_ci[1]] + [r["ci"]["accuracy"][1] for r in rows])
     evaluation = next(e for e in report["evaluations"] if e["level"] == "image" and e["condition"] == "clean")
     assert view.curves.baseline == pytest.approx(evaluation["majority_baseline"])
     for model, summary in section["min_eps"].items():

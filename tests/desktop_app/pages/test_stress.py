@@ -102,6 +102,10 @@ def test_set_on_the_test_split_plots_curves_that_match_the_report(qtbot, window,
     assert page.curves.series[("A", "accuracy")][1][0] == pytest.approx(clean_a["accuracy"])
     fgsm_a = next(s for s in report["sweep"] if s["model"] == "A" and s["attack_source"] == "A" and s["eps"] == 8 / 255)
     assert page.curves.series[("A", "accuracy")][1][-1] == pytest.approx(fgsm_a["accuracy"])
+    # each model's accuracy band: its patient-level intervals, the same resamples as the report's (same seed)
+    x, low, high = page.curves.bands["A"]
+    assert x.tolist() == eps_k and [low[0], high[0]] == pytest.approx(clean_a["ci"]["accuracy"])
+    assert [low[-1], high[-1]] == pytest.approx(fgsm_a["ci"]["accuracy"])
     assert page.curves.baseline == pytest.approx(clean_a["majority_baseline"])
     flips = page.set_result["flips"]
     assert page.flips.rowCount() == len(flips)
@@ -309,8 +313,13 @@ def test_blackbox_on_the_runs_onnx_shows_metrics_curve_and_provider(qtbot, windo
     assert result["n_images"] == 8 and [r["eps"] for r in result["results"]] == [0.0, 8 / 255]
     clean, attacked = result["results"]
     assert view.table.rowCount() == 2 and view.table.item(1, 0).text() == "Square, eps 8/255"
-    assert view.table.item(0, 1).text() == f"{clean['accuracy']:.3f}"
-    assert view.table.item(1, 4).text() == f"{attacked['missed_cancer_rate']:.3f}"
+    lo, hi = clean["ci"]["accuracy"]  # the 8 images' patients resampled (the run's test split has 2)
+    assert result["intervals"]["n_resamples"] == 1000
+    assert view.table.item(0, 1).text() == f"{clean['accuracy']:.2f} ({lo:.2f}–{hi:.2f})"
+    missed, ci = attacked["missed_cancer_rate"], attacked["ci"]["missed_cancer_rate"]
+    assert view.table.item(1, 4).text() == (
+        f"{missed:.2f} (—)" if ci is None else f"{missed:.2f} ({ci[0]:.2f}–{ci[1]:.2f})"
+    )
     x, y = view.curves["Square, eps 8/255"]
     assert x.tolist() == list(range(21)) and y.tolist() == pytest.approx(attacked["accuracy_curve"])
     assert y[0] == pytest.approx(clean["accuracy"]) and y[-1] == pytest.approx(attacked["accuracy"])

@@ -41,11 +41,25 @@ def test_two_patients_by_hand():
     assert ci == {"accuracy": [0.5, 1.0], "sensitivity": [0.5, 1.0]}
 
 
-def test_one_patient_is_one_unit():
-    """With one patient every resample is the whole set: the interval collapses onto the point estimate."""
+def test_one_patient_is_no_basis_for_an_interval():
+    """With one patient every resample is the whole set: no interval rather than a false '0.75 (0.75–0.75)'.
+    Sensitivity resting on the one positive patient of three has none either."""
     y, pred = np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0])
     ci = metric_intervals(y, None, ["P"] * 4, y_pred=pred, bootstrap=Bootstrap(50), metrics=("accuracy",))
-    assert ci["accuracy"] == [0.75, 0.75]
+    assert ci["accuracy"] is None
+    ci = metric_intervals([0, 0, 1, 1, 0, 0], None, list("aabbcc"), y_pred=[0, 0, 1, 0, 0, 1], bootstrap=Bootstrap(50))
+    assert ci["sensitivity"] is None and ci["accuracy"] is not None and ci["specificity"] is not None
+
+
+def test_a_perfect_score_gets_the_exact_bound_of_its_patients():
+    """Every resample of a perfect score is perfect; the interval is Clopper-Pearson's for n of n patients,
+    [0.025^(1/n), 1] (0.40 for 4 patients: the rule of three's cousin), and [0, 1 - 0.025^(1/n)] for a zero rate."""
+    y = np.tile([0, 1], 8)
+    groups = np.repeat(["P1", "P2", "P3", "P4"], 4)
+    ci = metric_intervals(y, None, groups, y_pred=y, bootstrap=Bootstrap(200))
+    assert ci["accuracy"] == pytest.approx([0.025**0.25, 1.0])
+    assert ci["missed_cancer_rate"] == pytest.approx([0.0, 1 - 0.025**0.25])
+    assert ci["accuracy"][0] == pytest.approx(0.3976, abs=1e-4)
 
 
 def _clustered(n_patients: int, seed: int = 0):
