@@ -23,6 +23,7 @@ _LAZY = {
     "ModelMeta": "engine.core.metadata",
     "predict_files": "engine.deploy.predict",
     "rows_to_csv": "engine.deploy.predict",
+    "flag_rows": "engine.deploy.predict",
     "blackbox_images": "engine.deploy.blackbox",
     "read_model_info": "engine.deploy.model_info",
     "describe_onnx_device": "engine.deploy.session",

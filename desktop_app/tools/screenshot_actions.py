@@ -67,10 +67,18 @@ def _slides(page, window) -> None:
         page.tiles.select(int(page.prediction.probabilities.argmax()))
 
 
+def _calibration(page, window) -> None:
+    page.show_calibration()
+    settle(window.app, window)
+
+
 ACTIONS: dict[str, Callable] = {
     "StressPage": _stress,
     "ResultsPage": _results,
     "DiagnosePage": _diagnose,
     "SlidesPage": _slides,
 }
-EXTRA_SHOTS: list[tuple[str, str, Callable]] = [("results-robustness", "ResultsPage", _robustness)]
+EXTRA_SHOTS: list[tuple[str, str, Callable]] = [
+    ("results-robustness", "ResultsPage", _robustness),
+    ("results-calibration", "ResultsPage", _calibration),
+]

@@ -1,8 +1,9 @@
 """The ONNX model a prediction uses: a picker, and what the file itself says about how it was made.
 
 A pathologist must see at a glance which model answers (file name and sha256), what it can answer
-(classes, positive class), how it was trained (clean or adversarial, eps in k/255), whether it was only
-trained on synthetic demo data, and where onnxruntime runs it (the provider the session really uses).
+(classes, positive class), how it was trained (clean or adversarial, eps in k/255), whether its
+probabilities are calibrated and which calls it flags for review, whether it was only trained on synthetic
+demo data, and where onnxruntime runs it (the provider the session really uses).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from engine.deploy.model_info import ModelInfo
-from engine.report.labels import training_text
+from engine.report.labels import band_text, calibration_text, training_text
 
 SYNTHETIC_WARNING = "⚠ Trained on synthetic demo data: not for diagnosis."
 FIELDS = (("file", "File"), ("sha256", "SHA-256"), ("arch", "Architecture"), ("classes", "Classes"))
-FIELDS += (("input", "Input"), ("trained", "Trained"), ("provider", "Runs on"))
+FIELDS += (("input", "Input"), ("trained", "Trained"), ("probabilities", "Probabilities"), ("band", "Review band"))
+FIELDS += (("provider", "Runs on"),)
 
 
 def describe(info: ModelInfo) -> dict[str, str]:
@@ -34,6 +36,8 @@ def describe(info: ModelInfo) -> dict[str, str]:
         "classes": ", ".join(marked),
         "input": f"{meta.image_size}×{meta.image_size} px RGB",
         "trained": escape(training_text(meta)),
+        "probabilities": escape(calibration_text(meta)),
+        "band": escape(band_text(meta.review_band, meta.positive_class)),
         "provider": f"{escape(info.provider)} ({'GPU' if info.on_gpu else 'CPU'}, onnxruntime)",
     }
 

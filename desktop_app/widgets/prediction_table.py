@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 ROW_ROLE = Qt.ItemDataRole.UserRole  # index into the rows list, kept on column 0 (sorting moves items)
@@ -34,13 +35,17 @@ def predicted_probability(row: dict) -> float | None:
     return row.get(f"p_{row['predicted']}") if row.get("predicted") else None
 
 
+UNCERTAIN = QColor("#fff4ce")  # the review band's calls: amber, as the app's warnings
+
+
 class PredictionTable(QTableWidget):
-    """Columns: file, predicted class, p(positive class), p(predicted class), error."""
+    """Columns: file, predicted class, p(positive class), p(predicted class), review flag, error. Probabilities
+    are the model file's calibrated ones; an "uncertain" row is shaded amber."""
 
     row_selected = Signal(object)  # the selected row's dict, or None
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(0, 5, parent)
+        super().__init__(0, 6, parent)
         self.rows: list[dict] = []
         self.positive = "positive"
         self._set_headers()
@@ -54,13 +59,13 @@ class PredictionTable(QTableWidget):
         header = self.horizontalHeader()
         header.setStretchLastSection(True)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        for col in (1, 2, 3):
+        for col in (1, 2, 3, 4):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.setColumnWidth(0, 240)
         self.itemSelectionChanged.connect(self._selection_changed)
 
     def _set_headers(self) -> None:
-        self.setHorizontalHeaderLabels(["File", "Predicted", f"p({self.positive})", "p(predicted)", "Error"])
+        self.setHorizontalHeaderLabels(["File", "Predicted", f"p({self.positive})", "p(predicted)", "Review", "Error"])
 
     def set_rows(self, rows: list[dict], positive: str) -> None:
         """Replace the table's content (sorting is switched off while filling, then restored)."""
@@ -82,9 +87,16 @@ class PredictionTable(QTableWidget):
         self.setItem(i, 1, QTableWidgetItem(row.get("predicted") or "not read"))
         self.setItem(i, 2, self._number(row.get(f"p_{self.positive}")))
         self.setItem(i, 3, self._number(predicted_probability(row)))
+        review = QTableWidgetItem(row.get("review") or "")
+        if row.get("review"):
+            review.setToolTip(f"p({self.positive}) is inside the review band {row.get('review_band', '')}")
+        self.setItem(i, 4, review)
         error = QTableWidgetItem(short_error(row))
         error.setToolTip(row.get("error") or "")
-        self.setItem(i, 4, error)
+        self.setItem(i, 5, error)
+        if row.get("review"):
+            for col in range(self.columnCount()):
+                self.item(i, col).setBackground(QBrush(UNCERTAIN))
 
     @staticmethod
     def _number(value: float | None) -> SortItem:

@@ -39,6 +39,12 @@ def prediction_html(pred) -> str:
             f"Called <b>{escape(pred.positive)}</b>: <b>{s['positive_tiles']:,}</b> tiles "
             f"(<b>{100 * s['positive_fraction']:.1f}%</b> of the tissue)"
         )
+        low, high = s["review_band"]
+        how = "calibrated" if s["calibrated"] else "not calibrated"
+        lines.append(
+            f"Uncertain (p({escape(pred.positive)}) {low:.2f}–{high:.2f}, {how}): <b>{s['uncertain_tiles']:,}</b> "
+            "tiles, to review first"
+        )
     return "<br>".join(lines)
 
 

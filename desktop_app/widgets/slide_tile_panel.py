@@ -60,15 +60,18 @@ class SlideTilePanel(QGroupBox):
         self.controls.setVisible(False)
         self.attack_button.setEnabled(False)
 
-    def show_tile(self, tile, probability: float, call: str, positive: str, flip_k: float | None = None) -> None:
+    def show_tile(
+        self, tile, probability: float, call: str, positive: str, flip_k: float | None = None, unsure: bool = False
+    ) -> None:
         """The tile's place and its call (``flip_k``: its flip eps in /255 units from the robustness map, None
-        without a map); its picture and its attack arrive later (``show_input``/``show_attack``)."""
+        without a map; ``unsure``: inside the review band); its picture and its attack arrive later
+        (``show_input``/``show_attack``)."""
         self.where.setText(
             f"Column {tile.col}, row {tile.row} · x {tile.x:,}, y {tile.y:,} · {tile.size} px · "
             f"{100 * tile.tissue:.0f}% tissue"
         )
         colour = POSITIVE_COLOUR if call == positive else NEGATIVE_COLOUR
-        p_text = f"p({escape(positive)}) = {probability:.3f}"
+        p_text = f"p({escape(positive)}) = {probability:.3f}" + (" · uncertain, review" if unsure else "")
         self.verdict.setText(f"{escape(call)} <span style='font-size:10pt; font-weight:normal'>{p_text}</span>")
         self.verdict.setStyleSheet(f"font-size:12pt; font-weight:bold; color:{colour};")
         self.map_text = f"Robustness map: {flip_phrase(flip_k)}." if flip_k is not None else ""

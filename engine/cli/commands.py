@@ -246,9 +246,15 @@ def cmd_export(a, progress) -> int:
 
 
 def cmd_predict(a, progress) -> int:
-    rows = api.predict_files(a.model, a.inputs, a.out, device=a.device, on_progress=progress)
+    rows = api.predict_files(a.model, a.inputs, a.out, device=a.device, review_band=a.review_band, on_progress=progress)
     bad = sum(1 for r in rows if r["error"])
-    print(f"{len(rows) - bad} images predicted" + (f", {bad} unreadable" if bad else "") + f"; written to {a.out}")
+    review = sum(1 for r in rows if r.get("review"))
+    flagged = f", {review} uncertain (review band {rows[0]['review_band']})" if review else ""
+    print(
+        f"{len(rows) - bad} images predicted"
+        + (f", {bad} unreadable" if bad else "")
+        + f"{flagged}; written to {a.out}"
+    )
     return 0
 
 

@@ -25,6 +25,16 @@ def _eps_list(value: str) -> tuple[float, ...]:
     return tuple(_eps(v) for v in value.split(",") if v.strip())
 
 
+def _band(value: str) -> tuple[float, float]:
+    from engine.core.calibration import check_band
+    from engine.core.errors import ConfigError
+
+    try:
+        return check_band(v for v in value.split(","))
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _names(choices: tuple[str, ...]):
     def parse(value: str) -> tuple[str, ...]:
         names = tuple(v.strip() for v in value.split(",") if v.strip())
@@ -227,6 +237,10 @@ def _add_deploy_commands(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--out", default="predictions.csv")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--review-band", type=_band, metavar="LOW,HIGH",
+        help="flag calls with LOW <= p(positive) <= HIGH as 'uncertain' (default: the model's own, else 0.2,0.8)",
+    )  # fmt: skip
 
     p = sub.add_parser("slide", help="predict a whole-slide image tile by tile: heatmap, tiles CSV and GeoJSON")
     p.add_argument("slide", metavar="SLIDE", help=".svs, .ndpi, .mrxs, tiled TIFF, or a large PNG/JPEG")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from engine.core.calibration import DEFAULT_REVIEW_BAND
 from engine.core.errors import ModelError
 
 FORMAT = "histoguard-checkpoint-1"
@@ -37,6 +38,9 @@ class ModelMeta:
     weights_sha256: str | None = None  # set by the ONNX export: which checkpoint weights it holds
     input: str | None = None  # what the ONNX graph takes
     quantization: dict | None = None  # an INT8 copy: how it was made
+    # temperature scaling fitted on the validation split (engine.train.calibrate): {"temperature", "review_band",
+    # "fitted_on", "n_images", "nll", "ece"}; an exported file's 'probabilities' output is already calibrated
+    calibration: dict | None = None
     histoguard_version: str | None = None
     extra: dict = field(default_factory=dict)  # entries this version does not know, kept as they are
 
@@ -68,6 +72,17 @@ class ModelMeta:
     @property
     def quantized(self) -> bool:
         return self.quantization is not None
+
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature (1.0: the model's own softmax, not calibrated)."""
+        return float((self.calibration or {}).get("temperature", 1.0))
+
+    @property
+    def review_band(self) -> tuple[float, float]:
+        """The p(positive) band whose calls are flagged "uncertain", as calibration chose it (or the default)."""
+        band = (self.calibration or {}).get("review_band") or DEFAULT_REVIEW_BAND
+        return float(band[0]), float(band[1])
 
     def replace(self, **changes: Any) -> ModelMeta:
         return replace(self, **changes)

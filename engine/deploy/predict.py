@@ -1,7 +1,9 @@
 """Offline prediction of image files with an exported ONNX model (onnxruntime only, no torch).
 
 Every row is an audit record: the model file's sha256 (of the verified bytes the session runs), the app
-version, the provider, the time (ISO 8601, UTC) and the input file's sha256.
+version, the provider, the time (ISO 8601, UTC) and the input file's sha256. Probabilities are the file's
+'probabilities' output, calibrated by the temperature its metadata records (``temperature``; 1 when it has
+none); a call whose p(positive) falls in the review band is marked ``review = "uncertain"``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import __version__
+from engine.core.calibration import check_band, uncertain
 from engine.core.errors import DecodeError
 from engine.core.fileio import sha256_file, write_text
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
@@ -32,25 +35,31 @@ def predict_files(
     *,
     batch_size: int = 16,
     device: str = "auto",
+    review_band: tuple[float, float] | None = None,
     on_progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> list[dict]:
-    """One row per image: predicted class and class probabilities, or the reason it could not be read."""
+    """One row per image: predicted class, class probabilities and the review flag (``review_band``: the
+    model's own when None), or the reason it could not be read."""
     paths = collect_images(inputs)
+    band = check_band(review_band) if review_band is not None else None  # a bad band fails before any work
     session = create_session(model_path, device=device)
     meta = session_meta(session, source=str(model_path))
     classes, size = list(meta.classes), meta.image_size
+    band = band or meta.review_band
     common = {
         "model": Path(model_path).name,
         "model_sha256": session_integrity(session)["sha256"],
         "app_version": __version__,
         "provider": session_provider(session),
+        "temperature": meta.temperature if meta.calibration else None,
     }
     rows: list[dict] = []
     for start in range(0, len(paths), batch_size):
         check_cancel(cancel, "prediction")
         rows += _predict_batch(session, paths[start : start + batch_size], classes, int(size), common)
         report(on_progress, "predict", min(start + batch_size, len(paths)), len(paths), unit="images")
+    flag_rows(rows, meta.positive_class, band)
     if out_csv is not None:
         write_text(out_csv, rows_to_csv(rows, classes))
     return rows
@@ -77,6 +86,17 @@ def _predict_batch(session, paths: list[Path], classes: list[str], size: int, co
     return rows
 
 
+def flag_rows(rows: list[dict], positive: str, band) -> list[dict]:
+    """Set each predicted row's ``review`` ("uncertain" when p(positive) is in ``band``, else "") and
+    ``review_band`` ("0.20-0.80"), in place (the app calls it again when the user moves the band)."""
+    low, high = check_band(band)
+    for row in rows:
+        p = row.get(f"p_{positive}")
+        row["review"] = "uncertain" if p is not None and bool(uncertain([p], (low, high))[0]) else ""
+        row["review_band"] = f"{low:.2f}-{high:.2f}" if p is not None else ""
+    return rows
+
+
 def _input_sha256(path: Path) -> str:
     """The input file's sha256 ('' when it cannot be read: the row's error then says why)."""
     try:
@@ -91,6 +111,9 @@ def rows_to_csv(rows: list[dict], classes: list[str]) -> str:
         "path",
         "predicted",
         *(f"p_{c}" for c in classes),
+        "review",
+        "review_band",
+        "temperature",
         "error",
         "model",
         "model_sha256",

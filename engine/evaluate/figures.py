@@ -9,7 +9,9 @@ from pathlib import Path
 from engine.core.eps import format_eps
 from engine.core.fileio import write_bytes
 from engine.report.labels import (
+    COVERAGE_FIGURE,
     MIN_EPS_FIGURE,
+    RELIABILITY_FIGURE,
     ROBUST_FIGURE,
     SWEEP_FIGURE,
     at_level,
@@ -149,6 +151,57 @@ def min_eps_png(min_eps: dict, path: str | Path | None = None) -> bytes:
     return _save(fig, path)
 
 
+def reliability_png(section: dict, path: str | Path | None = None, split: str = "test") -> bytes:
+    """Observed share of positive images against mean p(positive) per bin, one colour per model: the model's
+    own probabilities dashed, calibrated solid; the diagonal is perfect calibration. Marker area ~ images."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 4.0))
+    ax.plot([0, 1], [0, 1], color="#777777", lw=1, ls=":", label="perfectly calibrated")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (model, entry) in enumerate(section.items()):
+        for kind, style in (("raw", "--"), ("calibrated", "-")):
+            bins = [b for b in (entry.get(split) or {}).get(kind, {}).get("reliability", []) if b["n"]]
+            if not bins:
+                continue
+            x, y = [b["mean_predicted"] for b in bins], [b["observed"] for b in bins]
+            ax.plot(x, y, ls=style, color=colours[i % len(colours)], lw=1.5, alpha=0.9 if kind == "calibrated" else 0.6,
+                    label=f"{model} ({'calibrated' if kind == 'calibrated' else 'raw'})")  # fmt: skip
+            ax.scatter(
+                x, y, s=[8 + 40 * b["n"] / max(c["n"] for c in bins) for b in bins], color=colours[i % len(colours)]
+            )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean predicted p(positive)")
+    ax.set_ylabel("observed share positive")
+    ax.set_title(f"Reliability ({split} split)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def coverage_png(section: dict, path: str | Path | None = None) -> bytes:
+    """Accuracy of the most confident calls against the share kept (test split, calibrated probabilities)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    for model, entry in section.items():
+        curve = (entry.get("selective") or {}).get("calibrated") or []
+        if curve:
+            (line,) = ax.plot([c["coverage"] for c in curve], [c["accuracy"] for c in curve], marker=".", label=model)
+            band = entry.get("review_band") or {}
+            if band.get("coverage") is not None and band.get("accuracy_kept") is not None:
+                ax.scatter(
+                    [band["coverage"]], [band["accuracy_kept"]], s=60, marker="*", color=line.get_color(), zorder=3
+                )
+    ax.set_xlim(1.02, 0)  # from all calls kept (left) to the most confident few (right)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("coverage (share of calls kept; the rest referred)")
+    ax.set_ylabel("accuracy of the kept calls")
+    ax.set_title("Coverage against accuracy (★: the review band)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title="model")
+    return _save(fig, path)
+
+
 def draw_figures(result: dict, names: list[str] | None = None) -> dict[str, bytes]:
     """PNG bytes of the report's figures (``names``: only those; default: every figure the report has)."""
     wanted = set(figure_names(result) if names is None else names)
@@ -164,4 +217,8 @@ def draw_figures(result: dict, names: list[str] | None = None) -> dict[str, byte
         out[ROBUST_FIGURE] = robustness_png(robust)
     if MIN_EPS_FIGURE in wanted:
         out[MIN_EPS_FIGURE] = min_eps_png(robust["min_eps"])
+    if RELIABILITY_FIGURE in wanted:
+        out[RELIABILITY_FIGURE] = reliability_png(result["calibration"])
+    if COVERAGE_FIGURE in wanted:
+        out[COVERAGE_FIGURE] = coverage_png(result["calibration"])
     return out

@@ -28,17 +28,21 @@ PARITY_TOLERANCE = 1e-4  # max |p_onnx - p_torch| on probabilities
 
 
 class _WithProbabilities(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
+    """The model's logits as they are (attacks work on them) and its calibrated probabilities, softmax(z / T)."""
+
+    def __init__(self, model: nn.Module, temperature: float = 1.0) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.temperature = model, float(temperature)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model(x)
-        return logits, torch.softmax(logits, dim=1)
+        scaled = logits if self.temperature == 1.0 else logits / self.temperature
+        return logits, torch.softmax(scaled, dim=1)
 
 
 def export_onnx(model: nn.Module, path: str | Path, metadata: ModelMeta, image_size: int) -> dict:
-    """Write ``path`` (input 'image' N x 3 x S x S in [0, 1]; outputs 'logits', 'probabilities').
+    """Write ``path`` (input 'image' N x 3 x S x S in [0, 1]; outputs 'logits' and 'probabilities', the latter
+    calibrated with ``metadata.temperature``, which the metadata records).
 
     Returns {"path", "sha256", "weights_sha256", "graph_sha256"}; the ONNX metadata holds ``metadata`` plus
     the weights' sha256, each value JSON-encoded, and the embedded hashes of ``integrity.seal``. The file's
@@ -53,7 +57,7 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: ModelMeta, image_s
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _WithProbabilities(model).eval(),
+                _WithProbabilities(model, metadata.temperature).eval(),
                 (dummy,),
                 buffer,
                 dynamo=False,
@@ -83,9 +87,14 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: ModelMeta, image_s
 
 
 def check_parity(
-    model: nn.Module, path: str | Path, batches: list[np.ndarray], tolerance: float = PARITY_TOLERANCE
+    model: nn.Module,
+    path: str | Path,
+    batches: list[np.ndarray],
+    tolerance: float = PARITY_TOLERANCE,
+    temperature: float = 1.0,
 ) -> float:
-    """Max |probability difference| between onnxruntime (CPU) and torch over ``batches`` (float32 NCHW).
+    """Max |probability difference| between onnxruntime (CPU) and torch over ``batches`` (float32 NCHW), the
+    torch side calibrated with ``temperature`` as the file's 'probabilities' are.
 
     Raises ExportError when it exceeds ``tolerance``.
     """
@@ -96,7 +105,7 @@ def check_parity(
     worst = 0.0
     for x in batches:
         with torch.no_grad():
-            ref = torch.softmax(model(torch.from_numpy(x)), dim=1).numpy()
+            ref = _WithProbabilities(model, temperature)(torch.from_numpy(x))[1].numpy()
         worst = max(worst, float(np.abs(run_session(session, x) - ref).max()))
     if worst > tolerance:
         raise ExportError(f"{path}: onnxruntime differs from torch by {worst:.2e} (> {tolerance:.0e}); not exported")
@@ -128,7 +137,7 @@ def export_verified(
     tmp = path.with_name(f".{path.name}.partial")
     try:
         info = export_onnx(model, tmp, metadata, image_size)
-        info["max_abs_diff"] = check_parity(model, tmp, batches)
+        info["max_abs_diff"] = check_parity(model, tmp, batches, temperature=metadata.temperature)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

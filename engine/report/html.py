@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
+from engine.report import calibration as calibration_report
 from engine.report import robustness as robust_report
 from engine.report.labels import (
     CELL_NAMES,
@@ -59,6 +60,7 @@ def render_html(report: dict, figures: dict[str, bytes] | None = None, title: st
         _level_section(report, "image", classes, figures),
         _level_section(report, "patient", classes, figures),
         _sweep_section(report.get("sweep") or [], figures),
+        calibration_report.html(report.get("calibration") or {}, figures, _image),
         robust_report.html(report.get("robustness") or {}, figures, _image),
         _training_section(report.get("training") or {}),
         _onnx_section(report.get("onnx") or {}),

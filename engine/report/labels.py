@@ -101,6 +101,21 @@ def training_text(meta: ModelMeta) -> str:
     return f"adversarial ({method}){eps}"
 
 
+def calibration_text(meta: ModelMeta) -> str:
+    """'calibrated (temperature 1.84, fitted on 280 validation images)', or why the probabilities are not."""
+    cal = meta.calibration
+    if not cal:
+        return "not calibrated (the model's own softmax; it has no calibration record)"
+    if not cal.get("fitted", True):
+        return "not calibrated: the validation images were all called right, so no temperature could be fitted"
+    return f"calibrated (temperature {meta.temperature:.2f}, fitted on {cal.get('n_images', '?')} validation images)"
+
+
+def band_text(band, positive: str) -> str:
+    """'p(malignant) 0.20–0.80: flagged uncertain'."""
+    return f"p({positive}) {band[0]:.2f}–{band[1]:.2f}: flagged uncertain, for review"
+
+
 def attack_kind(e: dict) -> str:
     """'clean', 'white-box' (the attack was made on the evaluated model) or 'transfer' (made on another)."""
     if e["condition"] == "clean" or not e.get("attack_source"):
@@ -155,6 +170,7 @@ def series_label(model: str, source: str) -> str:
 
 # --- the report's figures (drawn by engine.evaluate.figures into the run folder, embedded by report.html) ------
 SWEEP_FIGURE, ROBUST_FIGURE, MIN_EPS_FIGURE = "sweep_accuracy.png", "robustness_accuracy.png", "min_eps.png"
+RELIABILITY_FIGURE, COVERAGE_FIGURE = "reliability.png", "coverage_accuracy.png"
 
 
 def cm_figure_name(e: dict) -> str:
@@ -172,4 +188,5 @@ def figure_names(result: dict) -> list[str]:
         + ([SWEEP_FIGURE] if result.get("sweep") else [])
         + ([ROBUST_FIGURE] if robust.get("rows") else [])
         + ([MIN_EPS_FIGURE] if robust.get("min_eps") else [])
+        + ([RELIABILITY_FIGURE, COVERAGE_FIGURE] if result.get("calibration") else [])
     )

@@ -7,6 +7,7 @@ import json
 import math
 
 from engine.core.eps import format_eps
+from engine.report import calibration as calibration_report
 from engine.report import robustness as robust_report
 from engine.report.html import render_html
 from engine.report.labels import ROBUST_FIGURE, SWEEP_FIGURE, cm_figure_name, intervals_text
@@ -66,6 +67,7 @@ def markdown(result: dict) -> str:
         sweep_markdown(result["sweep"]),
         "",
         f"![sweep]({SWEEP_FIGURE})\n",
+        calibration_report.markdown(result.get("calibration") or {}),
         robust_report.markdown(result.get("robustness") or {}),
         f"![robustness]({ROBUST_FIGURE})\n" if (result.get("robustness") or {}).get("rows") else "",
         "## Confusion matrices (image level)\n",

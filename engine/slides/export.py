@@ -77,23 +77,25 @@ def _flip_ks(pred: SlidePrediction) -> list:
 
 
 def tiles_csv(pred: SlidePrediction) -> str:
-    """One row per tissue tile; ``flip_eps_255`` is k, ``inf`` (not flipped) or empty (not computed)."""
+    """One row per tissue tile; ``review`` is "uncertain" inside the model's review band; ``flip_eps_255`` is k,
+    ``inf`` (not flipped) or empty (not computed)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["x", "y", "width", "height", "level", "tissue", "probability", "predicted", "flip_eps_255"])
-    for tile, p, k in zip(pred.tiles, pred.probabilities, _flip_ks(pred)):
+    header = ["x", "y", "width", "height", "level", "tissue", "probability", "predicted", "review", "flip_eps_255"]
+    writer.writerow(header)
+    for tile, p, k, u in zip(pred.tiles, pred.probabilities, _flip_ks(pred), pred.uncertain()):
         row = [tile.x, tile.y, tile.size, tile.size, pred.level, f"{tile.tissue:.3f}", f"{p:.6f}", pred.predicted(p)]
-        writer.writerow([*row, "" if k is None else k])
+        writer.writerow([*row, "uncertain" if u else "", "" if k is None else k])
     return buffer.getvalue()
 
 
 def tiles_geojson(pred: SlidePrediction) -> dict:
     """A FeatureCollection of one square Polygon per tissue tile, QuPath-style properties."""
     features = []
-    for tile, p, k in zip(pred.tiles, pred.probabilities, _flip_ks(pred)):
+    for tile, p, k, u in zip(pred.tiles, pred.probabilities, _flip_ks(pred), pred.uncertain()):
         x0, y0, x1, y1 = tile.x, tile.y, tile.x + tile.size, tile.y + tile.size
         name = pred.predicted(p)
-        measurements = {"probability": round(float(p), 6)}
+        measurements = {"probability": round(float(p), 6), "uncertain": int(bool(u))}
         if k is not None:
             measurements["flip_eps_255"] = _json_number(k)
         features.append(

@@ -2,7 +2,8 @@
 
 The result is one probability of the positive class per tissue tile, laid out on the tile grid as a
 heatmap (NaN where there is no tissue), plus the per-slide summary a pathologist reads first: how many
-tissue tiles, the fraction predicted positive, and the most suspicious tiles.
+tissue tiles, the fraction predicted positive, how many calls are uncertain (calibrated p(positive) inside the
+model's review band), and the most suspicious tiles.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.core.calibration import DEFAULT_REVIEW_BAND, uncertain
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import RESAMPLE
 from engine.deploy.session import create_session, run_session, session_integrity, session_meta
@@ -37,6 +39,12 @@ class SlidePrediction:
     # minimal flipping eps per tile in pixel units (k/255; engine.workflows.slide_robustness): +inf where
     # not flipped within the search, NaN where not computed; None when no robustness map was made
     flip_eps: np.ndarray | None = None
+    review_band: tuple[float, float] = DEFAULT_REVIEW_BAND  # the model's: calls inside it are "uncertain"
+    calibrated: bool = False  # the model file's probabilities are temperature-scaled
+
+    def uncertain(self) -> np.ndarray:
+        """(n_tiles,) bool: the tiles whose call is uncertain (p(positive) inside the review band)."""
+        return uncertain(self.probabilities, self.review_band)
 
     def heatmap(self) -> np.ndarray:
         """(rows, cols) float32: the positive-class probability of each tissue tile, NaN elsewhere."""
@@ -65,6 +73,9 @@ class SlidePrediction:
             "tissue_tiles": len(self.tiles),
             "positive_tiles": int(positive.sum()),
             "positive_fraction": float(positive.mean()) if len(self.tiles) else None,
+            "uncertain_tiles": int(self.uncertain().sum()),
+            "review_band": list(self.review_band),
+            "calibrated": self.calibrated,
             "top_tiles": [
                 {"x": self.tiles[i].x, "y": self.tiles[i].y, "probability": float(self.probabilities[i])} for i in order
             ],
@@ -135,8 +146,9 @@ def predict_slide(
             probs[start : start + len(batch)] = run_session(session, images, batch_size)[:, pos_index]
             report(on_progress, "slide", start + len(batch), len(tiles), unit="tiles")
     return SlidePrediction(
-        info, tiles, probs, grid, side, level, classes, positive, session_integrity(session)["sha256"]
-    )
+        info, tiles, probs, grid, side, level, classes, positive, session_integrity(session)["sha256"],
+        review_band=meta.review_band, calibrated=bool((meta.calibration or {}).get("fitted")),
+    )  # fmt: skip
 
 
 def read_tile_rgb(slide, tile: Tile, level: int, size: int) -> np.ndarray:

@@ -13,11 +13,14 @@ from torch import nn
 
 from engine.attacks.perturbation import adversarial_images
 from engine.core.config import AttackConfig, TrainConfig
+from engine.core.metadata import ModelMeta
 from engine.core.progress import CancelToken, ProgressCallback
 from engine.data.arrays import ArraySet, concat
 from engine.models.checkpoint import make_metadata, weights_sha256
 from engine.models.device import resolve_device
 from engine.models.registry import create_model
+from engine.train.calibrate import calibrate_checkpoint
+from engine.train.distributed import env_context
 from engine.train.loop import TrainResult, fit
 
 log = logging.getLogger(__name__)
@@ -87,11 +90,14 @@ def train_new_model(
     out_dir: Path,
     name: str,
     synthetic_data: bool = False,
+    calibrate_on: ArraySet | None = None,
     on_progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
-) -> tuple[nn.Module, TrainResult, dict]:
-    """A freshly initialised ``cfg.arch`` (seeded), trained by ``fit`` into ``out_dir``; returns the model on
-    its training device, the training result and the metadata stored with its checkpoints."""
+) -> tuple[nn.Module, TrainResult, ModelMeta]:
+    """A freshly initialised ``cfg.arch`` (seeded), trained by ``fit`` into ``out_dir`` and calibrated by
+    temperature scaling on ``calibrate_on`` (default ``val``; the study's Model B passes the clean validation
+    images, not its merged set); returns the model on its training device, the training result and the
+    metadata stored with its kept checkpoint."""
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, weights=cfg.weights)
     meta = make_metadata(
@@ -109,4 +115,9 @@ def train_new_model(
     result = fit(
         model, train, val, cfg, out_dir=out_dir, name=name, metadata=meta, on_progress=on_progress, cancel=cancel
     )
-    return model.to(resolve_device(cfg.device)), result, meta
+    device = resolve_device(cfg.device)
+    model.to(device)
+    if env_context().is_main:  # under torchrun rank 0 writes checkpoints
+        meta = calibrate_checkpoint(model, meta, result.checkpoint, val if calibrate_on is None else calibrate_on,
+                                    device, cfg.batch_size, name=name)  # fmt: skip
+    return model, result, meta

@@ -18,6 +18,7 @@ from engine.core.progress import CancelToken, ProgressCallback, report
 from engine.data.arrays import ArraySet
 from engine.data.prepare import PreparedData, prepare_data
 from engine.data.split import save_split, split_hash, split_summary
+from engine.evaluate.calibration import calibration_section
 from engine.evaluate.conditions import conditions, sweep
 from engine.evaluate.core import Evaluation, intervals_record
 from engine.evaluate.suite import add_blackbox, finish, robustness_section
@@ -86,6 +87,8 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
     # one cache (and one bootstrap) for every table
     ev = Evaluation(models, test, device, cfg.eval_batch_size, on_progress, cancel, bootstrap=cfg.bootstrap())
     evaluations, sweep_rows = conditions(ev, cfg.eps), sweep(ev, cfg.sweep_eps)
+    val_ev = Evaluation(models, val, device, cfg.eval_batch_size, on_progress, cancel, bootstrap=cfg.bootstrap())
+    calibration = calibration_section(val_ev, ev, metas)
     robustness = robustness_section(cfg, ev)
     timings["evaluate"] = round(time.perf_counter() - t, 2)
     onnx = _export(cfg, run, models, metas, test, timings, on_progress) if cfg.export_onnx else {}
@@ -103,6 +106,7 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
         "intervals": intervals_record(cfg.bootstrap(), test),
         "evaluations": evaluations,
         "sweep": sweep_rows,
+        "calibration": calibration,
         "robustness": robustness,
         "onnx": onnx,
         "training": training,
@@ -144,11 +148,12 @@ def _train(
         out_dir=run.model_dir(name),
         name=f"Model {name}",
         synthetic_data=data.dataset.synthetic,
+        calibrate_on=data.arrays("val"),  # clean validation images, also for Model B's merged set
         on_progress=on_progress,
         cancel=cancel,
     )
     timings[f"train_{name}"] = round(time.perf_counter() - t, 2)
-    summary = result.summary(how, stored=run.relative)
+    summary = {**result.summary(how, stored=run.relative), "calibration": meta.calibration}
     return model, summary, meta
 
 

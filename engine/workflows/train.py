@@ -64,6 +64,7 @@ def _train_into(
     if is_main and not run.path(SPLIT).exists():
         save_split(run.path(SPLIT), data.dataset, data.split)
     train, val = data.arrays("train"), data.arrays("val")
+    clean_val = val  # calibration is fitted on clean validation images, whatever the model trains on
     how = adversarial_how(cfg.train)
     if adversarial_from:
         if how["method"] != "clean":
@@ -76,11 +77,12 @@ def _train_into(
             source, train, val, attack=AttackConfig("fgsm", cfg.eps), source_name=str(adversarial_from),
             batch_size=cfg.eval_batch_size, on_progress=on_progress, cancel=cancel,
         )  # fmt: skip
-    _, result, _ = train_new_model(
+    _, result, meta = train_new_model(
         cfg.train, train, val, classes=data.dataset.classes, how=how, split_hash=split_hash(data.dataset, data.split),
-        out_dir=run.root, name="model", synthetic_data=data.dataset.synthetic, on_progress=on_progress, cancel=cancel,
+        out_dir=run.root, name="model", synthetic_data=data.dataset.synthetic, calibrate_on=clean_val,
+        on_progress=on_progress, cancel=cancel,
     )  # fmt: skip
-    summary = result.summary(how, stored=run.relative)
+    summary = {**result.summary(how, stored=run.relative), "calibration": meta.calibration}
     if is_main:
         write_json(run.path(TRAIN_RECORD), summary)
     return summary

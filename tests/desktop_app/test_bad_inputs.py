@@ -77,8 +77,8 @@ def test_diagnose_lists_a_corrupt_file_and_a_bomb_with_the_engines_message(qtbot
         r, row = shown[name]
         assert row["error"] == message
         assert table.item(r, 1).text() == "not read"
-        assert table.item(r, 4).text() == short_error(row) == message.split(": ", 1)[1]
-        assert table.item(r, 4).toolTip() == message
+        assert table.item(r, 5).text() == short_error(row) == message.split(": ", 1)[1]
+        assert table.item(r, 5).toolTip() == message
         table.selectRow(r)
         assert diagnose.verdict.text() == "not read" and not diagnose.image_view.has_image()
         assert escape(message.split(": ", 1)[1]) in diagnose.details.text()

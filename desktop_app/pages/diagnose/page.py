@@ -34,6 +34,7 @@ from desktop_app.widgets.input_list import IMAGE_FILTER, InputList, dropped_path
 from desktop_app.widgets.model_box import ModelBox
 from desktop_app.widgets.prediction_table import PredictionTable
 from desktop_app.widgets.progress_panel import ProgressPanel
+from desktop_app.widgets.review_band import ReviewBand
 from desktop_app.workers import Task
 from engine import api
 from engine.core.errors import DataError, EngineError
@@ -51,8 +52,8 @@ def read_model(path: Path, *, on_progress=None, cancel=None):
     return api.read_model_info(path, device="auto")
 
 
-def predict(model_path: Path, inputs: list[Path], *, on_progress=None, cancel=None) -> list[dict]:
-    return api.predict_files(model_path, inputs, on_progress=on_progress, cancel=cancel)
+def predict(model_path: Path, inputs: list[Path], band, *, on_progress=None, cancel=None) -> list[dict]:
+    return api.predict_files(model_path, inputs, review_band=band, on_progress=on_progress, cancel=cancel)
 
 
 def load_preview(path: str, max_side: int, *, on_progress=None, cancel=None) -> tuple[str, object]:
@@ -160,11 +161,14 @@ class DiagnosePage(Page):
         self.summary.setWordWrap(True)
         self.table = PredictionTable()
         self.table.row_selected.connect(self._row_selected)
+        self.band = ReviewBand()
+        self.band.band_changed.connect(self._band_changed)
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setToolTip("Every row records the model's and the image's sha256, version, provider, time")
         self.export_button.clicked.connect(self.export_csv_dialog)
         inner = QVBoxLayout(box)
         inner.addWidget(self.summary)
+        inner.addWidget(self.band)
         inner.addWidget(self.table, 1)
         inner.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignRight)
         return box
@@ -203,6 +207,7 @@ class DiagnosePage(Page):
             return  # another model was chosen meanwhile
         self._reading, self.model_info = None, info
         self.model_box.show_info(info)
+        self.band.set_band(info.meta.review_band, info.meta.positive_class)
         self._update_buttons()
 
     def _model_failed(self, exc: BaseException, details: str) -> None:
@@ -271,7 +276,9 @@ class DiagnosePage(Page):
         self._pending = (list(meta.classes), meta.positive_class)
         self._show_rows([])
         self.summary.setText("Predicting…")
-        self.predicting = self.start_task("Predict images", predict, self.model_info.path, self.inputs.paths())
+        self.predicting = self.start_task(
+            "Predict images", predict, self.model_info.path, self.inputs.paths(), self.band.band()
+        )
         self.progress.follow(self.predicting, "Opening the model…")
         self.predicting.finished.connect(self._predicted)
         self.predicting.cancelled.connect(self._prediction_cancelled)
@@ -285,6 +292,13 @@ class DiagnosePage(Page):
         self.summary.setText(self._summary_text(rows))
         if rows:
             self.table.selectRow(0)
+
+    def _band_changed(self, band) -> None:
+        """Flag the shown rows again with the new band (no new prediction: the probabilities are the same)."""
+        if self.rows:
+            api.flag_rows(self.rows, self.positive, band)
+            self._show_rows(self.rows)
+            self.summary.setText(self._summary_text(self.rows))
 
     def _prediction_cancelled(self) -> None:
         self.summary.setText("Prediction cancelled: no results.")
@@ -304,6 +318,9 @@ class DiagnosePage(Page):
         errors = sum(1 for r in rows if r.get("error"))
         if errors:
             parts.append(f"{errors} unreadable")
+        review = sum(1 for r in rows if r.get("review"))
+        if review:
+            parts.append(f"{review} uncertain (to review first)")
         text = f"{len(rows)} image(s): {', '.join(parts)}"
         return f"{text} — model {rows[0]['model']}, {rows[0]['provider']}" if rows else text
 

@@ -1,7 +1,8 @@
 """Results page: confusion matrices of the five conditions, the metrics beside the majority baseline, the eps
 sweep, image or patient level, and the report export (HTML with embedded figures + CSV, optionally PDF).
-A second tab shows the robustness evaluation (attacks, transfer, black-box, natural perturbations, smallest
-flipping eps, gradient-masking checks) of runs that have one."""
+Every metric carries its 95% patient-level interval. A second tab shows the robustness evaluation (attacks,
+transfer, black-box, natural perturbations, smallest flipping eps, paired comparisons, gradient-masking checks),
+a third the calibration (temperature, ECE, Brier, reliability diagram, review band, coverage curve)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from desktop_app.pages.base import Page, heading
 from desktop_app.pages.results.export import export_files
 from desktop_app.settings import last_dir, remember_dir
 from desktop_app.state import RunInfo
+from desktop_app.widgets.calibration_view import CalibrationView
 from desktop_app.widgets.confusion_heatmap import ConfusionHeatmap
 from desktop_app.widgets.metrics_table import MetricsTable
 from desktop_app.widgets.progress_panel import ProgressPanel
@@ -114,14 +116,19 @@ class ResultsPage(Page):
         self.export_status.setWordWrap(True)
         layout.addWidget(self.export_status)
         self.robustness = RobustnessView()
+        self.calibration = CalibrationView()
         self.tabs = QTabWidget()
         self.tabs.addTab(self._study_tab(), "Study: clean and FGSM (five conditions)")
         self.tabs.addTab(scrolled(self.robustness), "Robustness: attacks, transfer, black-box, masking checks")
+        self.tabs.addTab(scrolled(self.calibration), "Calibration: reliability and the review band")
         layout.addWidget(self.tabs, 1)
         return box
 
     def show_robustness(self) -> None:
         self.tabs.setCurrentIndex(1)
+
+    def show_calibration(self) -> None:
+        self.tabs.setCurrentIndex(2)
 
     def _title_row(self) -> QHBoxLayout:
         """The page title, with the export (and its progress while it runs) on the right."""
@@ -202,6 +209,7 @@ class ResultsPage(Page):
         self.sweep_table.set_sweep(report.get("sweep") or [])
         self.sweep_plot.set_sweep(report.get("sweep") or [])
         self.robustness.set_report(report)
+        self.calibration.set_report(report)
         self.export_status.clear()
         self.stack.setCurrentIndex(1)
         self.show_level(self.level)

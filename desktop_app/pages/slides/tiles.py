@@ -64,7 +64,7 @@ class TileSelection(QObject):
         self.selected = i
         self.view.select(tile.x, tile.y, tile.size)
         flip = None if pred.flip_eps is None else float(pred.flip_eps[i]) * 255
-        self.panel.show_tile(tile, p, pred.predicted(p), pred.positive, flip)
+        self.panel.show_tile(tile, p, pred.predicted(p), pred.positive, flip, bool(pred.uncertain()[i]))
         self.panel.attack_button.setEnabled(self.attacks_available)
         self._read_task = page.start_task("Read tile", read_tile, page.slide_path, tile, pred.level, page.input_size)
         self._read_task.finished.connect(self._tile_read)

@@ -110,13 +110,39 @@ def test_batch_matches_the_engine_and_lists_the_corrupt_file(qtbot, window, page
         row, want = table.row_at(r), expected[table.row_at(r)["path"]]
         assert table.item(r, 0).text() == Path(row["path"]).name
         if row["path"] == str(bad):
-            assert table.item(r, 1).text() == "not read" and "not an image" in table.item(r, 4).text()
+            assert table.item(r, 1).text() == "not read" and "not an image" in table.item(r, 5).text()
             continue
         assert table.item(r, 1).text() == want["predicted"] and want["predicted"] in classes
         assert table.item(r, 2).text() == f"{want['p_malignant']:.3f}"
         assert row["p_malignant"] == pytest.approx(want["p_malignant"], abs=1e-6)
-        assert 0.0 <= float(table.item(r, 3).text()) <= 1.0 and table.item(r, 4).text() == ""
+        assert 0.0 <= float(table.item(r, 3).text()) <= 1.0 and table.item(r, 5).text() == ""
+        inside = 0.2 <= want["p_malignant"] <= 0.8  # the model's default review band
+        assert table.item(r, 4).text() == ("uncertain" if inside else "") == want["review"]
     assert "8 image(s)" in page.summary.text() and "1 unreadable" in page.summary.text()
+
+
+def test_moving_the_review_band_flags_the_rows_again(qtbot, window, page, images, tiny_run):
+    """A band as wide as [0, 1] flags every call; a band of one point flags none; the rows are not predicted
+    again (their probabilities stay), and the CSV carries the flags."""
+    files, folder, _ = images
+    page.add_inputs([*files, folder])
+    page.run_prediction()
+    wait_for_tasks(qtbot, window)
+    before = [dict(r) for r in page.rows]
+    read = [r for r in page.rows if not r["error"]]
+    assert page.band.band() == page.model_info.meta.review_band
+    page.band.low.setValue(0.0)
+    page.band.high.setValue(1.0)
+    assert all(r["review"] == "uncertain" for r in read) and f"{len(read)} uncertain" in page.summary.text()
+    assert {
+        page.table.item(i, 4).text() for i in range(page.table.rowCount()) if not page.table.row_at(i)["error"]
+    } == {"uncertain"}
+    page.band.low.setValue(0.5)
+    page.band.high.setValue(0.5)
+    assert all(r["review"] == "" for r in read if r["p_malignant"] != 0.5) and "uncertain" not in page.summary.text()
+    assert [r["p_malignant"] for r in page.rows if not r["error"]] == [
+        r["p_malignant"] for r in before if not r["error"]
+    ]
 
 
 def test_selected_row_shows_image_and_verdict_and_exports_csv(qtbot, window, page, images, tiny_run, tmp_path):

@@ -127,8 +127,9 @@ def test_export_writes_html_and_csv_matching_the_report(qtbot, window, opened, t
     page.export_report(tmp_path / "out")
     wait_for_tasks(qtbot, window)
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
-    # five confusion matrices, the FGSM sweep, the robustness curves and the min-eps distribution
-    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") == 8
+    # five confusion matrices, the FGSM sweep, the robustness curves, the min-eps distribution, the reliability
+    # diagram and the coverage curve
+    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") == 10
     assert "Gradient-masking checks" in html and "Square (ONNX, queries only)" in html
     for e in report["evaluations"]:
         assert e["ci"]["accuracy"] is not None
@@ -174,3 +175,24 @@ def test_export_without_a_finished_run_explains_in_the_error_dialog(window, monk
     window.export_report()
     title, message = window.ctx.errors.history[-1]
     assert title == "Export report" and "no finished run" in message
+
+
+def test_calibration_tab_shows_the_reports_section(qtbot, opened):
+    """The table's cells are the engine's (as report.md prints them), the reliability diagram plots each
+    model's test bins raw and calibrated, and the coverage curve its selective-prediction points."""
+    from engine.report.calibration import table_rows
+
+    page, report = opened
+    page.show_calibration()
+    view, section = page.calibration, report["calibration"]
+    assert view.body.isVisible() and "Temperature scaling" in view.note.text()
+    assert [[view.table.item(r, c).text() for c in range(view.table.columnCount())]
+            for r in range(view.table.rowCount())] == table_rows(section)  # fmt: skip
+    for model, entry in section.items():
+        for kind in ("raw", "calibrated"):
+            bins = [b for b in entry["test"][kind]["reliability"] if b["n"]]
+            x, y = view.reliability[(model, kind)]
+            assert x.tolist() == pytest.approx([b["mean_predicted"] for b in bins])
+            assert y.tolist() == pytest.approx([b["observed"] for b in bins])
+        x, y = view.coverage[model]
+        assert y.tolist() == pytest.approx([c["accuracy"] for c in entry["selective"]["calibrated"]])

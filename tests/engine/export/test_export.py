@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from engine.attacks import fgsm
-from engine.core.errors import DataError, ExportError, ModelError
+from engine.core.errors import ConfigError, DataError, ExportError, ModelError
 from engine.data.decode import decode_image
 from engine.data.inputs import collect_images
 from engine.deploy.predict import predict_files
@@ -243,6 +243,21 @@ def test_predict_files_writes_one_row_per_image(exported, tmp_path):
         # same pre-processing as training: resize the short side, centre crop, /255
         x = (decode_image(p, SIZE).astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
         np.testing.assert_allclose(probs, _torch_probs(model, np.ascontiguousarray(x))[0], atol=1e-4)
+        assert row["review"] == ("uncertain" if 0.2 <= probs[1] <= 0.8 else "") and row["review_band"] == "0.20-0.80"
+        assert row["temperature"] == ""  # not calibrated: no temperature recorded
+
+
+def test_predict_files_flags_the_review_band(exported, tmp_path):
+    """Every call inside a wide band is 'uncertain'; a band of one point flags none; a bad band is refused
+    before any image is read."""
+    _, path, *_ = exported
+    good, _ = _write_pngs(tmp_path / "imgs")
+    wide = predict_files(path, good, None, device="cpu", review_band=(0.0, 1.0))
+    assert all(r["review"] == "uncertain" and r["review_band"] == "0.00-1.00" for r in wide)
+    none = predict_files(path, good, None, device="cpu", review_band=(0.5, 0.5))
+    assert all(r["review"] == "" for r in none if r["p_malignant"] != 0.5)
+    with pytest.raises(ConfigError, match="review band"):
+        predict_files(path, good, None, device="cpu", review_band=(0.6, 0.9))
 
 
 def test_predict_files_without_csv_and_explicit_files(exported, tmp_path):

@@ -90,6 +90,8 @@ def test_slide_command_writes_heatmap_csv_and_geojson(slide, tmp_path, capsys):
     rows = list(csv.DictReader((out / "tiles.csv").open()))
     assert len(rows) == 384 and {"x", "y", "width", "height", "level", "probability"} <= set(rows[0])
     assert {r["width"] for r in rows} == {"64"}
+    low, high = 0.2, 0.8  # the tiny model has no calibration record: the default review band
+    assert [r["review"] for r in rows] == ["uncertain" if low <= float(r["probability"]) <= high else "" for r in rows]
     geo = json.loads((out / "tiles.geojson").read_text())
     assert geo["type"] == "FeatureCollection" and len(geo["features"]) == 384
     for feature in geo["features"]:
@@ -103,6 +105,11 @@ def test_slide_command_writes_heatmap_csv_and_geojson(slide, tmp_path, capsys):
     assert heat.mode == "RGBA" and heat.size[0] == heat.size[1] and heat.size[0] >= 32
     record = json.loads((out / "slide.json").read_text())
     assert record["positive_tiles"] == 64 and len(record["model_sha256"]) == 64
+    assert record["uncertain_tiles"] == sum(r["review"] == "uncertain" for r in rows) and record["review_band"] == [
+        low,
+        high,
+    ]
+    assert sum(f["properties"]["measurements"]["uncertain"] for f in geo["features"]) == record["uncertain_tiles"]
 
 
 def test_slide_command_refuses_an_unreadable_slide(tmp_path, capsys):
