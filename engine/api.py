@@ -47,6 +47,7 @@ _LAZY = {
     "write_demo_slide": "engine.data.demo_slide",
     # full edition (PyTorch)
     "run_experiment": "engine.workflows.experiment",
+    "run_folds": "engine.workflows.folds",
     "train_model": "engine.workflows.train",
     "evaluate_checkpoint": "engine.workflows.evaluate",
     "export_checkpoint": "engine.workflows.export",

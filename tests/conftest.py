@@ -73,3 +73,20 @@ def print_calls(paths) -> list[str]:
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
         ]
     return found
+
+
+CV_RUN = ["--folds", "3", "--arch", "small_cnn", "--image-size", "32", "--epochs", "1", "--batch-size", "16",
+          "--weights", "none", "--device", "cpu", "--defence", "none", "--min-eps-max", "0", "--blackbox-images",
+          "0", "--bootstrap", "200"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def cv_run(tmp_path_factory) -> Path:
+    """A finished 3-fold cross-validation (small CNN, one epoch per model) on 5 synthetic patients per class."""
+    from engine.cli import main
+
+    root = tmp_path_factory.mktemp("cv") / "data"
+    assert main(["demo-data", str(root), "--patients-per-class", "5", "--images-per-patient", "4"]) == 0
+    out = root.parent / "cv"
+    assert main(["experiment", "--data", str(root), "--out", str(out), *CV_RUN]) == 0
+    return out

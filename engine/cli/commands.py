@@ -106,9 +106,23 @@ def cmd_data(a, progress) -> int:
 
 
 def cmd_experiment(a, progress) -> int:
+    if a.folds:
+        summary = api.run_folds(
+            experiment_config(a), a.out, a.folds, force=a.force, resume=a.resume, on_progress=progress
+        )
+        _print_folds(summary, a.out)
+        return 0
     result = api.run_experiment(experiment_config(a), a.out, force=a.force, resume=a.resume, on_progress=progress)
     _print_result(result, a.out)
     return 0
+
+
+def _print_folds(summary: dict, out: str) -> None:
+    from engine.report.cv import EVAL_HEADER, evaluation_rows
+
+    print(f"\n{summary['protocol']}\n\nImage level, mean ± sd over the {summary['k']} folds (then each fold):\n")
+    print(aligned([list(EVAL_HEADER), *evaluation_rows(summary, "image")], left=1))
+    print(f"\nSummary: {Path(out) / 'cv.md'} (also cv.json); each fold's run folder: {Path(out) / 'fold_1'} ...")
 
 
 def cmd_demo(a, progress) -> int:

@@ -178,6 +178,9 @@ def _add_study_commands(sub) -> None:
         "--sweep-eps", type=_eps_list, help="comma-separated eps list for the sweep (default 0,1,2,4,8 /255)"
     )
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
+    p.add_argument(
+        "--folds", type=int, metavar="K", help="patient-level K-fold cross-validation: K run folders and cv.md in --out"
+    )
     add_robustness_options(p)
     p.add_argument("--out", required=True, help="run folder")
     add_run_options(p)

@@ -31,6 +31,7 @@ from engine import __version__
 from engine.core.config import ExperimentConfig
 from engine.core.errors import EngineError, RunFolderError, option
 from engine.core.fileio import is_temp, remove_stale_temps, write_all, write_error, write_json
+from engine.runs.cv import first_fold, is_cv_folder, summary_of_fold
 from engine.runs.lock import LOCK_FILE, RunLock, holder
 from engine.runs.log import logging_to
 
@@ -57,6 +58,7 @@ class RunContents:
     report: dict | None  # report.json once the run has finished
     checkpoints: dict[str, Path]  # "A"/"B"/"C" -> best.pt
     onnx: dict[str, Path]  # "A"/"B"/"C" -> model_x.onnx
+    cross_validation: dict | None = None  # the cv.json of the cross-validation this run is a fold of
 
     @property
     def finished(self) -> bool:
@@ -128,7 +130,10 @@ class RunFolder:
     # --- reading -------------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path) -> RunFolder:
+        """The run folder ``path``; a cross-validation folder (``engine.runs.cv``) opens at its first fold."""
         root = Path(path).expanduser()
+        if not (root / CONFIG).is_file() and is_cv_folder(root):
+            root = first_fold(root)
         if not (root / CONFIG).is_file():
             raise RunFolderError(f"{root} is not a HistoGuard run folder (it has no {CONFIG}); {NOT_A_RUN}")
         return cls(root)
@@ -155,7 +160,8 @@ class RunFolder:
     def contents(self) -> RunContents:
         present = {n: p for n in MODEL_NAMES for p in [self.checkpoint(n)] if p.is_file()}
         exported = {n: p for n in MODEL_NAMES for p in [self.onnx(n)] if p.is_file()}
-        return RunContents(self.root, self.read_config(), self.read_report(), present, exported)
+        cv = summary_of_fold(self.root)
+        return RunContents(self.root, self.read_config(), self.read_report(), present, exported, cv)
 
     def report_files(self, report: dict | None = None) -> list[Path]:
         """Every file the report names (ONNX files and checkpoints), resolved in this folder."""

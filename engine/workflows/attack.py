@@ -18,6 +18,7 @@ from torch import nn
 
 from engine.attacks import attack_from
 from engine.attacks.perturbation import quantised
+from engine.core.calibration import with_temperature
 from engine.core.config import AttackConfig
 from engine.core.errors import ConfigError, DecodeError
 from engine.core.fileio import atomic_open
@@ -82,7 +83,9 @@ def attack_array(
     units (within [-eps, eps]) and ``perturbation_view`` its picture, scaled by ``view_scale`` (eps; for an L2
     attack the largest pixel change). The label attacked is ``attack.target``
     (targeted: pulled towards it), else ``label`` (a class name or index, e.g. the true label), else the
-    model's own clean call (pushed away). ``linf`` is max |delta| in pixel units (k/255).
+    model's own clean call (pushed away). ``linf`` is max |delta| in pixel units (k/255). ``probs_clean`` and
+    ``probs_adv`` are calibrated with the model's temperature, as the Diagnose page shows them (the attack
+    itself works on the logits; no call changes).
     """
     fn = attack_from(attack)
     dev = resolve_device(device)
@@ -102,6 +105,7 @@ def attack_array(
     # the picture's scale: the L-inf ball; an L2 change is spread thin, so its picture is scaled by its largest pixel
     scale = linf if attack.info.norm == "l2" and linf > 0 else attack.eps
     pred_clean, pred_adv = classes[int(predicted(p_clean)[0])], classes[int(predicted(p_adv)[0])]
+    p_clean, p_adv = with_temperature(np.stack([p_clean, p_adv]), meta.temperature)
     return {
         "method": attack.method,
         "eps": attack.eps,

@@ -11,6 +11,7 @@ import numpy as np
 from torch import nn
 
 from engine.attacks.perturbation import Perturbation
+from engine.core.calibration import with_temperature
 from engine.core.config import AttackConfig
 from engine.core.eps import format_eps
 from engine.core.errors import ConfigError, ModelError, message
@@ -73,7 +74,8 @@ def stress_test_set(
             progress.stage = f"{attack.method.upper()} on {name}, eps {format_eps(eps)}"
             probs[eps] = ev.probs(name, Perturbation(cfg, name, target=goal, quantise=True), stage=progress.stage)
         curves[name] = _curve(images.arrays, probs, bootstrap)
-        flips += _flips(name, images, probs[0.0], _at(probs, flip_eps), flip_eps)
+        shown = {e: with_temperature(p, meta.temperature) for e, p in probs.items()}  # the calls stay the same
+        flips += _flips(name, images, shown[0.0], _at(shown, flip_eps), flip_eps)
         model.cpu()
     first = next(iter(sets.values()))
     y = first.arrays.labels

@@ -31,6 +31,7 @@ from desktop_app.settings import last_dir, remember_dir
 from desktop_app.state import RunInfo
 from desktop_app.widgets.calibration_view import CalibrationView
 from desktop_app.widgets.confusion_heatmap import ConfusionHeatmap
+from desktop_app.widgets.cv_view import CrossValidationView
 from desktop_app.widgets.metrics_table import MetricsTable
 from desktop_app.widgets.progress_panel import ProgressPanel
 from desktop_app.widgets.robustness_view import RobustnessView
@@ -118,9 +119,13 @@ class ResultsPage(Page):
         self.robustness = RobustnessView()
         self.calibration = CalibrationView()
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._study_tab(), "Study: clean and FGSM (five conditions)")
-        self.tabs.addTab(scrolled(self.robustness), "Robustness: attacks, transfer, black-box, masking checks")
-        self.tabs.addTab(scrolled(self.calibration), "Calibration: reliability and the review band")
+        self.tabs.addTab(self._study_tab(), "Study: clean and FGSM")
+        self.tabs.addTab(scrolled(self.robustness), "Robustness: attacks, transfer, black-box")
+        self.tabs.addTab(scrolled(self.calibration), "Calibration")
+        self.cross_validation = CrossValidationView()
+        self.cv_tab = scrolled(self.cross_validation)
+        self.tabs.addTab(self.cv_tab, "Cross-validation")
+        self.tabs.setTabVisible(3, False)
         layout.addWidget(self.tabs, 1)
         return box
 
@@ -129,6 +134,9 @@ class ResultsPage(Page):
 
     def show_calibration(self) -> None:
         self.tabs.setCurrentIndex(2)
+
+    def show_cross_validation(self) -> None:
+        self.tabs.setCurrentIndex(3)
 
     def _title_row(self) -> QHBoxLayout:
         """The page title, with the export (and its progress while it runs) on the right."""
@@ -210,6 +218,11 @@ class ResultsPage(Page):
         self.sweep_plot.set_sweep(report.get("sweep") or [])
         self.robustness.set_report(report)
         self.calibration.set_report(report)
+        cv = run.cross_validation
+        self.tabs.setTabVisible(3, cv is not None)
+        if cv is not None:
+            self.cross_validation.set_summary(cv, run.path)
+            self.tabs.setTabText(3, f"Cross-validation ({cv['k']} folds)")
         self.export_status.clear()
         self.stack.setCurrentIndex(1)
         self.show_level(self.level)

@@ -196,3 +196,25 @@ def test_calibration_tab_shows_the_reports_section(qtbot, opened):
             assert y.tolist() == pytest.approx([b["observed"] for b in bins])
         x, y = view.coverage[model]
         assert y.tolist() == pytest.approx([c["accuracy"] for c in entry["selective"]["calibrated"]])
+
+
+def test_a_fold_of_a_cross_validation_shows_its_summary(qtbot, window, cv_run):
+    """Opening the cross-validation folder opens its first fold; the Cross-validation tab shows the summary's
+    mean ± sd (as cv.md prints them), and a run on its own has no such tab."""
+    from engine.report.cv import evaluation_rows
+
+    assert window.controller.open_run(cv_run) is not None
+    wait_for_tasks(qtbot, window)
+    window.show_page("Results")
+    page = window.page("ResultsPage")
+    summary = json.loads((cv_run / "cv.json").read_text(encoding="utf-8"))
+    assert page.tabs.isTabVisible(3) and page.tabs.tabText(3) == "Cross-validation (3 folds)"
+    page.show_cross_validation()
+    table = page.cross_validation.image
+    shown = [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
+    assert shown == evaluation_rows(summary, "image") and "fold <b>1</b>" in page.cross_validation.note.text()
+
+
+def test_a_run_on_its_own_has_no_cross_validation_tab(opened):
+    page, _ = opened
+    assert not page.tabs.isTabVisible(3)
