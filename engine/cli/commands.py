@@ -313,6 +313,8 @@ def cmd_slide(a, progress) -> int:
 
 
 def cmd_quantize(a, progress) -> int:
+    from engine.report.labels import cell
+
     r = api.quantize_dataset(
         a.model, data_config(a), out=a.out, split=a.split, calibration_images=a.calibration_images, mode=a.mode,
         seed=a.seed, on_progress=progress,
@@ -327,8 +329,14 @@ def cmd_quantize(a, progress) -> int:
     print(f"\nOn {c['n_images']} {r['evaluation_split']} images{' (SYNTHETIC data)' if r['synthetic_data'] else ''}:\n")
     keys = ("accuracy", "balanced_accuracy", "sensitivity", "specificity")
     rows = [["model", "accuracy", "balanced", "sensitivity", "specificity", "seconds"]]
-    rows += [[m, *(fmt(c[m][k]) for k in keys), fmt(c[f"{m}_seconds"])] for m in ("fp32", "int8")]
-    rows.append(["change", fmt(c["accuracy_change"], "+.3f"), fmt(c["balanced_accuracy_change"], "+.3f"), "", "", ""])
+    rows += [[m, *(cell(c[m], k) for k in keys), fmt(c[f"{m}_seconds"])] for m in ("fp32", "int8")]
+    paired = c.get("paired") or {}
+    change = fmt(c["accuracy_change"], "+.3f") + (
+        f" ({paired['ci'][0]:+.3f} to {paired['ci'][1]:+.3f}, McNemar p {paired['p_value']:.3g})"
+        if paired.get("ci")
+        else ""
+    )
+    rows.append(["change", change, fmt(c["balanced_accuracy_change"], "+.3f"), "", "", ""])
     print(aligned(rows, left=1))
     print(
         f"\npredictions agree on {c['agreement']:.1%} ({c['flipped']} flipped); |probability difference| max "

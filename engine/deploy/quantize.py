@@ -26,7 +26,8 @@ import numpy as np
 
 from engine.core.errors import DataError, ExportError, ModelError, RunFolderError
 from engine.core.fileio import write_bytes
-from engine.core.metrics import classification_metrics
+from engine.core.intervals import metrics_with_intervals
+from engine.core.paired import compare
 from engine.deploy.blackbox import as_nchw_float
 from engine.deploy.integrity import load_verified, record_model, seal
 
@@ -216,13 +217,15 @@ def _check_loads(data: bytes, src_proto, calibration) -> None:
 
 
 def compare_quantized(
-    fp32_session, int8_session, images: np.ndarray, labels, positive: int = 1, batch_size: int = 64
+    fp32_session, int8_session, images: np.ndarray, labels, positive: int = 1, batch_size: int = 64, groups=None
 ) -> dict:
     """What the INT8 copy changes on labelled images: both models' accuracy, sensitivity, specificity and
-    balanced accuracy, their agreement, the images whose prediction flipped, and max/mean |probability
-    difference|. ``images``: float32 (N, 3, H, W) in [0, 1] or the engine's cached uint8 (N, H, W, 3),
-    converted one batch at a time (a test split at 224 px would not fit in memory as float). Sessions may be
-    given as paths. ``*_seconds`` is the time spent in each session (a by-product, not a benchmark)."""
+    balanced accuracy with their patient-level intervals (``groups``: each image's patient), the accuracy
+    change as a paired comparison (interval and McNemar p), their agreement, the images whose prediction
+    flipped, and max/mean |probability difference|. ``images``: float32 (N, 3, H, W) in [0, 1] or the engine's
+    cached uint8 (N, H, W, 3), converted one batch at a time (a test split at 224 px would not fit in memory as
+    float). Sessions may be given as paths. ``*_seconds`` is the time spent in each session (a by-product, not
+    a benchmark)."""
     from engine.deploy.session import create_session, session_provider
 
     y = np.asarray(labels, dtype=np.int64)
@@ -242,11 +245,12 @@ def compare_quantized(
     flipped = np.flatnonzero(p32.argmax(1) != p8.argmax(1))
     diff = np.abs(p32 - p8)
     out: dict = {"n_images": int(len(y))}
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     for name, p in (("fp32", p32), ("int8", p8)):
-        out[name] = dict(
-            classification_metrics(y == positive, p.argmax(1) == positive), provider=session_provider(sessions[name])
-        )
+        m = metrics_with_intervals(y == positive, y_pred=p.argmax(1) == positive, groups=groups)
+        out[name] = dict(m, provider=session_provider(sessions[name]))
         out[f"{name}_seconds"] = round(seconds[name], 4)
+    out["paired"] = compare(p8.argmax(1) == y, p32.argmax(1) == y, groups)  # INT8 minus FP32 accuracy
     return dict(
         out,
         accuracy_change=_delta(out["int8"]["accuracy"], out["fp32"]["accuracy"]),

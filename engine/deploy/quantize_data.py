@@ -78,7 +78,8 @@ def quantize_dataset(
     info = quantize_onnx(model, out, as_nchw_float(decoded.images[cal_idx]), mode=mode)
     report(on_progress, "quantize", 1, 2, unit="steps", message=f"comparing on {len(test_idx)} test images")
     check_cancel(cancel, "quantisation")
-    comparison = compare_quantized(model, out, decoded.images[test_idx], decoded.labels[test_idx])
+    patients = [decoded.dataset.records[i].patient_id or f"image-{i}" for i in test_idx]
+    comparison = compare_quantized(model, out, decoded.images[test_idx], decoded.labels[test_idx], groups=patients)
     report(on_progress, "quantize", 2, 2, unit="steps")
     result = {
         "model": str(model),

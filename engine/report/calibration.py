@@ -21,7 +21,8 @@ NOTE = (
     "before the softmax: no call changes (accuracy, sensitivity and the attacks are the same), only how sure the "
     "probabilities say the model is. ECE: the mean gap between predicted and observed malignancy over 10 bins of "
     "p(positive) (0 = calibrated); Brier: the mean squared error of p(positive). Each 'raw → calibrated', with the "
-    "calibrated value's 95% patient-level interval. Calls with p(positive) inside the review band are flagged "
+    "calibrated value's 95% patient-level interval (ECE's leans high: binned ECE is biased upward on small "
+    "samples). Calls with p(positive) inside the review band are flagged "
     "'uncertain' for a pathologist; the coverage curve shows what referring the least confident calls buys."
 )
 

@@ -185,7 +185,16 @@ def test_quantize_command_on_the_demo_needs_no_torch(fp32, tmp_path):
         "model_a.int8.onnx",
     )
     assert result["quantization"]["calibration_images"] == 40
-    assert result["comparison"]["n_images"] == len(split.indices("test"))
+    c = result["comparison"]
+    assert c["n_images"] == len(split.indices("test"))
+    # intervals over the test split's patients, and the change as a paired comparison of the same images
+    test_patients = {dataset.records[i].patient_id for i in split.indices("test")}
+    assert (
+        len(test_patients) >= 2
+        and c["fp32"]["ci"]["accuracy"][0] <= c["fp32"]["accuracy"] <= c["fp32"]["ci"]["accuracy"][1]
+    )
+    assert c["paired"]["difference"] == pytest.approx(c["accuracy_change"]) and 0 < c["paired"]["p_value"] <= 1
+    assert "McNemar p" in proc.stdout or c["paired"]["ci"] is None
     assert result["synthetic_data"] is True
     meta = session_metadata(create_session(run / "model_a.int8.onnx", device="cpu"))
     assert meta["quantization"]["source_sha256"] == sha256_file(model)
