@@ -13,18 +13,10 @@ from html import escape
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
 from desktop_app.widgets.robust_curves import COLOURS, OTHER_COLOURS
+from desktop_app.widgets.text_table import fill, rich_label, text_table
 from engine.report.calibration import HEADER, NOTE, notes, table_rows
 
 NO_SECTION = (
@@ -54,18 +46,9 @@ class CalibrationView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.note = QLabel()
-        self.note.setWordWrap(True)
-        self.note.setTextFormat(Qt.TextFormat.RichText)
-        self.table = QTableWidget(0, len(HEADER))
-        self.table.setHorizontalHeaderLabels(list(HEADER))
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.fit_notes = QLabel()
-        self.fit_notes.setWordWrap(True)
-        self.fit_notes.setTextFormat(Qt.TextFormat.RichText)
+        self.note = rich_label()
+        self.table = text_table(HEADER)
+        self.fit_notes = rich_label()
         self.fit_notes.setStyleSheet("color: #8a5a00;")
         self.reliability_plot = _plot(
             "Reliability (test split)", "mean predicted p(positive)", "observed share positive"
@@ -99,16 +82,7 @@ class CalibrationView(QWidget):
         self.note.setText(escape(NOTE, quote=False) if section else NO_SECTION)
         if not section:
             return
-        rows = table_rows(section)
-        self.table.setRowCount(len(rows))
-        for r, cells in enumerate(rows):
-            for c, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if c:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(r, c, item)
-        height = sum(self.table.rowHeight(r) for r in range(len(rows))) + self.table.horizontalHeader().height()
-        self.table.setFixedHeight(height + 2 * self.table.frameWidth() + 2)
+        fill(self.table, table_rows(section))
         self.fit_notes.setText("<br>".join(escape(n, quote=False) for n in notes(section)))
         self.fit_notes.setVisible(bool(notes(section)))
         self._draw_reliability(section)

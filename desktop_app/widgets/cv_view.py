@@ -6,40 +6,10 @@ from __future__ import annotations
 
 from html import escape
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHeaderView,
-    QLabel,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from desktop_app.widgets.text_table import fill, rich_label, text_table
 from engine.report.cv import EVAL_HEADER, ROBUST_HEADER, evaluation_rows, robustness_rows
-
-
-def _table(header) -> QTableWidget:
-    table = QTableWidget(0, len(header))
-    table.setHorizontalHeaderLabels(list(header))
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().setVisible(False)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    return table
-
-
-def fill(table: QTableWidget, rows: list[list[str]]) -> None:
-    table.setRowCount(len(rows))
-    for r, cells in enumerate(rows):
-        for c, text in enumerate(cells):
-            item = QTableWidgetItem(text)
-            if c:
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            table.setItem(r, c, item)
-    height = sum(table.rowHeight(r) for r in range(len(rows))) + table.horizontalHeader().height()
-    table.setFixedHeight(height + 2 * table.frameWidth() + 2)
 
 
 class CrossValidationView(QWidget):
@@ -47,10 +17,9 @@ class CrossValidationView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.note = QLabel()
-        self.note.setWordWrap(True)
-        self.note.setTextFormat(Qt.TextFormat.RichText)
-        self.image, self.patient, self.robust = _table(EVAL_HEADER), _table(EVAL_HEADER), _table(ROBUST_HEADER)
+        self.note = rich_label()
+        self.image, self.patient = text_table(EVAL_HEADER), text_table(EVAL_HEADER)
+        self.robust = text_table(ROBUST_HEADER)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 8, 4)
         layout.addWidget(self.note)

@@ -8,18 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.core.eps import format_eps
+from engine.core.intervals import INTERVAL_METRICS
 from engine.core.metadata import ModelMeta
 
-METRICS = (
-    "accuracy",
-    "balanced_accuracy",
-    "sensitivity",
-    "specificity",
-    "precision",
-    "f1",
-    "roc_auc",
-    "missed_cancer_rate",
-)
+METRICS = INTERVAL_METRICS  # the table columns: every metric with an interval
 METRIC_TITLES = {
     "accuracy": "accuracy",
     "balanced_accuracy": "balanced accuracy",

@@ -62,6 +62,8 @@ def details_html(row: dict, positive: str) -> str:
     lines = [f"<b>Could not be read:</b> {escape(short_error(row))}"] if row.get("error") else []
     if not row.get("error"):
         lines.append(f"p({escape(positive)}) = {row[f'p_{positive}']:.3f}")
+        if row.get("review"):
+            lines.append(f"<b>Uncertain</b>: inside the review band {escape(row.get('review_band', ''))}; review first")
     lines += [
         f"File: {escape(row['path'])}",
         f"Model: {escape(row['model'])} (sha256 <tt>{row['model_sha256'][:12]}…</tt>), {escape(row['provider'])}",
