@@ -2,14 +2,18 @@
 
 - ``fgsm-rs``: "fast" adversarial training (Wong, Rice & Kolter, ICLR 2020): a uniform random start in the
   eps ball and one signed-gradient step of 1.25 eps, i.e. PGD with one step. Cheap (two passes per batch)
-  but prone to catastrophic overfitting, which the loop watches for with a PGD check on validation data.
+  but prone to catastrophic overfitting, which the loop watches for with PGD and FGSM checks on validation data.
 - ``pgd``: PGD adversarial training (Madry et al., ICLR 2018), ``adv_steps`` steps of 2.5 eps / steps.
 - ``trades``: TRADES (Zhang et al., ICML 2019): clean cross-entropy + beta * KL(f(x) || f(x')), where x'
   maximises that KL inside the eps ball.
 
-With ``adv_ratio`` < 1 only that fraction of each batch (the first images of a shuffled batch) is replaced
-by its adversarial copy; the rest stays clean (mixed training). Adversarial examples are made with the
-model in eval mode and frozen parameters (``attack_mode``), in float32, from the batch after augmentation.
+With ``adv_ratio`` < 1 only that fraction of each batch is replaced by its adversarial copy; the rest stays
+clean (mixed training). The attacked images are drawn at random from the epoch's generator (seeded, so a run
+is reproducible), balanced by class: each class gives about ``adv_ratio`` of its images in the batch, the
+shares rounded so that ``round(adv_ratio * n)`` are attacked in all. Every image keeps its index, so the
+labels still match. (Batches may come in path order, all benign first: taking the first images would
+attack nearly only one class.) Adversarial examples are made with the model in eval mode and frozen
+parameters (``attack_mode``), in float32, from the batch after augmentation.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from torch import nn
 from engine.attacks import pgd
 from engine.attacks._common import attack_mode, project
 from engine.core.config import TrainConfig
+
+# Training attacks climb cross-entropy, the loss the defences' papers trained with (the evaluation's attacks use the
+# margin, which does not saturate): on a model still learning the two give the same signed step.
+LOSS = "ce"
 
 
 def adversarial_loss(
@@ -47,14 +55,45 @@ def adversarial_loss(
 
 
 def mixed_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
-    """``x`` with its first ``round(adv_ratio * n)`` images replaced by FGSM-RS or PGD copies."""
+    """``x`` with ``round(adv_ratio * n)`` images, chosen by ``adversarial_indices``, replaced in place (same
+    index) by FGSM-RS or PGD copies; ``x`` itself when none is chosen."""
     n_adv = round(cfg.adv_ratio * len(x))
     if n_adv == 0:
         return x
     eps = cfg.adv_eps
     steps, alpha = (1, 1.25 * eps) if cfg.adversarial == "fgsm-rs" else (cfg.adv_steps, 2.5 * eps / cfg.adv_steps)
-    adv = pgd(model, x[:n_adv], y[:n_adv], eps=eps, alpha=alpha, steps=steps, random_start=True, generator=gen)
-    return torch.cat([adv, x[n_adv:]]) if n_adv < len(x) else adv
+    if n_adv >= len(x):
+        return pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, random_start=True, generator=gen, loss=LOSS)
+    idx = adversarial_indices(y, cfg.adv_ratio, gen)
+    out = x.clone()
+    out[idx] = pgd(model, x[idx], y[idx], eps=eps, alpha=alpha, steps=steps, random_start=True, generator=gen,
+                   loss=LOSS)  # fmt: skip
+    return out
+
+
+def adversarial_indices(y: torch.Tensor, ratio: float, gen: torch.Generator) -> torch.Tensor:
+    """Sorted indices of ``round(ratio * n)`` images of the batch, drawn from ``gen`` class by class."""
+    labels = y.cpu()
+    classes, counts = labels.unique(return_counts=True)
+    quotas = class_quotas(counts, round(ratio * len(labels)), ratio, gen)
+    chosen = []
+    for c, k in zip(classes, quotas.tolist()):
+        members = (labels == c).nonzero().flatten()
+        chosen.append(members[torch.randperm(len(members), generator=gen, device=gen.device)[:k].cpu()])
+    return torch.cat(chosen).sort().values.to(y.device)
+
+
+def class_quotas(counts: torch.Tensor, total: int, ratio: float, gen: torch.Generator) -> torch.Tensor:
+    """``ratio`` of each class count, rounded down, and the rest of ``total`` one each to the classes with the
+    largest remainders (largest-remainder rounding; ties broken at random from ``gen``)."""
+    exact = counts.double() * ratio
+    quotas = exact.floor().long()
+    rest = total - int(quotas.sum())
+    if rest > 0:
+        order = torch.randperm(len(counts), generator=gen, device=gen.device).cpu()
+        remainders = (exact - quotas)[order]
+        quotas[order[torch.argsort(remainders, descending=True, stable=True)[:rest]]] += 1
+    return torch.minimum(quotas, counts)
 
 
 def trades_adversary(model: nn.Module, x: torch.Tensor, eps: float, steps: int, gen: torch.Generator):

@@ -18,7 +18,7 @@ from engine.data.arrays import ArraySet, batches
 from engine.models.tensors import to_tensor
 
 VAL_LIMIT = 256  # validation images attacked per epoch (a class-stratified, fixed subset)
-CO_DROP = 0.2  # a fall of PGD accuracy by this much (and by half) from its best epoch is flagged
+CO_DROP = 0.2  # a fall of PGD accuracy by this much (and by half) from its best epoch, FGSM staying high, is flagged
 
 
 def robust_subset(val: ArraySet, limit: int = VAL_LIMIT, seed: int = 0) -> np.ndarray:
@@ -54,7 +54,20 @@ def robust_validation(model: nn.Module, val: ArraySet, idx: np.ndarray, cfg: Tra
 
 
 def catastrophic_overfitting(history: list[dict], current: dict) -> bool:
-    """True when PGD validation accuracy fell by at least ``CO_DROP`` and by half from its best earlier epoch."""
+    """True when PGD validation accuracy collapsed while FGSM validation accuracy stayed high.
+
+    PGD accuracy fell by at least ``CO_DROP`` and by half from its best earlier epoch, and FGSM accuracy is
+    still within ``CO_DROP`` of its best earlier epoch and at least ``CO_DROP`` above the PGD accuracy. When
+    FGSM accuracy fell with PGD the model simply got worse (e.g. the learning rate blew up): not flagged.
+    History rows without ``val_fgsm_acc`` (older runs) are skipped for the FGSM best; a ``current`` without
+    it is judged on the PGD collapse alone.
+    """
     best = max((row.get("val_pgd_acc", 0.0) for row in history), default=0.0)
-    drop = best - current["val_pgd_acc"]
-    return drop >= CO_DROP and current["val_pgd_acc"] <= best / 2
+    pgd_acc = current["val_pgd_acc"]
+    if not (best - pgd_acc >= CO_DROP and pgd_acc <= best / 2):
+        return False
+    fgsm_acc = current.get("val_fgsm_acc")
+    if fgsm_acc is None:
+        return True
+    best_fgsm = max((row["val_fgsm_acc"] for row in history if row.get("val_fgsm_acc") is not None), default=0.0)
+    return fgsm_acc >= best_fgsm - CO_DROP and fgsm_acc >= pgd_acc + CO_DROP

@@ -73,16 +73,48 @@ def test_pgd_training_is_more_robust_than_clean_training(tmp_path):
     assert acc_robust >= acc_clean + 0.3, (acc_clean, acc_robust)
 
 
-def test_mixed_batch_replaces_only_the_requested_fraction():
+def _attacked(seed, y, ratio=0.5):
+    """``mixed_batch`` on random images with labels ``y``: its output, the input and a mask of the changed images."""
+    torch.manual_seed(0)
     model = create_model("small_cnn")
-    x, y = torch.rand(8, 3, 16, 16), torch.arange(8) % 2
-    cfg = TrainConfig(**{**CFG.__dict__, "adversarial": "fgsm-rs", "adv_ratio": 0.5})
-    out = mixed_batch(model, x, y, cfg, torch.Generator().manual_seed(0))
-    assert torch.equal(out[4:], x[4:])
-    assert (out[:4] - x[:4]).abs().max() <= cfg.adv_eps + 1e-6
-    assert (out[:4] != x[:4]).float().mean() > 0.5
-    none = TrainConfig(**{**cfg.__dict__, "adv_ratio": 0.0})
-    assert mixed_batch(model, x, y, none, torch.Generator()) is x
+    x = torch.rand(len(y), 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    cfg = TrainConfig(**{**CFG.__dict__, "adversarial": "fgsm-rs", "adv_ratio": ratio})
+    out = mixed_batch(model, x, y, cfg, torch.Generator().manual_seed(seed))
+    assert out.shape == x.shape and (out - x).abs().max() <= cfg.adv_eps + 1e-6 and 0 <= out.min() <= out.max() <= 1
+    return out, x, (out != x).flatten(1).any(1)
+
+
+def test_mixed_batch_replaces_only_the_requested_fraction():
+    y = torch.arange(8) % 2
+    out, x, changed = _attacked(0, y)
+    assert changed.sum() == 4 and torch.equal(out[~changed], x[~changed])
+    assert (out[changed] != x[changed]).float().mean() > 0.5  # attacked images differ in most pixels
+    none = TrainConfig(**{**CFG.__dict__, "adversarial": "fgsm-rs", "adv_ratio": 0.0})
+    assert mixed_batch(create_model("small_cnn"), x, y, none, torch.Generator()) is x
+
+
+def test_mixed_batch_attacks_a_random_class_balanced_subset_in_place():
+    y = torch.tensor([0] * 6 + [1] * 10)  # a path-sorted batch: every benign image first
+    sets = {}
+    for seed in range(4):
+        out, x, changed = _attacked(seed, y)
+        assert changed.sum() == 8 and changed[:6].sum() == 3 and changed[6:].sum() == 5  # half of each class
+        assert torch.equal(out[~changed], x[~changed])  # the others untouched, each image at its own index
+        assert (out[changed] != x[changed]).flatten(1).float().mean(1).min() > 0.5
+        assert torch.equal(_attacked(seed, y)[0], out), "the same seed gives the same batch"
+        sets[seed] = tuple(changed.nonzero().flatten().tolist())
+    assert len(set(sets.values())) > 1, "the attacked images depend on the generator's seed"
+
+
+def test_mixed_batch_rounds_the_class_shares_to_the_batch_total():
+    y = torch.tensor([0] * 5 + [1] * 7)  # half of each class is 2.5 and 3.5: one class gets the odd image
+    counts = set()
+    for seed in range(8):
+        _, _, changed = _attacked(seed, y)
+        counts.add((int(changed[:5].sum()), int(changed[5:].sum())))
+    assert counts <= {(2, 4), (3, 3)} and len(counts) == 2, counts  # 6 in all; the tie broken at random
+    _, _, changed = _attacked(0, torch.tensor([0, 0, 0, 1]), ratio=0.25)
+    assert changed.sum() == 1
 
 
 def test_trades_adversary_stays_in_the_ball_and_raises_the_divergence():
@@ -106,6 +138,24 @@ def test_catastrophic_overfitting_rule():
     assert catastrophic_overfitting(history, {"val_pgd_acc": 0.05})
     assert not catastrophic_overfitting(history, {"val_pgd_acc": 0.45})  # a dip, not a collapse
     assert not catastrophic_overfitting([], {"val_pgd_acc": 0.0})
+
+
+def test_catastrophic_overfitting_needs_fgsm_accuracy_to_stay_high():
+    history = [{"val_pgd_acc": 0.2, "val_fgsm_acc": 0.5}, {"val_pgd_acc": 0.6, "val_fgsm_acc": 0.8}]
+    assert catastrophic_overfitting(history, {"val_pgd_acc": 0.05, "val_fgsm_acc": 0.85})  # FGSM high: CO
+    assert catastrophic_overfitting(history, {"val_pgd_acc": 0.05, "val_fgsm_acc": 0.7})  # within CO_DROP of best
+    assert not catastrophic_overfitting(history, {"val_pgd_acc": 0.05, "val_fgsm_acc": 0.1})  # the model got worse
+    assert not catastrophic_overfitting(history, {"val_pgd_acc": 0.05, "val_fgsm_acc": 0.5})  # FGSM fell too
+    low = [{"val_pgd_acc": 0.5, "val_fgsm_acc": 0.2}]
+    assert not catastrophic_overfitting(low, {"val_pgd_acc": 0.1, "val_fgsm_acc": 0.2})  # FGSM not above PGD
+
+
+def test_catastrophic_overfitting_with_history_rows_lacking_fgsm_accuracy():
+    old = [{"val_pgd_acc": 0.6}, {"val_pgd_acc": 0.5, "val_fgsm_acc": None}]  # rows of older runs
+    assert catastrophic_overfitting(old, {"val_pgd_acc": 0.05, "val_fgsm_acc": 0.7})
+    assert not catastrophic_overfitting(old, {"val_pgd_acc": 0.05, "val_fgsm_acc": 0.1})
+    mixed = [*old, {"val_pgd_acc": 0.4, "val_fgsm_acc": 0.9}]
+    assert not catastrophic_overfitting(mixed, {"val_pgd_acc": 0.05, "val_fgsm_acc": 0.6})  # 0.3 below its best
 
 
 def test_collapse_is_flagged_and_the_best_epoch_kept(tmp_path, monkeypatch, caplog):
