@@ -157,23 +157,76 @@ def save_split(path: str | Path, dataset: Dataset, split: Split) -> None:
 
 
 def load_split(path: str | Path, dataset: Dataset, *, level: str = "patient", seed: int = 0) -> Split:
-    """Re-apply a saved ``split.csv`` to ``dataset``; every record must be listed, with the same label."""
+    """Re-apply a saved ``split.csv`` to ``dataset``; every record must be listed, with the same label.
+
+    Checked like a new split: at ``level="patient"`` no patient may lie in two splits (a file that does is an
+    image-level split and is refused, not reported as patient-level), and train and test must each hold
+    every class. ``level="image"`` accepts any assignment and records it as image-level."""
+    if level not in ("patient", "image"):
+        raise DataError(f"split level {level!r} must be 'patient' or 'image'")
+    rows = _read_split_rows(path)
+    assignment, patients = [], []
+    for r in dataset.records:
+        row = rows.get(str(r.path))
+        if row is None or row["split"] not in SPLITS or row["label"] != r.label:
+            raise DataError(f"split file {path} does not match the dataset at {r.path}; make a new split instead")
+        assignment.append(row["split"])
+        patients.append(r.patient_id or row.get("patient_id") or None)
+    split = Split(level, seed, (0.0, 0.0, 0.0), tuple(assignment))
+    if level == "patient":
+        _check_patient_level(path, dataset, patients, split.assignment)
+    else:
+        log.warning(LEAK_WARNING)
+    _check_saved_classes(path, dataset, split)
+    return split
+
+
+def _read_split_rows(path: str | Path) -> dict[str, dict]:
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             missing = {"path", "label", "split"} - set(reader.fieldnames or ())
             if missing:
                 raise KeyError(f"missing columns {sorted(missing)}")
-            rows = {row["path"]: row for row in reader}
+            return {row["path"]: row for row in reader}
     except (OSError, UnicodeDecodeError, KeyError, csv.Error) as exc:
         raise DataError(f"cannot read split file {path}: {exc}") from exc
-    assignment = []
-    for r in dataset.records:
-        row = rows.get(str(r.path))
-        if row is None or row["split"] not in SPLITS or row["label"] != r.label:
-            raise DataError(f"split file {path} does not match the dataset at {r.path}; make a new split instead")
-        assignment.append(row["split"])
-    return Split(level, seed, (0.0, 0.0, 0.0), tuple(assignment))
+
+
+def _check_patient_level(path, dataset: Dataset, patients: list[str | None], assignment: tuple[str, ...]) -> None:
+    """A saved split used as patient-level must keep every patient in one split."""
+    unknown = [r.path.name for r, p in zip(dataset.records, patients) if p is None]
+    if unknown:
+        raise DataError(
+            f"split file {path} cannot be used as a patient-level split: {len(unknown)} images have no patient id "
+            f"(e.g. {unknown[0]}); pass {option('split_level', 'image')} to use it as an image-level split, or give "
+            f"patient ids ({option('patient_regex')}, a CSV manifest with a patient_id column) and make a new split"
+        )
+    splits_of: dict[str, set[str]] = defaultdict(set)
+    for patient, name in zip(patients, assignment):
+        splits_of[patient].add(name)
+    # name a patient in train and test first: that leak is the one that inflates test accuracy
+    leaked = sorted((p for p, names in splits_of.items() if len(names) > 1),
+                    key=lambda p: (not {"train", "test"} <= splits_of[p], p))  # fmt: skip
+    if leaked:
+        names = [s for s in SPLITS if s in splits_of[leaked[0]]]
+        where = f"both {names[0]} and {names[1]}" if len(names) == 2 else "all of train, val and test"
+        raise DataError(
+            f"split file {path} puts patient {leaked[0]} in {where} ({len(leaked)} patients are in more than "
+            f"one split): it is an image-level split, not a patient-level one; pass {option('split_level', 'image')} "
+            "to use it as one (its accuracy is inflated by the leaked patients), or make a new patient-level split"
+        )
+
+
+def _check_saved_classes(path, dataset: Dataset, split: Split) -> None:
+    for name in ("train", "test"):
+        present = {dataset.records[i].label for i in split.indices(name)}
+        missing = [c for c in dataset.classes if c not in present]
+        if missing:
+            raise DataError(
+                f"split file {path} leaves the {name} split with no {' and no '.join(missing)} image, so the model "
+                f"cannot be {'trained' if name == 'train' else 'tested'} on both classes; make a new split instead"
+            )
 
 
 def split_summary(dataset: Dataset, split: Split) -> dict:

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from engine.core.config import DataConfig
-from engine.core.errors import ConfigError, DataError, ModelError, option
+from engine.core.errors import ConfigError, DataError, ModelError, RunFolderError, option
 from engine.core.fileio import write_json
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.cache import decode_dataset
@@ -118,10 +118,19 @@ def _split(model: Path, cfg: DataConfig, dataset) -> tuple[Split, str]:
     beside = run.path(SPLIT) if run is not None else model.parent / SPLIT
     if beside.is_file():
         try:
-            return load_split(beside, dataset, level=cfg.split_level, seed=cfg.split_seed), str(beside)
+            return load_split(beside, dataset, level=_run_level(run, cfg), seed=cfg.split_seed), str(beside)
         except DataError as exc:
             log.warning("%s; using a new split of the dataset instead", exc)
     return make_split(dataset, ratios=cfg.ratios, seed=cfg.split_seed, level=cfg.split_level), "new"
+
+
+def _run_level(run: RunFolder | None, cfg: DataConfig) -> str:
+    """The split level the run was made with (an image-level run's split.csv puts patients in two splits and
+    is still the one that keeps its training images out of the test split), else the data options' level."""
+    try:
+        return run.read_config().data.split_level if run is not None else cfg.split_level
+    except RunFolderError:
+        return cfg.split_level
 
 
 def _indices(split: Split, name: str) -> list[int]:

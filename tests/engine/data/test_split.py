@@ -262,3 +262,95 @@ def test_split_summary_counts():
     assert sum(s[name]["n_patients"] for name in SPLITS) == 20
     for name in SPLITS:
         assert sum(s[name]["per_class"].values()) == s[name]["n_images"]
+
+
+def _image_level_file(tmp_path: Path) -> tuple[Dataset, Path]:
+    """A split.csv made at image level, so that patients land in several splits."""
+    ds = make_dataset((8, 8), 6)
+    split = make_split(ds, seed=0, level="image")
+    assert any(len(s) > 1 for s in _splits_of_patients(ds, split).values())
+    save_split(tmp_path / "split.csv", ds, split)
+    return ds, tmp_path / "split.csv"
+
+
+def _splits_of_patients(ds: Dataset, split: Split) -> dict[str, set[str]]:
+    seen: dict[str, set[str]] = defaultdict(set)
+    for r, s in zip(ds.records, split.assignment):
+        seen[r.patient_id].add(s)
+    return seen
+
+
+def test_load_split_refuses_an_image_level_file_as_patient_level(tmp_path):
+    ds, path = _image_level_file(tmp_path)
+    leak = r"puts patient \S+ in (both|all of) train.* test .*image-level split.*--split-level image"
+    with pytest.raises(DataError, match=leak):
+        load_split(path, ds)  # the default level is patient
+    with pytest.raises(DataError, match="image-level split"):
+        load_split(path, ds, level="patient")
+
+
+def test_load_split_records_an_image_level_file_as_image_level(tmp_path, caplog):
+    ds, path = _image_level_file(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="engine.data.split"):
+        loaded = load_split(path, ds, level="image")
+    assert loaded.level == "image" and LEAK_WARNING in caplog.text
+    summary = split_summary(ds, loaded)
+    assert summary["level"] == "image" and summary["warning"] == LEAK_WARNING
+
+
+def test_load_split_patient_level_file_stays_patient_level(tmp_path):
+    ds = make_dataset((8, 8), 3)
+    save_split(tmp_path / "split.csv", ds, make_split(ds, seed=2))
+    loaded = load_split(tmp_path / "split.csv", ds)
+    assert loaded.level == "patient"
+    assert_patient_level(ds, loaded)
+
+
+def test_load_split_without_patient_ids_is_not_patient_level(tmp_path):
+    ds = make_dataset(with_patients=False)
+    save_split(tmp_path / "split.csv", ds, make_split(ds, level="image"))
+    with pytest.raises(DataError, match="no patient id.*--split-level image"):
+        load_split(tmp_path / "split.csv", ds)
+    assert load_split(tmp_path / "split.csv", ds, level="image").level == "image"
+
+
+@pytest.mark.parametrize("name", ["train", "test"])
+def test_load_split_needs_both_classes_in_train_and_test(tmp_path, name):
+    ds = make_dataset((6, 6), 2)
+    other = "test" if name == "train" else "train"
+    rows = []
+    for r in ds.records:  # patient-level, benign patients in train and test, every malignant one outside `name`
+        benign_split = "train" if int(r.patient_id[1:]) % 2 else "test"
+        rows.append(f"{r.path},{r.label},{r.patient_id},{benign_split if r.label == 'benign' else other}\n")
+    (tmp_path / "split.csv").write_text("path,label,patient_id,split\n" + "".join(rows))
+    with pytest.raises(DataError, match=rf"the {name} split .*no malignant image.*make a new split"):
+        load_split(tmp_path / "split.csv", ds)
+
+
+def test_prepare_data_records_the_true_level_of_a_saved_split(tmp_path):
+    """--split-file and a resumed run: an image-level split.csv is refused at --split-level patient and kept,
+    recorded as image-level, at --split-level image (the run's own level when it is resumed)."""
+    from engine.core.config import DataConfig, ExperimentConfig
+    from engine.data.prepare import prepare_data
+    from engine.runs.folder import RunFolder
+    from tests.engine.conftest import SIZE, TRAIN, _write_folder
+
+    folder = _write_folder(tmp_path / "data")
+    image_cfg = DataConfig(data=str(folder), split_level="image")
+    made = prepare_data(image_cfg, SIZE)
+    leaks = any(len(s) > 1 for s in _splits_of_patients(made.dataset, made.split).values())
+    assert made.split.level == "image" and leaks
+    save_split(tmp_path / "split.csv", made.dataset, made.split)
+    with pytest.raises(DataError, match="image-level split"):
+        prepare_data(DataConfig(data=str(folder), split_file=str(tmp_path / "split.csv")), SIZE)
+    again = prepare_data(replace(image_cfg, split_file=str(tmp_path / "split.csv")), SIZE)
+    assert again.split.level == "image" and split_summary(again.dataset, again.split)["level"] == "image"
+
+    run, cfg = tmp_path / "run", ExperimentConfig(image_cfg, TRAIN)
+    RunFolder.prepare(run, cfg).release()
+    save_split(run / "split.csv", made.dataset, made.split)
+    resuming = RunFolder.check(run, cfg, resume=True)
+    resumed = prepare_data(cfg.data, SIZE, split_file=RunFolder.saved_split(run, resuming))
+    assert resumed.split.level == "image" and split_hash(resumed.dataset, resumed.split) == split_hash(
+        made.dataset, made.split
+    )

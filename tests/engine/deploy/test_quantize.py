@@ -28,6 +28,7 @@ from engine.models.registry import create_model
 from tests.conftest import toy_arrays
 
 SIZE = 32
+CLASSES = ("benign", "malignant")
 REPO = Path(__file__).resolve().parents[3]
 INT8_OPS = {"QLinearConv", "ConvInteger"}
 QUANTISED_HEAD_OPS = {"QGemm", "QLinearSoftmax", "MatMulInteger", "QLinearMatMul"}
@@ -198,3 +199,24 @@ def test_quantize_command_on_the_demo_needs_no_torch(fp32, tmp_path):
     assert result["synthetic_data"] is True
     meta = session_metadata(create_session(run / "model_a.int8.onnx", device="cpu"))
     assert meta["quantization"]["source_sha256"] == sha256_file(model)
+
+
+def test_the_split_of_an_image_level_run_is_kept_not_replaced(tmp_path):
+    """A saved split.csv is checked at the level its run was made with: an image-level run's split (patients in
+    two splits) still decides the test images, rather than failing the patient-level check for a new split."""
+    from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
+    from engine.data.records import Dataset, ImageRecord
+    from engine.deploy.quantize_data import _split
+    from engine.runs.folder import RunFolder
+
+    records = [
+        ImageRecord(tmp_path / c / f"{c[0]}{p}_{i}.png", c, f"{c[0]}{p}") for c in CLASSES for p in range(6)
+        for i in range(4)
+    ]  # fmt: skip
+    dataset = Dataset(tmp_path, "class-folders", records, tuple(CLASSES))
+    split = make_split(dataset, seed=1, level="image")
+    run = tmp_path / "run"
+    RunFolder.prepare(run, ExperimentConfig(DataConfig(demo=True, split_level="image"), TrainConfig())).release()
+    save_split(run / "split.csv", dataset, split)
+    kept, source = _split(run / "model_a.onnx", DataConfig(demo=True), dataset)
+    assert (kept.assignment, kept.level, source) == (split.assignment, "image", str(run / "split.csv"))
