@@ -3,8 +3,9 @@
 Models differ in colour, attacks in marker; white-box attacks are solid lines, the random-noise baselines
 dotted, the black-box Square attack dash-dotted with stars, and the majority-class baseline a grey dashed
 line. Each line starts at the model's clean accuracy (eps 0). PGD-L2 rows are left out: their eps is an
-L2 radius, not k/255. The legend sits beside the plot and names every line. The strongest white-box attack
-of the plan (the last: PGD by default) has its 95% interval as a band in the model's colour.
+L2 radius, not k/255. The worst case over every attack (an image counts only if it survived them all) is a
+dashed line with crosses and carries its 95% interval as a band in the model's colour (without worst-case rows,
+the plan's last white-box attack, PGD by default, has the band). The legend beside the plot names every line.
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ from engine.report.robustness import attack_name
 
 COLOURS = {"A": "#1f77b4", "B": "#d62728", "C": "#2ca02c"}
 OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2")
-MARKERS = {"fgsm": "o", "bim": "t", "pgd": "s", "apgd": "d", "square": "star"}
-STYLES = {"white-box": Qt.PenStyle.SolidLine, "baseline": Qt.PenStyle.DotLine, "black-box": Qt.PenStyle.DashDotLine}
+MARKERS = {"fgsm": "o", "bim": "t", "pgd": "s", "apgd": "d", "square": "star", "worst-case": "x"}
+STYLES = {
+    "worst-case": Qt.PenStyle.DashLine,
+    "white-box": Qt.PenStyle.SolidLine,
+    "baseline": Qt.PenStyle.DotLine,
+    "black-box": Qt.PenStyle.DashDotLine,
+}
 
 
 def series_of(section: dict) -> dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]]:
@@ -39,12 +45,12 @@ def series_of(section: dict) -> dict[tuple[str, str, str], tuple[np.ndarray, np.
     return out
 
 
-def _intervals(section: dict, model: str, attack: str) -> list[tuple[float, list[float] | None]]:
-    """(eps in k/255, accuracy interval) of ``model``'s white-box ``attack`` rows, from its clean row on."""
+def _intervals(section: dict, model: str, attack: str, kind: str) -> list[tuple[float, list[float] | None]]:
+    """(eps in k/255, accuracy interval) of ``model``'s ``kind`` ``attack`` rows, from its clean row on."""
     rows = [r for r in section.get("rows", []) if r["model"] == model]
     out = [(0.0, (r.get("ci") or {}).get("accuracy")) for r in rows if r["kind"] == "clean"]
     out += [(round(r["eps"] * 255, 3), (r.get("ci") or {}).get("accuracy")) for r in rows
-            if r["kind"] == "white-box" and r["attack"] == attack]  # fmt: skip
+            if r["kind"] == kind and r["attack"] == attack]  # fmt: skip
     return sorted(out, key=lambda p: p[0])
 
 
@@ -76,6 +82,8 @@ class RobustCurves(pg.GraphicsLayoutWidget):
         self.series = series_of(section)
         self.bands = {}
         models = sorted({m for m, _, _ in self.series})
+        worst = any(kind == "worst-case" for _, _, kind in self.series)
+        banded = "worst-case" if worst else ((section.get("plan") or {}).get("attacks") or ["pgd"])[-1]
         for (model, attack, kind), (x, y) in self.series.items():
             colour = COLOURS.get(model) or OTHER_COLOURS[models.index(model) % len(OTHER_COLOURS)]
             pen = pg.mkPen(colour, width=2 if kind != "baseline" else 1.5, style=STYLES[kind])
@@ -84,8 +92,8 @@ class RobustCurves(pg.GraphicsLayoutWidget):
                                        symbolSize=7)  # fmt: skip
             what = attack_name({"attack": attack}) + (" (random)" if kind == "baseline" else "")
             self.legend.addItem(item, f"{model}: {what}")
-            if kind == "white-box" and attack in (section.get("plan") or {}).get("attacks", ["pgd"])[-1:]:
-                band = interval_points(_intervals(section, model, attack))
+            if attack == banded and kind in ("white-box", "worst-case"):
+                band = interval_points(_intervals(section, model, attack, kind))
                 if add_band(self.plot_item, *band, colour):
                     self.bands[model] = band
         xs = [v for x, _ in self.series.values() for v in x.tolist()]

@@ -1,11 +1,11 @@
 """The reviewer's robustness table (report.json "robustness" rows): one view at a time, the same text cells as
 report.md / report.html (``engine.report.robustness``), and the row dict behind each line.
 
-Views: "attacks" (white-box, black-box and the random-noise baselines), "transfer" (adversarial images made
-on another model), "natural" (stain, blur, JPEG), "compare" (the paired comparisons of the models on the same
-images) and "min_eps" (the smallest eps that flips each image, one line per model). Metrics carry their 95%
-intervals as the reports print them. Selecting a line emits ``row_chosen(row)``, so the page can show that
-row's confusion matrix (a comparison or min_eps line has none).
+Views: "attacks" (the worst case over every attack, white-box, black-box and the random-noise baselines),
+"transfer" (adversarial images made on another model), "natural" (stain, blur, JPEG), "compare" (the paired
+comparisons of the models on the same images) and "min_eps" (the smallest eps that flips each image, one line
+per model). Metrics carry their 95% intervals as the reports print them. Selecting a line emits
+``row_chosen(row)``, so the page can show that row's confusion matrix (a comparison or min_eps line has none).
 """
 
 from __future__ import annotations
@@ -26,16 +26,22 @@ from engine.report.robustness import (
 )
 
 VIEWS = {  # key -> (menu text, kinds)
-    "attacks": ("White-box, black-box and random-noise baselines", ("white-box", "black-box", "baseline")),
+    "attacks": (
+        "Worst case, white-box, black-box and random-noise baselines",
+        ("worst-case", "white-box", "black-box", "baseline"),
+    ),
     "transfer": ("Transfer: adversarial images made on another model", ("transfer",)),
+    "strong": ("Strong evaluation: APGD-CE, APGD-margin and Square on a fixed subset", ("strong",)),
     "natural": ("Natural perturbations: stain, blur, JPEG", ("natural",)),
     "compare": ("Paired comparisons: which model is more accurate on the same images", ()),
     "min_eps": ("Smallest eps that flips each image (PGD), per model", ()),
 }
 HEADERS = {"natural": NATURAL_HEADER, "min_eps": MIN_EPS_HEADER, "compare": COMPARE_HEADER}
 HELP = {
-    "threat": "white-box: the model's own gradients; black-box: queries to its ONNX file only; transfer: "
-    "adversarial images made on another model; random: noise of the same size (a control, not an attack)",
+    "threat": "every attack: the worst case per image over all attacks at this eps (an image counts as right "
+    "only if it survived them all); white-box: the model's own gradients; black-box: queries to its ONNX file "
+    "only; transfer: adversarial images made on another model; random: noise of the same size (a control, "
+    "not an attack)",
     "eps": "largest change of a pixel, in k/255 of the pixel range (PGD-L2: the L2 radius)",
     "clean acc": "accuracy on the same images without any change",
     "robust acc": "accuracy under this attack",

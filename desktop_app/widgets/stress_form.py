@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.widgets.image_source import images_group
-from engine.core.catalog import ATTACK_LABELS, BASELINES, ITERATIVE, WHITE_BOX
+from engine.core.catalog import ATTACK_LABELS, BASELINES, ITERATIVE, LOSS_LABELS, WHITE_BOX
 from engine.core.config import AttackConfig
 
 SOURCES = (("One image", "image"), ("A folder of labelled images", "folder"), ("The run's test split", "split"))
@@ -118,6 +118,13 @@ class StressForm(QWidget):
         self.steps_spin = spin(1, 200, 10, " steps")
         self.restarts_spin = spin(1, 20, 1, "")
         self.restarts_spin.setToolTip("The attack starts again from new random points; the worst result counts")
+        self.loss_combo = QComboBox()
+        for key, text in LOSS_LABELS.items():
+            self.loss_combo.addItem(text, key)
+        self.loss_combo.setToolTip(
+            "What the attack climbs. The margin (default) keeps working on a confident model; cross-entropy "
+            "saturates there, its gradient vanishes and the model can look robust when it is not."
+        )
         self.eps_slider = QSlider(Qt.Orientation.Horizontal)
         self.eps_slider.setRange(0, 32)
         self.eps_slider.setPageStep(4)
@@ -135,8 +142,8 @@ class StressForm(QWidget):
         self.targeted_note = note()
         self.set_eps_note = note()
         for label, widget in (("Method", self.attack_combo), ("Iterations", self.steps_spin),
-                              ("Restarts", self.restarts_spin), (self.eps_label, self.eps_slider),
-                              ("L2 radius", self.l2_spin)):  # fmt: skip
+                              ("Restarts", self.restarts_spin), ("Loss", self.loss_combo),
+                              (self.eps_label, self.eps_slider), ("L2 radius", self.l2_spin)):  # fmt: skip
             form.addRow(label, widget)
         for widget in (self.set_eps_note, self.targeted, self.targeted_note):
             form.addRow(widget)
@@ -228,7 +235,8 @@ class StressForm(QWidget):
         method = self.method()
         steps = self.steps_spin.value() if method in ITERATIVE else None
         restarts = self.restarts_spin.value() if method in RESTARTS else 1
-        return AttackConfig(method, self.eps(), steps=steps, restarts=restarts, target=self.target())
+        loss = self.loss_combo.currentData()
+        return AttackConfig(method, self.eps(), steps=steps, restarts=restarts, target=self.target(), loss=loss)
 
     def set_classes(self, classes: list[str] | None) -> None:
         """Name the classes in the targeted checkbox: 'make <positive> look <negative>'."""
@@ -249,6 +257,7 @@ class StressForm(QWidget):
         method = self.method()
         self.steps_spin.setEnabled(method in ITERATIVE)
         self.restarts_spin.setEnabled(method in RESTARTS)
+        self.loss_combo.setEnabled(method in WHITE_BOX)  # noise climbs nothing
         self.targeted.setEnabled(method in WHITE_BOX and self.negative_class is not None)  # noise has no target
         self.attack_form.setRowVisible(self.eps_slider, not self.is_l2())
         self.attack_form.setRowVisible(self.l2_spin, self.is_l2())

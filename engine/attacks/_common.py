@@ -1,5 +1,14 @@
-"""What every attack shares: eval mode restored afterwards, gradients w.r.t. the input only, checks,
-eps per image, the L-inf projection, random draws from a generator, and the best point kept per image."""
+"""What every attack shares: eval mode restored afterwards, gradients w.r.t. the input only, the loss an attack
+climbs, checks, eps per image, the L-inf projection, random draws from a generator, and the best point kept per
+image.
+
+The loss. Cross-entropy saturates on a confident model: once the logit margin is a few tens, exp(-margin)
+underflows in float32, the gradient is exactly zero (or noise), and a gradient attack that follows it stands
+still and reports robustness that is not there (the classic false defence; Carlini & Wagner, 2017; Croce &
+Hein, 2020). The **margin** loss, the best other logit minus the true one (Carlini-Wagner), has for two classes
+the same gradient direction as cross-entropy wherever cross-entropy still works (d CE = sigmoid(margin) *
+d margin), and never underflows, so it is every attack's default; ``loss="ce"`` keeps cross-entropy (the
+torchattacks reference tests use it)."""
 
 from __future__ import annotations
 
@@ -16,6 +25,7 @@ from engine.models.fast import fast_model
 
 Eps = float | torch.Tensor  # a float for the whole batch, or one value per image: shape (N,)
 NORMS = ("linf", "l2")
+LOSSES = ("margin", "ce")  # engine.core.catalog.LOSS_LABELS names them
 
 
 @contextlib.contextmanager
@@ -42,22 +52,47 @@ def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
 
 
-def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool = False) -> torch.Tensor:
-    """d loss / d x for cross-entropy (negated for targeted attacks, which move *towards* ``y``)."""
-    return logits_and_gradient(model, x, y, targeted)[1]
+def input_gradient(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool = False, loss: str = "margin"
+) -> torch.Tensor:
+    """d objective / d x, the direction an attack climbs (``objective``: away from ``y``, or towards the
+    target ``y`` when ``targeted``)."""
+    return logits_and_gradient(model, x, y, targeted, loss)[1]
 
 
 def logits_and_gradient(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool = False
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool = False, loss: str = "margin"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The logits at ``x`` (detached) and ``input_gradient``, from one forward and one backward pass."""
     x = x.detach().requires_grad_(True)
     logits = model(x)
-    loss = F.cross_entropy(logits, y)
-    if targeted:
-        loss = -loss
-    (grad,) = torch.autograd.grad(loss, x)
+    per_image = objective(logits.float(), y, targeted, loss)
+    # cross-entropy averaged over the batch, as torchattacks does (bit-identical steps); the margin summed
+    total = per_image.mean() if loss == "ce" else per_image.sum()
+    (grad,) = torch.autograd.grad(total, x)
     return logits.detach(), grad
+
+
+def check_loss(loss: str) -> None:
+    if loss not in LOSSES:
+        raise AttackError(f"unknown attack loss {loss!r}; use one of {', '.join(LOSSES)}")
+
+
+def objective(logits: torch.Tensor, y: torch.Tensor, targeted: bool, loss: str = "margin") -> torch.Tensor:
+    """Per-image value an attack maximises. ``margin``: max over other classes of their logit minus the logit of
+    ``y`` (> 0: the image is misclassified), or minus that when ``y`` is the target; ``ce``: the cross-entropy
+    of ``y``, or minus it when ``y`` is the target."""
+    if loss == "ce":
+        return ce_objective(logits, y, targeted)
+    check_loss(loss)
+    return -margin(logits, y) if targeted else margin(logits, y)
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """max_{j != y} z_j - z_y per image: the Carlini-Wagner margin, positive exactly when the call is not ``y``."""
+    z_y = logits.gather(1, y[:, None])[:, 0]
+    others = logits.scatter(1, y[:, None], -math.inf)
+    return others.max(1).values - z_y
 
 
 def eps_view(eps: Eps, x: torch.Tensor) -> float | torch.Tensor:
@@ -109,6 +144,12 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: Eps) -> torch.Tensor:
     return torch.clamp(x + delta, min=0, max=1).detach()
 
 
+def quantised(x: torch.Tensor) -> torch.Tensor:
+    """Round to 8-bit levels, as a saved PNG would. For an image on the 8-bit grid and eps = k/255 the result
+    stays inside the L-inf ball (rounding never crosses a grid point the ball ends on)."""
+    return x.mul(255.0).round_().div_(255.0)
+
+
 def uniform_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """U[0, 1) noise shaped like ``x`` from ``generator`` (the global RNG only when it is None)."""
     noise = torch.rand(x.shape, generator=generator, device=generator.device if generator else x.device)
@@ -125,8 +166,8 @@ class BestPoint:
     """Per image, the best point seen so far (over steps or restarts): a success (misclassified when
     untargeted, classified as the target when targeted) beats a failure, then the higher objective wins."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, targeted: bool) -> None:
-        self.x, self.y, self.targeted = x.detach().clone(), y, targeted
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, targeted: bool, loss: str = "margin") -> None:
+        self.x, self.y, self.targeted, self.loss = x.detach().clone(), y, targeted, loss
         self.success = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         self.objective = torch.full((len(x),), -math.inf, dtype=x.dtype, device=x.device)
 
@@ -142,4 +183,4 @@ class BestPoint:
         """Evaluate ``x_new`` (one forward pass, no gradients) and keep it where it is better."""
         with torch.no_grad():
             logits = model(x_new)
-        self.update(x_new, logits, ce_objective(logits, self.y, self.targeted))
+        self.update(x_new, logits, objective(logits.float(), self.y, self.targeted, self.loss))

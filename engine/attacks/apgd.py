@@ -13,9 +13,9 @@ from engine.attacks._common import (
     BestPoint,
     Eps,
     attack_mode,
-    ce_objective,
     check_inputs,
     eps_view,
+    objective,
     project,
     uniform_like,
 )
@@ -35,9 +35,11 @@ def apgd(
     rho: float = 0.75,
     generator: torch.Generator | None = None,
     targeted: bool = False,
-    loss: str = "ce",
+    loss: str = "margin",
 ) -> torch.Tensor:
-    """APGD-CE (or APGD-DLR with ``loss="dlr"``: untargeted, 3 classes or more); ``eps`` a float or per image.
+    """APGD on the margin loss (default; for two classes what DLR reduces to, up to a scale: it does not
+    saturate), APGD-CE with ``loss="ce"``, or APGD-DLR with ``loss="dlr"`` (untargeted, 3 classes or more);
+    ``eps`` a float or one value per image.
 
     Each run starts at a uniform random point of the ball (from ``generator``) with step size 2 * eps:
     z = P(x_k + eta * sign(grad)), x_k+1 = P(x_k + 0.75 (z - x_k) + 0.25 (x_k - x_k-1)), the first step
@@ -49,14 +51,16 @@ def apgd(
     check_inputs(x, y, eps)
     if steps < 1 or restarts < 1 or not 0 < rho <= 1:
         raise AttackError(f"APGD needs steps >= 1, restarts >= 1, 0 < rho <= 1 (got {steps}, {restarts}, {rho})")
-    if loss not in ("ce", "dlr") or (loss == "dlr" and targeted):
-        raise AttackError(f"APGD's loss is 'ce', or 'dlr' when untargeted (got {loss!r}, targeted={targeted})")
-    objective = partial(dlr_objective, y=y) if loss == "dlr" else partial(ce_objective, y=y, targeted=targeted)
+    if loss not in ("margin", "ce", "dlr") or (loss == "dlr" and targeted):
+        raise AttackError(
+            f"APGD's loss is 'margin', 'ce', or 'dlr' when untargeted (got {loss!r}, targeted={targeted})"
+        )
+    f = partial(dlr_objective, y=y) if loss == "dlr" else partial(objective, y=y, targeted=targeted, loss=loss)
     x = x.detach()
     with attack_mode(model) as net:
         best = BestPoint(x, y, targeted)
         for _ in range(restarts):
-            _run(net, x, eps_view(eps, x), steps, rho, generator, objective, best)
+            _run(net, x, eps_view(eps, x), steps, rho, generator, f, best)
     return best.x
 
 
@@ -78,10 +82,10 @@ def dlr_objective(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -(z_y - other) / (z[:, 0] - z[:, 2] + 1e-12)
 
 
-def _run(model, x, eps, steps, rho, generator, objective, best: BestPoint) -> None:
+def _run(model, x, eps, steps, rho, generator, loss_fn, best: BestPoint) -> None:
     """One APGD run from a random start; every iterate is offered to ``best``."""
     x_k = project(x + (uniform_like(x, generator) * 2 - 1) * eps, x, eps)
-    f_k, g_k = _evaluate(model, x_k, objective, best)
+    f_k, g_k = _evaluate(model, x_k, loss_fn, best)
     x_prev, x_max, f_max, g_max = x_k, x_k, f_k, g_k
     eta = 2 * eps * torch.ones_like(x[:, :1, :1, :1])
     marks, last, increases = checkpoints(steps), 0, torch.zeros_like(f_k)
@@ -90,7 +94,7 @@ def _run(model, x, eps, steps, rho, generator, objective, best: BestPoint) -> No
         a = 1.0 if k == 0 else MOMENTUM
         z = project(x_k + eta * g_k.sign(), x, eps)
         x_next = project(x_k + a * (z - x_k) + (1 - a) * (x_k - x_prev), x, eps)
-        f_next, g_next = _evaluate(model, x_next, objective, best)
+        f_next, g_next = _evaluate(model, x_next, loss_fn, best)
         increases += f_next > f_k
         x_prev, x_k, f_k, g_k = x_k, x_next, f_next, g_next
         up = f_k > f_max
@@ -103,11 +107,11 @@ def _run(model, x, eps, steps, rho, generator, objective, best: BestPoint) -> No
             last, increases, f_max_last, halved_last = k + 1, torch.zeros_like(f_k), f_max, halve
 
 
-def _evaluate(model, x_k, objective, best: BestPoint) -> tuple[torch.Tensor, torch.Tensor]:
-    """The objective per image at ``x_k`` and its gradient w.r.t. ``x_k``; ``x_k`` is offered to ``best``."""
+def _evaluate(model, x_k, loss_fn, best: BestPoint) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss per image at ``x_k`` and its gradient w.r.t. ``x_k``; ``x_k`` is offered to ``best``."""
     x_k = x_k.detach().requires_grad_(True)
     logits = model(x_k)
-    f = objective(logits)
+    f = loss_fn(logits)
     (grad,) = torch.autograd.grad(f.sum(), x_k)
     best.update(x_k, logits.detach(), f.detach())
     return f.detach(), grad

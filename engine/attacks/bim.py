@@ -19,14 +19,15 @@ def bim(
     alpha: Eps | None = None,
     steps: int = 10,
     targeted: bool = False,
+    loss: str = "margin",
 ) -> torch.Tensor:
     """``steps`` signed-gradient steps of size ``alpha`` from the clean image, each clipped to the ``eps`` ball.
 
     ``alpha=None`` is 2/255, torchattacks.BIM's default (the paper used 1/255 with min(eps*255 + 4,
     1.25*eps*255) steps). Deterministic: it is PGD without the random start, and gives torchattacks.BIM's
-    result for the same eps, alpha and steps. ``eps``/``alpha`` are floats or one value per image.
+    result for the same eps, alpha and steps (with ``loss="ce"``). ``eps``/``alpha`` are floats or one value per image.
     """
     check_inputs(x, y, eps)
     alpha = 2 / 255 if alpha is None else alpha
     check_steps("BIM", steps, alpha)
-    return pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, random_start=False, targeted=targeted)
+    return pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, random_start=False, targeted=targeted, loss=loss)

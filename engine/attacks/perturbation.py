@@ -2,6 +2,10 @@
 a natural perturbation, or nothing; and the batch loop that applies it (images to the device, labels or a
 target, rounding to 8 bits, progress and cancel between batches). The evaluation core (``engine.evaluate.core``)
 and the study's merged training set (``engine.train.study``) both go through it.
+
+One rule for adversarial images: every perturbed image that is evaluated, shown or saved is the 8-bit image a
+PNG can hold (``quantised``), so the experiment's tables, the minimal-eps search, the Stress page, ``histoguard
+attack`` and the slide maps all judge the same images and their numbers agree.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.attacks._common import quantised
 from engine.attacks.natural import apply_natural
 from engine.attacks.registry import attack_from
 from engine.core.config import AttackConfig
@@ -21,6 +26,8 @@ from engine.core.progress import CancelToken, ProgressCallback, check_cancel, re
 from engine.data.arrays import ArraySet, batches
 from engine.models.tensors import to_tensor, to_uint8
 
+__all__ = ["CLEAN", "Perturbation", "adversarial_images", "perturbed_batches", "quantised"]
+
 Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, y) -> perturbed x, on the device
 
 
@@ -28,14 +35,13 @@ Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, y) -> pert
 class Perturbation:
     """What is done to each batch: ``attack`` made on model ``source`` (None: noise needs no model), or the
     natural perturbation ``natural`` = (name, level), or nothing (clean). ``target``: the class index a
-    targeted attack pulls every image towards (else the images' own labels are attacked). ``quantise``: round
-    the perturbed images to 8 bits, as a saved PNG would hold them."""
+    targeted attack pulls every image towards (else the images' own labels are attacked). Perturbed images are
+    always rounded to 8 bits, as a saved PNG holds them."""
 
     attack: AttackConfig | None = None
     source: str | None = None
     natural: tuple[str, float] | None = None
     target: int | None = None
-    quantise: bool = False
     seed: int = 0  # of the natural perturbation's random draws
 
     @property
@@ -44,7 +50,7 @@ class Perturbation:
         attack = None if self.attack is None or self.attack.eps == 0 else self.attack.canonical()
         source = self.source if attack is not None and attack.info.kind == "white-box" else None
         natural = None if self.natural is None else (*self.natural, self.seed)
-        return (attack, source, natural, self.target if attack is not None else None, self.quantise)
+        return (attack, source, natural, self.target if attack is not None else None)
 
     def describe(self) -> str:
         if self.natural is not None:
@@ -79,9 +85,7 @@ def perturbed_batches(
                 y = torch.from_numpy(data.labels[idx])
             else:
                 y = torch.full((len(idx),), perturbation.target, dtype=torch.long)
-            x = perturb(x, y.to(device))
-            if perturbation.quantise:
-                x = quantised(x)
+            x = quantised(perturb(x, y.to(device)))
         yield idx, x
         report(on_progress, stage, min(b * batch_size, n), n, unit="images")
 
@@ -98,11 +102,6 @@ def _perturb_fn(p: Perturbation, models: dict[str, nn.Module]) -> Perturb | None
     return lambda x, y: attack(source, x, y)
 
 
-def quantised(x: torch.Tensor) -> torch.Tensor:
-    """Round to 8-bit levels, as a saved PNG would."""
-    return x.mul(255.0).round_().div_(255.0)
-
-
 def adversarial_images(
     source: nn.Module,
     data: ArraySet,
@@ -113,7 +112,7 @@ def adversarial_images(
     on_progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> ArraySet:
-    """Adversarial copies of ``data`` made on ``source``, stored as 8-bit images (exact for eps = k/255 FGSM)."""
+    """Adversarial copies of ``data`` made on ``source``, stored as the 8-bit images ``perturbed_batches`` gives."""
     out = np.empty_like(data.images)
     perturbation = Perturbation(attack, "source")
     for idx, x in perturbed_batches(

@@ -11,10 +11,12 @@ from engine.attacks._common import (
     Eps,
     attack_mode,
     check_inputs,
+    check_loss,
     check_steps,
     eps_view,
     input_gradient,
     logits_and_gradient,
+    quantised,
     uniform_like,
 )
 from engine.core.errors import AttackError
@@ -34,6 +36,7 @@ def pgd(
     restarts: int = 1,
     norm: str = "linf",
     early_stop: bool = False,
+    loss: str = "margin",
 ) -> torch.Tensor:
     """``steps`` gradient steps of size ``alpha``, each projected to the ``eps`` ball and [0, 1].
 
@@ -43,27 +46,31 @@ def pgd(
     starts from a random point in the ball drawn from ``generator`` (seed it for reproducible results);
     with ``restarts`` > 1 each image keeps the run that succeeded (misclassified, or on the target when
     ``targeted``), else the one with the highest loss (lowest loss of the target). With ``early_stop`` an
-    image stops moving once it succeeds (for robust accuracy and minimal-eps searches, where only success
-    counts; much faster on models that flip early). Defaults follow the paper: eps 8/255, alpha 2/255,
-    10 steps.
+    image stops moving once its point, rounded to 8 bits as every evaluation judges it, succeeds (for
+    robust accuracy and minimal-eps searches, where only success counts; much faster on models that flip
+    early). ``loss``: the margin (default; it does not saturate on
+    confident models) or ``"ce"``, the paper's cross-entropy. Defaults follow the paper: eps 8/255, alpha
+    2/255, 10 steps.
     """
     check_inputs(x, y, eps, norm)
+    check_loss(loss)
     if alpha is None:
         alpha = 2 / 255 if norm == "linf" else l2_alpha(eps, max(steps, 1))
     check_steps("PGD", steps, alpha)
     if restarts < 1 or (restarts > 1 and not random_start):
         raise AttackError(f"PGD needs restarts >= 1, and restarts > 1 only with random_start (got {restarts})")
     x = x.detach()
+    run = (eps, alpha, steps, random_start, generator, targeted, norm, early_stop, loss)
     with attack_mode(model) as net:
         if restarts == 1:
-            return _run(net, x, y, eps, alpha, steps, random_start, generator, targeted, norm, early_stop)
-        best = BestPoint(x, y, targeted)
+            return _run(net, x, y, *run)
+        best = BestPoint(x, y, targeted, loss)
         for _ in range(restarts):
-            best.score(net, _run(net, x, y, eps, alpha, steps, random_start, generator, targeted, norm, early_stop))
+            best.score(net, _run(net, x, y, *run))
     return best.x
 
 
-def _run(model, x, y, eps, alpha, steps, random_start, generator, targeted, norm, early_stop=False) -> torch.Tensor:
+def _run(model, x, y, eps, alpha, steps, random_start, generator, targeted, norm, early_stop, loss) -> torch.Tensor:
     eps, alpha = eps_view(eps, x), eps_view(alpha, x)
     if norm == "l2":
         x_adv = _l2_start(x, eps, generator) if random_start else x.clone()
@@ -72,9 +79,9 @@ def _run(model, x, y, eps, alpha, steps, random_start, generator, targeted, norm
     else:
         x_adv = x.clone()
     if early_stop:
-        return _run_early_stop(model, x_adv, x, y, eps, alpha, steps, targeted, norm)
+        return _run_early_stop(model, x_adv, x, y, eps, alpha, steps, targeted, norm, loss)
     for _ in range(steps):
-        grad = input_gradient(model, x_adv, y, targeted)
+        grad = input_gradient(model, x_adv, y, targeted, loss)
         if norm == "l2":
             x_adv = _l2_step(x_adv, grad, x, eps, alpha)
         else:
@@ -82,15 +89,15 @@ def _run(model, x, y, eps, alpha, steps, random_start, generator, targeted, norm
     return x_adv
 
 
-def _run_early_stop(model, x_adv, x, y, eps, alpha, steps, targeted, norm) -> torch.Tensor:
+def _run_early_stop(model, x_adv, x, y, eps, alpha, steps, targeted, norm, loss) -> torch.Tensor:
     """The same steps, but an image leaves the batch as soon as its current point succeeds (misclassified,
     or on the target): AutoAttack's protocol for robust accuracy, which only asks whether an image can be
-    flipped. Success is at least as frequent as with the last point of full PGD; perturbations are smaller."""
+    flipped; success is judged on the point rounded to 8 bits (one extra forward pass for the images that
+    succeed before rounding), so an image does not stop on a point that a saved PNG would undo."""
     active = torch.arange(len(x), device=x.device)
     for _ in range(steps):
-        logits, grad = logits_and_gradient(model, x_adv[active], y[active], targeted)
-        on_label = logits.argmax(1) == y[active]
-        keep = ~on_label if targeted else on_label
+        logits, grad = logits_and_gradient(model, x_adv[active], y[active], targeted, loss)
+        keep = _still_failing(model, x_adv[active], y[active], logits, targeted)
         active, grad = active[keep], grad[keep]
         if not len(active):
             break
@@ -101,6 +108,18 @@ def _run_early_stop(model, x_adv, x, y, eps, alpha, steps, targeted, norm) -> to
             _linf_step_(sub, grad, x[active], e, a)
         x_adv[active] = sub
     return x_adv
+
+
+def _still_failing(model, x_adv, y, logits, targeted) -> torch.Tensor:
+    """Per image: its point (judged after rounding to 8 bits) does not succeed yet."""
+    on_label = logits.argmax(1) == y
+    failing = ~on_label if targeted else on_label
+    candidates = (~failing).nonzero().squeeze(1)
+    if len(candidates):
+        with torch.no_grad():
+            on_label_8bit = model(quantised(x_adv[candidates].clone())).argmax(1) == y[candidates]
+        failing[candidates] = ~on_label_8bit if targeted else on_label_8bit
+    return failing
 
 
 def _rows(value, idx: torch.Tensor):

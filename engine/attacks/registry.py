@@ -13,7 +13,7 @@ from engine.attacks.bim import bim
 from engine.attacks.fgsm import fgsm
 from engine.attacks.noise import sign_noise, uniform_noise
 from engine.attacks.pgd import l2_alpha, pgd, pgd_l2
-from engine.core.catalog import ATTACK_INFO
+from engine.core.catalog import ATTACK_INFO, DEFAULT_LOSS
 from engine.core.config import AttackConfig
 from engine.core.errors import AttackError, ConfigError
 
@@ -36,7 +36,7 @@ def attack_from(cfg: AttackConfig) -> Attack | None:
         return None
     return make_attack(
         cfg.method, cfg.eps, steps=cfg.steps, alpha=cfg.alpha, restarts=cfg.restarts, seed=cfg.seed,
-        targeted=cfg.targeted,
+        targeted=cfg.targeted, loss=cfg.loss,
     )  # fmt: skip
 
 
@@ -49,17 +49,19 @@ def make_attack(
     restarts: int = 1,
     seed: int = 0,
     targeted: bool = False,
+    loss: str = DEFAULT_LOSS,
 ) -> Attack:
     """``attack(model, x, y)`` for ``name`` at ``eps`` (a float or one value per image), checked now
     (a float eps by ``AttackConfig``, so every caller gets the same messages).
 
+    ``loss``: what a gradient attack climbs, the margin (default) or "ce".
     Defaults: the attack's ``default_steps``; alpha max(eps/4, 1/255) for L-inf, 2.5 * eps / steps for L2.
     Random attacks draw from one ``torch.Generator`` seeded with ``seed``, made here once: the same
     settings give the same sequence of results. Settings an attack does not take are ignored (one form
     can drive every attack; the noise baselines have no target).
     """
     tensor = isinstance(eps, torch.Tensor)
-    AttackConfig(name, 0.0 if tensor else eps, steps=steps, alpha=alpha, restarts=restarts, seed=seed)  # the checks
+    AttackConfig(name, 0.0 if tensor else eps, steps=steps, alpha=alpha, restarts=restarts, seed=seed, loss=loss)
     info = ATTACK_INFO[name]
     if tensor:
         try:
@@ -69,7 +71,7 @@ def make_attack(
     steps = info.default_steps if steps is None else steps
     kwargs: dict = {"eps": eps}
     if info.kind == "white-box":
-        kwargs["targeted"] = targeted
+        kwargs.update(targeted=targeted, loss=loss)
     if info.iterative:
         kwargs["steps"] = steps
     if info.takes_alpha:

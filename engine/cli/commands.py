@@ -43,6 +43,11 @@ ROBUST_FIELDS = {
     "attacks": "robust_attacks",
     "pgd_steps": "pgd_steps",
     "pgd_restarts": "pgd_restarts",
+    "attack_loss": "attack_loss",
+    "strong": "strong",
+    "strong_images": "strong_images",
+    "strong_steps": "strong_steps",
+    "strong_queries": "strong_queries",
     "min_eps_max": "min_eps_max",
     "blackbox_images": "blackbox_images",
     "blackbox_queries": "blackbox_queries",
@@ -117,6 +122,19 @@ def cmd_experiment(a, progress) -> int:
     return 0
 
 
+def _print_robustness(robust: dict, title: str) -> None:
+    if robust.get("rows"):
+        from engine.report.robustness import HEADER, flags_text, table_rows
+
+        print(f"\n{title}:\n")
+        print(aligned([list(HEADER), *table_rows(robust)]))
+        strong = table_rows(robust, ("strong",))
+        if strong:
+            print("\nStrong evaluation (APGD-CE, APGD-margin, Square; worst case per image):\n")
+            print(aligned([list(HEADER), *strong]))
+        print("\n" + flags_text(robust, bullet="  "))
+
+
 def _print_folds(summary: dict, out: str) -> None:
     from engine.report.cv import EVAL_HEADER, evaluation_rows
 
@@ -145,13 +163,11 @@ def _print_result(result: dict, out: str) -> None:
         f"majority-class baseline accuracy {base:.3f}\n"
     )
     print(text_table(result["evaluations"], "image"))
-    robust = result.get("robustness") or {}
-    if robust.get("rows"):
-        from engine.report.robustness import HEADER, flags_text, table_rows
-
-        print("\nRobustness (white-box on each model, black-box Square on its ONNX file, random noise):\n")
-        print(aligned([list(HEADER), *table_rows(robust)]))
-        print("\n" + flags_text(robust, bullet="  "))
+    _print_robustness(
+        result.get("robustness") or {},
+        "Robustness (white-box on each model, black-box Square on its ONNX file, "
+        "random noise; 'every attack': the worst case per image)",
+    )
     onnx = ", ".join(Path(v["path"]).name for v in (result.get("onnx") or {}).values())
     print(
         f"\nReport: {Path(out) / 'report.md'}  (also report.html, report.json, split.csv{', ' + onnx if onnx else ''})"
@@ -210,9 +226,10 @@ def cmd_train(a, progress) -> int:
 def cmd_evaluate(a, progress) -> int:
     from engine.report.tables import text_table
 
-    cfg = ExperimentConfig(data=data_config(a), train=TrainConfig(device=a.device), eps=a.eps)
+    cfg = experiment_config(a, base=TrainConfig(device=a.device))
     result = api.evaluate_checkpoint(a.model, cfg, split=a.split, on_progress=progress)
     print(text_table(result["evaluations"], "image"))
+    _print_robustness(result["robustness"], "Robustness (white-box on the model's own gradients, random noise)")
     if a.out:
         write_json(a.out, result)
     return 0
@@ -220,7 +237,7 @@ def cmd_evaluate(a, progress) -> int:
 
 def cmd_attack(a, progress) -> int:
     attack = AttackConfig(
-        a.method, a.eps, steps=a.steps, alpha=a.alpha, restarts=a.restarts, seed=a.seed, target=a.target
+        a.method, a.eps, steps=a.steps, alpha=a.alpha, restarts=a.restarts, seed=a.seed, target=a.target, loss=a.loss
     )
     rows = api.attack_files(a.model, a.inputs, a.out, attack, device=a.device, on_progress=progress)
     flipped = sum(1 for r in rows if not r["error"] and r["clean_pred"] != r["adv_pred"])

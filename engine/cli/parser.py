@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
 from engine import __version__
-from engine.core.catalog import ATTACK_LABELS, DEFENCES
+from engine.core.catalog import ATTACK_LABELS, DEFAULT_LOSS, DEFENCES, LOSS_LABELS
+from engine.core.config import ExperimentConfig
 from engine.core.eps import parse_eps
 
 ARCHS = ("densenet121", "resnet18", "mobilenet_v3_small", "small_cnn")
@@ -75,7 +77,11 @@ def add_data_options(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
     g.add_argument("--split-ratios", type=_ratios, default=(0.7, 0.15, 0.15), metavar="TRAIN,VAL,TEST")
     g.add_argument("--split-seed", type=int, default=0)
-    g.add_argument("--split-file", help="re-use the split.csv of an earlier run")
+    g.add_argument(
+        "--split-file",
+        help="re-use the split.csv of an earlier run (at --split-level patient it must keep each patient in one "
+        "split; an image-level file needs --split-level image)",
+    )
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -120,6 +126,52 @@ def add_defence_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--trades-beta", type=float, help="TRADES robustness weight (default 6)")
 
 
+def add_attack_options(g) -> None:
+    """The white-box attacks of a robustness evaluation (``experiment`` and ``evaluate``)."""
+    g.add_argument(
+        "--attacks", type=_names(ATTACK_NAMES), help="white-box attacks of the robustness table (default fgsm,pgd)"
+    )
+    g.add_argument("--pgd-steps", type=int, help="steps of PGD/BIM/APGD (default 10)")
+    g.add_argument("--pgd-restarts", type=int, help="random restarts of PGD/APGD (default 1)")
+    add_loss_option(g, "--attack-loss")
+
+
+def add_strong_options(g) -> None:
+    g.add_argument(
+        "--strong",
+        action="store_true",
+        help="also run the strong evaluation for a model you mean to deploy: APGD-CE + APGD-margin "
+        f"({_experiment_default('strong_steps')} steps each) + Square ({_experiment_default('strong_queries')} "
+        f"queries) on {_experiment_default('strong_images')} test images at --eps, worst case per image (slow)",
+    )
+    g.add_argument(
+        "--strong-images",
+        type=int,
+        help="test images of the strong evaluation, a fixed random subset "
+        f"(default {_experiment_default('strong_images')})",
+    )
+    g.add_argument(
+        "--strong-steps",
+        type=int,
+        help=f"APGD steps of the strong evaluation, per loss (default {_experiment_default('strong_steps')})",
+    )
+    g.add_argument(
+        "--strong-queries",
+        type=int,
+        help=f"Square queries per image of the strong evaluation (default {_experiment_default('strong_queries')})",
+    )
+
+
+def add_loss_option(g, flag: str = "--loss", default: str | None = None) -> None:
+    g.add_argument(
+        flag,
+        choices=tuple(LOSS_LABELS),
+        default=default,
+        help="what gradient attacks climb: margin (default; it does not saturate on confident models, so no false "
+        "robustness) or ce (cross-entropy, the papers' loss)",
+    )
+
+
 def add_robustness_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("robustness evaluation")
     g.add_argument(
@@ -127,17 +179,28 @@ def add_robustness_options(p: argparse.ArgumentParser) -> None:
         choices=DEFENCE_NAMES,
         help="train Model C with this on-the-fly adversarial training at --eps (default fgsm-rs; none = no Model C)",
     )
-    g.add_argument(
-        "--attacks", type=_names(ATTACK_NAMES), help="white-box attacks of the robustness table (default fgsm,pgd)"
-    )
-    g.add_argument("--pgd-steps", type=int, help="steps of PGD/BIM/APGD (default 10)")
-    g.add_argument("--pgd-restarts", type=int, help="random restarts of PGD/APGD (default 1)")
+    add_attack_options(g)
+    add_strong_options(g)
     g.add_argument("--min-eps-max", type=int, help="search each image's flipping eps up to this many /255 (0 = off)")
-    g.add_argument("--blackbox-images", type=int, help="test images for the Square attack on ONNX (0 = off)")
-    g.add_argument("--blackbox-queries", type=int, help="queries per image of the Square attack (default 200)")
+    g.add_argument(
+        "--blackbox-images",
+        type=int,
+        help=f"test images for the Square attack on ONNX (default {_experiment_default('blackbox_images')}; 0 = off)",
+    )
+    g.add_argument(
+        "--blackbox-queries",
+        type=int,
+        help=f"queries per image of the Square attack (default {_experiment_default('blackbox_queries')})",
+    )
     g.add_argument(
         "--bootstrap", type=int, help="patient-level bootstrap resamples behind every 95%% interval (default 1000)"
     )
+
+
+def _experiment_default(name: str):
+    """ExperimentConfig's default of ``name``: what the experiment (and the demo) use when the option is left out,
+    so the help cannot state another number."""
+    return next(f.default for f in fields(ExperimentConfig) if f.name == name)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -207,11 +270,18 @@ def _add_models_commands(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     add_run_options(p)
 
-    p = sub.add_parser("evaluate", help="clean and white-box FGSM metrics of a checkpoint on a dataset")
+    p = sub.add_parser(
+        "evaluate", help="clean metrics and the robustness evaluation (FGSM, PGD, worst case) of a checkpoint"
+    )
     p.add_argument("--model", required=True, help="checkpoint (.pt) from a HistoGuard run")
     add_data_options(p)
     p.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
-    p.add_argument("--eps", type=_eps, default=4 / 255)
+    p.add_argument("--eps", type=_eps, default=4 / 255, help="eps of the study's FGSM conditions (default 4/255)")
+    p.add_argument("--sweep-eps", type=_eps_list, help="eps of the robustness evaluation (default 0,1,2,4,8 /255)")
+    g = p.add_argument_group("robustness evaluation")
+    add_attack_options(g)
+    add_strong_options(g)
+    g.add_argument("--bootstrap", type=int, help="patient-level bootstrap resamples (default 1000)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="write the results as JSON here")
 
@@ -225,6 +295,7 @@ def _add_models_commands(sub) -> None:
     p.add_argument("--alpha", type=_eps, help="step size of PGD/BIM (default eps/4, at least 1/255)")
     p.add_argument("--restarts", type=int, default=1, help="random restarts of PGD/APGD")
     p.add_argument("--target", help="targeted attack towards this class (e.g. benign: make cancers look benign)")
+    add_loss_option(p, default=DEFAULT_LOSS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
 
@@ -276,7 +347,7 @@ def _add_deploy_commands(sub) -> None:
     p.add_argument(
         "--eps", type=_eps_list, default=(4 / 255, 8 / 255), help="comma-separated eps (default 4/255,8/255)"
     )
-    p.add_argument("--queries", type=int, default=300, help="queries per image (default 300)")
+    p.add_argument("--queries", type=int, default=300, help="queries per image (default %(default)s)")
     p.add_argument("--limit", type=int, default=200, help="attack at most this many images (a fixed random subset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the results as JSON here")

@@ -40,7 +40,7 @@ _TABLE = (  # name, short, label, kind, default steps, norm, random, alpha, rest
     ("bim", "BIM", "BIM / I-FGSM (L-inf, iterative)", "white-box", 10, "linf", False, True, False, _KURAKIN),
     ("pgd", "PGD", "PGD (L-inf, random start)", "white-box", 10, "linf", True, True, True, _MADRY),
     ("pgd-l2", "PGD-L2", "PGD (L2, random start)", "white-box", 10, "l2", True, True, True, _MADRY),
-    ("apgd", "APGD-CE", "APGD-CE (L-inf, adaptive step size)", "white-box", 20, "linf", True, False, True, _CROCE),
+    ("apgd", "APGD", "APGD (L-inf, adaptive step size)", "white-box", 20, "linf", True, False, True, _CROCE),
     ("uniform-noise", "uniform noise", "Uniform noise (baseline)", "baseline", None, "linf", True, False, False,
      _BASELINE),
     ("sign-noise", "random sign noise", "Random-sign noise (baseline)", "baseline", None, "linf", True, False, False,
@@ -52,6 +52,11 @@ ATTACK_LABELS = {name: info.short for name, info in ATTACK_INFO.items()}
 WHITE_BOX = tuple(n for n, i in ATTACK_INFO.items() if i.kind == "white-box")
 BASELINES = tuple(n for n, i in ATTACK_INFO.items() if i.kind == "baseline")
 ITERATIVE = tuple(n for n, i in ATTACK_INFO.items() if i.iterative)
+# The loss a gradient attack climbs (engine.attacks._common): the margin by default, as it does not saturate
+LOSS_LABELS = {"margin": "margin (Carlini-Wagner)", "ce": "cross-entropy"}
+DEFAULT_LOSS = "margin"
+# The row of the robustness table that holds, per image, the worst case over every attack run at one eps
+WORST_CASE = "worst-case"
 NATURAL_LABELS = {"stain": "H&E stain shift", "blur": "Gaussian blur", "jpeg": "JPEG"}
 BLACKBOX_LABELS = {"square": "Square (ONNX, queries only)"}
 DEFENCES = ("none", "fgsm-rs", "pgd", "trades")
@@ -65,4 +70,5 @@ DEFENCE_LABELS = {
 
 def attack_label(name: str) -> str:
     """The short label of any attack or perturbation a report can hold ('none' for the clean images)."""
-    return {"none": "none", **ATTACK_LABELS, **BLACKBOX_LABELS, **NATURAL_LABELS}.get(name, name)
+    labels = {"none": "none", WORST_CASE: "worst case", **ATTACK_LABELS, **BLACKBOX_LABELS, **NATURAL_LABELS}
+    return labels.get(name, name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from engine.core.catalog import ATTACK_INFO, DEFENCES
+from engine.core.catalog import ATTACK_INFO, DEFAULT_LOSS, DEFENCES, LOSS_LABELS
 from engine.core.errors import ConfigError, option
 from engine.core.intervals import Bootstrap
 from engine.core.runtime import PRECISIONS
@@ -86,6 +86,8 @@ class AttackConfig:
     attack's default (``engine.core.catalog``); ``alpha=None`` its default step size. ``target`` is a class
     name: the attack pulls images towards it (targeted); None pushes them away from their label. Settings an
     attack does not take are ignored, so one form can drive every attack (the noise baselines take no target).
+    ``loss`` is what a gradient attack climbs: the margin (default; it does not saturate on confident models) or
+    cross-entropy ("ce").
     """
 
     method: str = "fgsm"
@@ -95,6 +97,7 @@ class AttackConfig:
     restarts: int = 1
     seed: int = 0
     target: str | None = None
+    loss: str = DEFAULT_LOSS
 
     def __post_init__(self) -> None:
         if self.method not in ATTACK_INFO:
@@ -110,6 +113,8 @@ class AttackConfig:
                 f"{self.method} needs steps >= 1, alpha > 0, restarts >= 1 (got {self.steps}, {self.alpha}, "
                 f"{self.restarts})"
             )
+        if self.loss not in LOSS_LABELS:
+            raise ConfigError(f"unknown attack loss {self.loss!r}; choose one of {', '.join(LOSS_LABELS)}")
         object.__setattr__(self, "eps", float(self.eps))
 
     @property
@@ -142,13 +147,16 @@ class AttackConfig:
             restarts=self.restarts if info.takes_restarts else 1,
             seed=self.seed if info.random else 0,
             target=self.target if self.targeted else None,
+            loss=self.loss if info.kind == "white-box" else DEFAULT_LOSS,
         )
 
     def describe(self) -> str:
-        """'PGD, 10 steps, 3 restarts, targeted towards benign'."""
+        """'PGD, 10 steps, 3 restarts, targeted towards benign' ('..., cross-entropy loss' when not the margin)."""
         parts = [self.info.short]
         if self.info.iterative:
             parts.append(f"{self.n_steps} steps")
+        if self.info.kind == "white-box" and self.loss != DEFAULT_LOSS:
+            parts.append(f"{LOSS_LABELS[self.loss]} loss")
         if self.n_restarts > 1:
             parts.append(f"{self.n_restarts} restarts")
         if self.targeted:
@@ -168,18 +176,28 @@ class ExperimentConfig:
     defence: str = "fgsm-rs"
     # robustness evaluation (engine/evaluate/robustness.py) at every non-zero ``sweep_eps``
     robust_attacks: tuple[str, ...] = ("fgsm", "pgd")
+    attack_loss: str = DEFAULT_LOSS  # what the gradient attacks of the evaluation climb: "margin" or "ce"
     pgd_steps: int = 10
     pgd_restarts: int = 1
     min_eps_max: int = 16  # per-image minimal flipping eps searched up to this many /255 (0 = off)
     blackbox_images: int = 50  # Square attack on each exported ONNX model, on this many test images (0 = off)
     blackbox_queries: int = 200
     bootstrap_resamples: int = 1000  # patient-level bootstrap behind every interval (seeded with train.seed)
+    # the strong evaluation (engine/evaluate/strong.py): APGD-CE + APGD-margin + Square on a fixed test subset
+    strong: bool = False
+    strong_images: int = 100
+    strong_steps: int = 100
+    strong_queries: int = 5000
 
     def __post_init__(self) -> None:
         if not 0 < self.eps <= 1 or any(not 0 <= e <= 1 for e in self.sweep_eps):
             raise ConfigError("eps values must be in (0, 1], in pixel units such as 4/255")
         if self.defence not in DEFENCES:
             raise ConfigError(f"defence {self.defence!r} is unknown; choose one of {', '.join(DEFENCES)}")
+        if min(self.strong_images, self.strong_steps, self.strong_queries) < 1:
+            raise ConfigError("the strong evaluation needs at least 1 image, 1 APGD step and 1 Square query")
+        if self.attack_loss not in LOSS_LABELS:
+            raise ConfigError(f"unknown attack loss {self.attack_loss!r}; choose one of {', '.join(LOSS_LABELS)}")
         if self.pgd_steps < 1 or self.pgd_restarts < 1 or self.min_eps_max < 0 or self.blackbox_queries < 1:
             raise ConfigError("pgd_steps, pgd_restarts and blackbox_queries must be at least 1, min_eps_max >= 0")
         self.bootstrap()  # at least 10 resamples

@@ -21,10 +21,22 @@ def masking_flags(rows: list[dict], tol: float = TOL) -> list[dict]:
     for r in rows:
         if r["kind"] in ("transfer", "baseline", "black-box") and r.get("eps"):
             best = min((a for (m, _, e), a in wb.items() if m == r["model"] and e == r["eps"]), default=None)
-            ref = r.get("white_box_accuracy_same_images", best)  # black-box rows may run on a subset
-            if ref is not None and r["accuracy"] is not None and r["accuracy"] < ref - tol:
+            ref = r.get("white_box_accuracy_same_images")  # black-box rows may run on a subset
+            ref = best if ref is None else ref
+            if ref is None:  # said, so that "no warning sign" is never claimed for a comparison not made
+                flags.append(_not_compared(r))
+            elif r["accuracy"] is not None and r["accuracy"] < ref - tol:
                 flags.append(_flag(r["model"], f"{r['kind'].replace('-', '')}_beats_white_box", r, ref))
     return flags
+
+
+def _not_compared(r: dict) -> dict:
+    return {
+        "model": r["model"],
+        "flag": "not_compared",
+        "message": f"{r['attack']} at {r['eps'] * 255:.3g}/255 could not be compared with a white-box attack at the "
+        "same eps (none was run there): add that eps to the sweep to check it",
+    }
 
 
 def _not_decreasing(model: str, wb: dict, tol: float) -> list[dict]:

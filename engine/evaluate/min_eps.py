@@ -2,7 +2,8 @@
 
 A batched bisection over k/255 for k in 1..``max_k``: every image carries its own eps, so each bisection
 step is one PGD run over the set. PGD is not exactly monotone in eps, so the result is the bisection's
-answer (an upper bound found by a real attack, tight to one grey level where PGD is monotone).
+answer (an upper bound found by a real attack, tight to one grey level where PGD is monotone). An image counts
+as flipped when its 8-bit adversarial image (what a PNG holds, the rule of every evaluation) is misclassified.
 Images misclassified without attack get 0; images that PGD cannot flip at ``max_k``/255 get None.
 """
 
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from engine.attacks import pgd
+from engine.attacks.perturbation import quantised
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.arrays import ArraySet, batches
 from engine.models.tensors import to_tensor
@@ -28,6 +30,7 @@ def minimal_eps(
     seed: int = 0,
     batch_size: int = 64,
     name: str = "model",
+    loss: str = "margin",
     on_progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> list[float | None]:
@@ -40,31 +43,32 @@ def minimal_eps(
         check_cancel(cancel, stage)
         x = to_tensor(data.images[idx], device)
         y = torch.from_numpy(data.labels[idx]).to(device)
-        out += _bisect(model, x, y, max_k, steps, torch.Generator().manual_seed(seed + b))
+        out += _bisect(model, x, y, max_k, steps, torch.Generator().manual_seed(seed + b), loss)
         report(on_progress, stage, min(b * batch_size, n), n, unit="images")
     return out
 
 
-def _flipped(model, x, y, k: torch.Tensor, steps: int, gen) -> torch.Tensor:
+def _flipped(model, x, y, k: torch.Tensor, steps: int, gen, loss: str) -> torch.Tensor:
     eps = k.to(x.dtype) / 255
     x_adv = pgd(
-        model, x, y, eps=eps, alpha=eps * 2.5 / steps, steps=steps, random_start=True, generator=gen, early_stop=True
-    )
+        model, x, y, eps=eps, alpha=eps * 2.5 / steps, steps=steps, random_start=True, generator=gen, early_stop=True,
+        loss=loss,
+    )  # fmt: skip
     with torch.no_grad():
-        return model(x_adv).argmax(1) != y
+        return model(quantised(x_adv)).argmax(1) != y
 
 
-def _bisect(model, x, y, max_k: int, steps: int, gen) -> list[float | None]:
+def _bisect(model, x, y, max_k: int, steps: int, gen, loss: str) -> list[float | None]:
     with torch.no_grad():
         wrong = model(x).argmax(1) != y
     lo = torch.zeros(len(x), dtype=torch.long, device=x.device)  # not flipped at lo (clean is correct)
     hi = torch.full_like(lo, max_k)  # flipped at hi (checked first)
-    never = ~_flipped(model, x, y, hi, steps, gen) & ~wrong
+    never = ~_flipped(model, x, y, hi, steps, gen, loss) & ~wrong
     lo = torch.where(never | wrong, hi, lo)  # nothing to search for these
     while bool(((hi - lo) > 1).any()):
         act = (hi - lo > 1).nonzero().squeeze(1)  # only the images still being searched are attacked
         mid = (lo[act] + hi[act]) // 2
-        flip = _flipped(model, x[act], y[act], mid, steps, gen)
+        flip = _flipped(model, x[act], y[act], mid, steps, gen, loss)
         hi[act] = torch.where(flip, mid, hi[act])
         lo[act] = torch.where(flip, lo[act], mid)
     return [0.0 if w else None if nv else h / 255 for w, nv, h in zip(wrong.tolist(), never.tolist(), hi.tolist())]

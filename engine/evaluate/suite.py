@@ -15,6 +15,7 @@ from engine.evaluate.core import Evaluation
 from engine.evaluate.masking import masking_flags
 from engine.evaluate.min_eps import min_eps_summary, minimal_eps
 from engine.evaluate.robustness import RobustnessPlan, accuracy_on, plan_dict, robustness_rows
+from engine.evaluate.strong import StrongPlan, plan_record, strong_rows
 from engine.runs.images import fixed_subset
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def robustness_plan(cfg: ExperimentConfig) -> RobustnessPlan:
         steps=cfg.pgd_steps,
         restarts=cfg.pgd_restarts,
         seed=cfg.train.seed,
+        loss=cfg.attack_loss,
     )
 
 
@@ -40,11 +42,23 @@ def robustness_section(cfg: ExperimentConfig, ev: Evaluation) -> dict:
         for name, model in ev.models.items():
             values = minimal_eps(
                 model, ev.data, ev.device, max_k=cfg.min_eps_max, steps=cfg.pgd_steps, seed=cfg.train.seed,
-                batch_size=cfg.eval_batch_size, name=f"Model {name}", on_progress=ev.on_progress, cancel=ev.cancel,
+                batch_size=cfg.eval_batch_size, name=f"Model {name}", loss=cfg.attack_loss, on_progress=ev.on_progress,
+                cancel=ev.cancel,
             )  # fmt: skip
             min_eps[name] = min_eps_summary(values, cfg.min_eps_max)
     paired = comparisons(ev, plan)
-    return {"plan": plan_dict(plan), "rows": rows, "comparisons": paired, "min_eps": min_eps, "flags": []}
+    section = {"plan": plan_dict(plan), "rows": rows, "comparisons": paired, "min_eps": min_eps, "flags": []}
+    add_strong(section, cfg, ev)
+    return section
+
+
+def add_strong(section: dict, cfg: ExperimentConfig, ev: Evaluation) -> None:
+    """The strong evaluation's rows (kind "strong") and its plan, at the study's eps, when ``cfg.strong``."""
+    if not cfg.strong:
+        return
+    plan = StrongPlan((cfg.eps,), cfg.strong_images, cfg.strong_steps, cfg.strong_queries, cfg.train.seed)
+    section["rows"] += strong_rows(ev, plan)
+    section["strong"] = plan_record(plan, min(len(ev.data), plan.images))
 
 
 def add_blackbox(

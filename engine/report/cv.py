@@ -64,13 +64,14 @@ def _find(evaluations: list[dict], key: tuple) -> dict | None:
 
 
 def _robustness(reports: list[dict]) -> list[dict]:
-    """White-box rows (every model on its own gradients) per attack and eps, and the clean rows."""
+    """White-box rows (every model on its own gradients) and worst-case rows per attack and eps, and the clean
+    rows."""
 
     def rows_of(report):
         return {
             (r["model"], r["attack"], r["eps"]): r
             for r in (report.get("robustness") or {}).get("rows", [])
-            if r["kind"] in ("clean", "white-box")
+            if r["kind"] in ("clean", "white-box", "worst-case")
         }
 
     per_fold = [rows_of(r) for r in reports]

@@ -9,7 +9,12 @@ from engine.core.catalog import attack_label
 from engine.report.labels import MIN_EPS_FIGURE, ROBUST_FIGURE, cell, eps_text, fmt
 
 HEADER = ("model", "attack", "threat", "eps", "steps", "restarts", "clean acc", "robust acc", "sens", "spec", "missed")
-KIND_ORDER = {"white-box": 0, "black-box": 1, "transfer": 2, "baseline": 3}
+KIND_ORDER = {"worst-case": 0, "white-box": 1, "black-box": 2, "transfer": 3, "baseline": 4, "strong": 5}
+STRONG_NOTE = (
+    "The strong evaluation for a model meant for deployment (after AutoAttack): on a fixed subset of the test "
+    "images, APGD on cross-entropy and on the margin loss and the Square attack (queries only, so a masked "
+    "gradient cannot fool it); the worst case counts an image as right only if it survived all three."
+)
 
 
 def attack_name(row: dict) -> str:
@@ -17,8 +22,12 @@ def attack_name(row: dict) -> str:
 
 
 def threat(row: dict) -> str:
+    if row["kind"] == "strong":
+        return f"strong, {row.get('n_images', '?')} images"
     if row["kind"] == "transfer":
         return f"transfer from {row['source']}"
+    if row["kind"] == "worst-case":
+        return f"every attack ({len(row.get('of', []))})"
     return {"baseline": "random (not an attack)", "black-box": "black-box"}.get(row["kind"], row["kind"])
 
 
@@ -36,12 +45,14 @@ def _clean_cell(row: dict, clean: dict[str, str]) -> str:
     return fmt(same) if same is not None else clean.get(row["model"], fmt(None))
 
 
-MAIN_KINDS = ("white-box", "black-box", "baseline")
+MAIN_KINDS = ("worst-case", "white-box", "black-box", "baseline")
 
 
 def sorted_rows(section: dict, kinds: tuple[str, ...] = MAIN_KINDS) -> list[dict]:
     """The report rows of ``kinds`` in table order: by model, threat, source, attack and eps (natural: level)."""
     rows = [r for r in section.get("rows", []) if r["kind"] in kinds]
+    if kinds == ("strong",):  # in the order the evaluation ran them: each model's attacks, then its worst case
+        return rows
     return sorted(
         rows,
         key=lambda r: (r["model"], KIND_ORDER.get(r["kind"], 9), r.get("source") or "", r["attack"], r["eps"] or 0),
@@ -93,6 +104,8 @@ COMPARE_HEADER = ("models", "condition", "accuracy", "difference (95% CI)", "McN
 def comparison_condition(c: dict) -> str:
     if c["attack"] == "none":
         return "clean"
+    if c["attack"] == "worst-case":
+        return f"worst case of every attack {eps_text(c['eps'])}"
     return f"{attack_label(c['attack'])} {eps_text(c['eps'])}, white-box on each"
 
 
@@ -155,6 +168,8 @@ def markdown(section: dict) -> str:
         "\n### Transfer (adversarial images made on another model)\n",
         _md_table(HEADER, table_rows(section, ("transfer",))),
     ]
+    if table_rows(section, ("strong",)):
+        parts += ["\n### Strong evaluation\n", STRONG_NOTE + "\n", _md_table(HEADER, table_rows(section, ("strong",)))]
     if natural_rows(section):
         parts += ["\n### Natural perturbations\n", _md_table(NATURAL_HEADER, natural_rows(section))]
     if comparison_rows(section):
@@ -206,6 +221,12 @@ def html(section: dict, figures: dict[str, bytes], image) -> str:
         "<h3>Transfer</h3>",
         _html_table(HEADER, table_rows(section, ("transfer",))),
     ]
+    if table_rows(section, ("strong",)):
+        parts += [
+            "<h3>Strong evaluation</h3>",
+            f"<p class='note'>{escape(STRONG_NOTE)}</p>",
+            _html_table(HEADER, table_rows(section, ("strong",))),
+        ]
     if natural_rows(section):
         parts += ["<h3>Natural perturbations</h3>", _html_table(NATURAL_HEADER, natural_rows(section))]
     if comparison_rows(section):

@@ -118,11 +118,14 @@ def _json_number(value):
 
 
 def robustness_record(attack: AttackConfig) -> dict:
-    """How a robustness map was made, as slide.json keeps it: method, the largest k/255 searched, PGD's steps."""
+    """How a robustness map was made, as slide.json keeps it: method, the largest k/255 searched, PGD's steps, the
+    loss climbed, and that every adversarial tile is judged at 8 bits."""
     return {
         "method": attack.method,
         "max_k": round(attack.eps * 255),
         "steps": attack.n_steps if attack.info.iterative else None,
+        "loss": attack.loss,
+        "judged_at": "8-bit",
     }
 
 

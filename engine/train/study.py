@@ -26,6 +26,11 @@ from engine.train.loop import TrainResult, fit
 log = logging.getLogger(__name__)
 
 
+def study_fgsm(eps: float) -> AttackConfig:
+    """The study's FGSM for Model B's merged set: one step on cross-entropy, the loss the study attacked with."""
+    return AttackConfig("fgsm", eps, loss="ce")
+
+
 def merged_fgsm_sets(
     source: nn.Module,
     train: ArraySet,

@@ -1,4 +1,7 @@
-"""``histoguard evaluate``: clean and white-box FGSM metrics of one checkpoint on a dataset split."""
+"""``histoguard evaluate``: one checkpoint on a dataset split: clean metrics, the study's FGSM conditions, and the
+robustness evaluation of ``histoguard experiment`` (white-box FGSM and PGD on the margin loss at every eps, random
+noise and natural perturbations, the worst case over the attacks, gradient-masking flags). FGSM alone is not
+enough: it is exactly what fools itself on an adversarially trained model (catastrophic overfitting)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,9 @@ from engine.data.prepare import PreparedData, prepare_data
 from engine.data.split import split_hash
 from engine.evaluate.conditions import entry, sweep
 from engine.evaluate.core import Evaluation, intervals_record
+from engine.evaluate.masking import masking_flags
+from engine.evaluate.robustness import plan_dict, robustness_rows
+from engine.evaluate.suite import add_strong, robustness_plan
 from engine.models.checkpoint import load_checkpoint
 from engine.models.device import resolve_device
 
@@ -28,7 +34,7 @@ def evaluate_checkpoint(
     on_progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> dict:
-    """Clean and white-box FGSM metrics of one checkpoint on a dataset split (``all`` for every image)."""
+    """Clean, FGSM and robustness metrics of one checkpoint on a dataset split (``all`` for every image)."""
     model, meta = load_checkpoint(model_path)
     device = resolve_device(cfg.train.device)
     model.to(device)
@@ -44,6 +50,10 @@ def evaluate_checkpoint(
     test = _all_arrays(data) if split == "all" else data.arrays(split)
     ev = Evaluation({"M": model}, test, device, cfg.eval_batch_size, on_progress, cancel, bootstrap=cfg.bootstrap())
     evaluations = [entry(ev, "M", s, cfg.eps, level) for level in ("image", "patient") for s in (None, "M")]
+    plan = robustness_plan(cfg)
+    robustness = {"plan": plan_dict(plan), "rows": robustness_rows(ev, plan)}
+    add_strong(robustness, cfg, ev)
+    robustness["flags"] = masking_flags(robustness["rows"])
     return {
         "model": str(model_path),
         "metadata": meta.to_dict(),
@@ -53,6 +63,7 @@ def evaluate_checkpoint(
         "intervals": intervals_record(ev.bootstrap, test),
         "evaluations": evaluations,
         "sweep": sweep(ev, cfg.sweep_eps, pairs=(("M", "M"),)),
+        "robustness": robustness,
         "dataset": data.dataset.summary(),
     }
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from engine import __version__
-from engine.core.config import AttackConfig, ExperimentConfig
+from engine.core.config import ExperimentConfig
 from engine.core.progress import CancelToken, ProgressCallback, report
 from engine.data.arrays import ArraySet
 from engine.data.prepare import PreparedData, prepare_data
@@ -27,7 +27,7 @@ from engine.models.device import describe_device, resolve_device
 from engine.models.tensors import to_tensor
 from engine.runs.folder import RunFolder
 from engine.train.distributed import require_single_process
-from engine.train.study import defence_config, merged_fgsm_sets, train_new_model
+from engine.train.study import defence_config, merged_fgsm_sets, study_fgsm, train_new_model
 from engine.workflows.reports import write_run_report
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
         model_a,
         train,
         val,
-        attack=AttackConfig("fgsm", cfg.eps),
+        attack=study_fgsm(cfg.eps),
         source_name="A",
         batch_size=cfg.eval_batch_size,
         on_progress=on_progress,

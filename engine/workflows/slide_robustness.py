@@ -80,7 +80,7 @@ def slide_robustness(
             check_cancel(cancel, "slide robustness map")
             idx = chosen[start : start + batch_size]
             images = np.stack([read_tile_rgb(slide, prediction.tiles[i], prediction.level, size) for i in idx])
-            out[idx] = _flip_k(model, images, dev, method, max_k, steps, seed=b) / 255
+            out[idx] = _flip_k(model, images, dev, method, max_k, steps, seed=b, loss=attack.loss) / 255
             report(on_progress, stage, start + len(idx), len(chosen), unit="tiles")
     log.info("robustness map (%s, max %d/255): %d of %d tiles attacked", method, max_k, len(chosen), len(out))
     return out
@@ -130,22 +130,24 @@ def _attack_model(model_path: str | Path, prediction: SlidePrediction) -> tuple[
     return load_attack_model(path)
 
 
-def _flip_k(model: nn.Module, images: np.ndarray, dev, method: str, max_k: int, steps: int, seed: int) -> np.ndarray:
+def _flip_k(
+    model: nn.Module, images: np.ndarray, dev, method: str, max_k: int, steps: int, seed: int, loss: str = "margin"
+) -> np.ndarray:
     """float64 k per image (inf: not flipped at ``max_k``); the label attacked is the model's own clean call."""
     x = to_tensor(images, dev)
     with torch.no_grad():
         y = model(x).argmax(1)
     if method == "pgd":
         data = ArraySet(images, y.cpu().numpy())
-        found = minimal_eps(model, data, dev, max_k=max_k, steps=steps, seed=seed, batch_size=len(images))
+        found = minimal_eps(model, data, dev, max_k=max_k, steps=steps, seed=seed, batch_size=len(images), loss=loss)
         return np.array([np.inf if v is None else round(v * 255) for v in found], dtype=np.float64)
-    return _fgsm_bisect(model, x, y, max_k)
+    return _fgsm_bisect(model, x, y, max_k, loss)
 
 
-def _fgsm_bisect(model: nn.Module, x: torch.Tensor, y: torch.Tensor, max_k: int) -> np.ndarray:
+def _fgsm_bisect(model: nn.Module, x: torch.Tensor, y: torch.Tensor, max_k: int, loss: str = "margin") -> np.ndarray:
     """Smallest k (by bisection) whose 8-bit FGSM image x + k/255 * sign(grad), clipped, flips the call."""
     with attack_mode(model) as net:
-        sign = input_gradient(net, x, y).sign()
+        sign = input_gradient(net, x, y, loss=loss).sign()
 
     @torch.no_grad()
     def flipped(rows: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

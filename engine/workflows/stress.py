@@ -72,7 +72,7 @@ def stress_test_set(
         probs = {}
         for eps, cfg in attacks.items():
             progress.stage = f"{attack.method.upper()} on {name}, eps {format_eps(eps)}"
-            probs[eps] = ev.probs(name, Perturbation(cfg, name, target=goal, quantise=True), stage=progress.stage)
+            probs[eps] = ev.probs(name, Perturbation(cfg, name, target=goal), stage=progress.stage)
         curves[name] = _curve(images.arrays, probs, bootstrap)
         shown = {e: with_temperature(p, meta.temperature) for e, p in probs.items()}  # the calls stay the same
         flips += _flips(name, images, shown[0.0], _at(shown, flip_eps), flip_eps)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from engine.core.config import AttackConfig, ExperimentConfig
+from engine.core.config import ExperimentConfig
 from engine.core.errors import ConfigError, option
 from engine.core.fileio import write_json
 from engine.core.progress import CancelToken, ProgressCallback
@@ -17,7 +17,7 @@ from engine.models.checkpoint import load_checkpoint
 from engine.models.device import resolve_device
 from engine.runs.folder import SPLIT, TRAIN_RECORD, RunFolder
 from engine.train.distributed import barrier, distributed_session, main_first
-from engine.train.study import adversarial_how, merged_fgsm_sets, train_new_model
+from engine.train.study import adversarial_how, merged_fgsm_sets, study_fgsm, train_new_model
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _train_into(
         source, _ = load_checkpoint(adversarial_from)
         source.to(resolve_device(cfg.train.device))
         train, val, how = merged_fgsm_sets(
-            source, train, val, attack=AttackConfig("fgsm", cfg.eps), source_name=str(adversarial_from),
+            source, train, val, attack=study_fgsm(cfg.eps), source_name=str(adversarial_from),
             batch_size=cfg.eval_batch_size, on_progress=on_progress, cancel=cancel,
         )  # fmt: skip
     _, result, meta = train_new_model(

@@ -200,13 +200,38 @@ def test_predict_attack_export_evaluate(run_dir, demo_root, tmp_path, capsys):
                 str(demo_root),
                 "--split",
                 "all",
+                "--sweep-eps",
+                "0,8/255",
+                "--pgd-steps",
+                "3",
+                "--strong",
+                "--strong-images",
+                "6",
+                "--strong-steps",
+                "3",
+                "--strong-queries",
+                "20",
                 "--out",
                 str(tmp_path / "eval.json"),
             ]
         )
         == 0
     )
-    assert json.loads((tmp_path / "eval.json").read_text())["evaluations"][0]["n"] > 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["evaluations"][0]["n"] > 0
+    # regression: evaluate ran FGSM only, which an adversarially trained model can fool; now the robustness
+    # evaluation (PGD on the margin loss, the worst case over the attacks) runs too
+    rows = result["robustness"]["rows"]
+    kinds = {(r["attack"], r["kind"]) for r in rows}
+    assert {("pgd", "white-box"), ("fgsm", "white-box"), ("worst-case", "worst-case")} <= kinds
+    assert result["robustness"]["plan"]["loss"] == "margin" and result["robustness"]["plan"]["steps"] == 3
+    worst = next(r for r in rows if r["kind"] == "worst-case")
+    assert worst["accuracy"] <= min(r["accuracy"] for r in rows if r["kind"] == "white-box")
+    strong = {r["attack"] for r in rows if r["kind"] == "strong"}
+    assert strong == {"APGD-CE", "APGD-margin", "Square", "worst case"}
+    assert result["robustness"]["strong"]["queries"] == 20
+    out = capsys.readouterr().out
+    assert "every attack" in out and "Strong evaluation" in out
 
 
 @pytest.mark.parametrize("make", ["empty", "text_only", "one_class"])

@@ -232,6 +232,7 @@ def test_attack_picker_lists_the_catalog_and_enables_its_settings(page):
         assert form.steps_spin.isEnabled() == (key in ITERATIVE), key
         assert form.restarts_spin.isEnabled() == (key in ("pgd", "pgd-l2", "apgd")), key
         assert form.targeted.isEnabled() == (key in WHITE_BOX), key  # noise has no target
+        assert form.loss_combo.isEnabled() == (key in WHITE_BOX), key
         assert form.l2_spin.isVisibleTo(form) == (key == "pgd-l2") != form.eps_slider.isVisibleTo(form), key
     assert form.targeted.text() == "Targeted: make malignant look benign"
     assert "missed-cancer direction" in form.targeted_note.text()
@@ -245,6 +246,9 @@ def test_attack_picker_lists_the_catalog_and_enables_its_settings(page):
     form.steps_spin.setValue(3)
     form.restarts_spin.setValue(2)
     assert form.attack() == AttackConfig("apgd", form.eps(), steps=3, restarts=2, target="benign")
+    assert form.attack().loss == "margin"  # the default: it does not saturate
+    form.loss_combo.setCurrentIndex(form.loss_combo.findData("ce"))
+    assert form.attack().loss == "ce"
 
 
 def test_set_with_targeted_pgd_matches_the_engine(qtbot, window, page, tiny_run):

@@ -1,4 +1,6 @@
-"""Our attacks give torchattacks' results on the same model and batch (torchattacks is a test-only dependency)."""
+"""Our attacks give torchattacks' results on the same model and batch (torchattacks is a test-only dependency):
+on cross-entropy, torchattacks' loss, and on the margin loss, our default, which gives the same steps wherever
+cross-entropy's gradient has not underflowed (this small model is far from saturated)."""
 
 from __future__ import annotations
 
@@ -40,28 +42,43 @@ def _max_diff(a, b):
 
 
 LINF, L2 = (2 / 255, 8 / 255), (0.25, 1.0)  # two eps values per norm; an L2 eps is the radius
-# (name, ours(model, x, y, eps), theirs(model, eps), eps values)
+# (name, ours(model, x, y, eps, loss), theirs(model, eps), eps values); ours on cross-entropy, torchattacks' loss
 CASES = [
-    ("fgsm", lambda m, x, y, e: fgsm(m, x, y, eps=e), lambda m, e: torchattacks.FGSM(m, eps=e), LINF),
+    (
+        "fgsm",
+        lambda m, x, y, e, loss="ce": fgsm(m, x, y, eps=e, loss=loss),
+        lambda m, e: torchattacks.FGSM(m, eps=e),
+        LINF,
+    ),
     (
         "pgd",
-        lambda m, x, y, e: pgd(m, x, y, eps=e, alpha=e / 4, steps=5, random_start=False),
+        lambda m, x, y, e, loss="ce": pgd(m, x, y, eps=e, alpha=e / 4, steps=5, random_start=False, loss=loss),
         lambda m, e: torchattacks.PGD(m, eps=e, alpha=e / 4, steps=5, random_start=False),
         LINF,
     ),
     (
         "bim",
-        lambda m, x, y, e: bim(m, x, y, eps=e, alpha=1 / 255, steps=6),
+        lambda m, x, y, e, loss="ce": bim(m, x, y, eps=e, alpha=1 / 255, steps=6, loss=loss),
         lambda m, e: torchattacks.BIM(m, eps=e, alpha=1 / 255, steps=6),
         LINF,
     ),
     (
         "pgd-l2",
-        lambda m, x, y, e: pgd(m, x, y, eps=e, alpha=e / 4, steps=5, random_start=False, norm="l2"),
+        lambda m, x, y, e, loss="ce": pgd(
+            m, x, y, eps=e, alpha=e / 4, steps=5, random_start=False, norm="l2", loss=loss
+        ),
         lambda m, e: torchattacks.PGDL2(m, eps=e, alpha=e / 4, steps=5, random_start=False),
         L2,
     ),
 ]
+
+
+@pytest.mark.parametrize(("ours", "theirs", "eps_values"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_margin_loss_takes_the_same_steps_here(model, batch, ours, theirs, eps_values):
+    """On a model far from saturation, the margin's signed (or L2-normalised) steps are cross-entropy's."""
+    x, y = batch
+    for eps in eps_values:
+        assert _max_diff(ours(model, x, y, eps, loss="margin"), ours(model, x, y, eps, loss="ce")) <= TOL, eps
 
 
 @pytest.mark.parametrize(("ours", "theirs", "eps_values"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -76,10 +93,16 @@ def test_matches_torchattacks(model, batch, ours, theirs, eps_values):
 
 
 TARGETED = [
-    ("fgsm", lambda m, x, t, e: fgsm(m, x, t, eps=e, targeted=True), lambda m, e: torchattacks.FGSM(m, eps=e)),
+    (
+        "fgsm",
+        lambda m, x, t, e, loss="ce": fgsm(m, x, t, eps=e, targeted=True, loss=loss),
+        lambda m, e: torchattacks.FGSM(m, eps=e),
+    ),
     (
         "pgd",
-        lambda m, x, t, e: pgd(m, x, t, eps=e, alpha=e / 4, steps=5, random_start=False, targeted=True),
+        lambda m, x, t, e, loss="ce": pgd(
+            m, x, t, eps=e, alpha=e / 4, steps=5, random_start=False, targeted=True, loss=loss
+        ),
         lambda m, e: torchattacks.PGD(m, eps=e, alpha=e / 4, steps=5, random_start=False),
     ),
 ]

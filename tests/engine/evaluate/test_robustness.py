@@ -186,3 +186,50 @@ def test_report_tables_show_the_reviewer_columns(rows):
     assert "## Robustness" in md and "transfer from B" in md and "No warning sign" in md and ">16/255" in md
     html = robust_report.html(section, {}, lambda png, alt, width: "")
     assert "<h2>Robustness</h2>" in html and "random (not an attack)" in html
+
+
+def test_blackbox_flag_holds_when_the_blackbox_eps_is_not_in_the_sweep(models, test_set, monkeypatch):
+    """Regression: the black-box row is compared with white-box attacks run at its own eps, also when that eps
+    is not one of the sweep's, so a black-box attack that beats them is flagged, not passed over in silence."""
+    from engine.core.config import DataConfig, ExperimentConfig, TrainConfig
+    from engine.evaluate import suite
+
+    def fake_square(path, images, labels, *, eps_values, **kw):  # the ONNX file's accuracy: every image flipped
+        n = len(labels)
+        result = {"eps": eps_values[0], "accuracy": 0.0, "balanced_accuracy": 0.0, "sensitivity": 0.0,
+                  "specificity": 0.0, "missed_cancer_rate": 1.0, "confusion_matrix": [[0, 0], [0, 0]], "n": n,
+                  "ci": {}, "mean_queries": 1.0, "accuracy_curve": []}  # fmt: skip
+        return {"provider": "fake", "results": [result]}
+
+    monkeypatch.setattr(suite, "blackbox_stress", fake_square)
+    cfg = ExperimentConfig(DataConfig(demo=True), TrainConfig(), eps=3 / 255, sweep_eps=(0, 2 / 255, 16 / 255),
+                           robust_attacks=("fgsm", "pgd"), pgd_steps=5, min_eps_max=0, blackbox_images=8)  # fmt: skip
+    assert 3 / 255 not in cfg.sweep_eps
+    ev = Evaluation(models, test_set, torch.device("cpu"), batch_size=16)
+    section = suite.robustness_section(cfg, ev)
+    suite.add_blackbox(section, ev, cfg, {"A": "a.onnx"})
+    (row,) = [r for r in section["rows"] if r["kind"] == "black-box"]
+    assert row["eps"] == 3 / 255 and row["white_box_accuracy_same_images"] > 0.2
+    flags = suite.finish(section)["flags"]
+    assert any(f["flag"] == "blackbox_beats_white_box" and f["model"] == "A" for f in flags)
+
+
+def test_a_row_without_white_box_reference_is_said_not_compared():
+    rows = [_row("A", "pgd", "white-box", 2 / 255, 0.5), _row("A", "square", "black-box", 3 / 255, 0.1)]
+    (flag,) = masking_flags(rows)
+    assert flag["flag"] == "not_compared" and "3/255" in flag["message"]
+
+
+def test_strong_evaluation_takes_the_worst_case_of_its_three_attacks(models, test_set):
+    from engine.evaluate.strong import StrongPlan, strong_rows
+
+    ev = Evaluation(models, test_set, torch.device("cpu"), batch_size=16)
+    rows = strong_rows(ev, StrongPlan((16 / 255,), images=12, steps=5, queries=40, seed=0))
+    for model in models:
+        got = {r["attack"]: r for r in rows if r["model"] == model}
+        assert set(got) == {"APGD-CE", "APGD-margin", "Square", "worst case"}
+        assert all(r["kind"] == "strong" and r["n_images"] == 12 and r["n"] == 12 for r in got.values())
+        worst = got.pop("worst case")["accuracy"]
+        assert worst <= min(r["accuracy"] for r in got.values())
+        clean = Evaluation({model: models[model]}, test_set, torch.device("cpu")).correct(model).mean()
+        assert worst < clean  # the attacks found something at 16/255
