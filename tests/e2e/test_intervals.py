@@ -53,7 +53,9 @@ def test_comparisons_pair_every_model_on_the_same_images(report):
     comps = report["robustness"]["comparisons"]
     plan = report["robustness"]["plan"]
     assert {(c["x"], c["y"]) for c in comps} == {("A", "B"), ("A", "C"), ("B", "C")}
-    assert len(comps) == 3 * (1 + len(plan["attacks"]) * len(plan["eps_values"]))
+    # clean, each white-box attack at each eps, and the worst case over every attack at each eps
+    assert len(comps) == 3 * (1 + (len(plan["attacks"]) + 1) * len(plan["eps_values"]))
+    assert {c["eps"] for c in comps if c["attack"] == "worst-case"} == set(plan["eps_values"])
     clean = {r["model"]: r["accuracy"] for r in report["robustness"]["rows"] if r["kind"] == "clean"}
     for c in comps:
         assert c["accuracy_x"] - c["accuracy_y"] == pytest.approx(c["difference"])
