@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 from pathlib import Path
 
-from engine.core.config import DEMO_TRAIN, AttackConfig, DataConfig, ExperimentConfig, TrainConfig
+from engine.core.config import DEMO_TRAIN, AttackConfig, CertifyConfig, DataConfig, ExperimentConfig, TrainConfig
 from engine.core.errors import Cancelled, EngineError
 from engine.core.progress import CancelToken, Progress
 
@@ -25,6 +25,11 @@ _LAZY = {
     "rows_to_csv": "engine.deploy.predict",
     "flag_rows": "engine.deploy.predict",
     "blackbox_images": "engine.deploy.blackbox",
+    "certify_files": "engine.deploy.certify_run",
+    "certify_dataset": "engine.deploy.certify_run",
+    "certificates_csv": "engine.deploy.certify_run",
+    "model_sigma": "engine.deploy.certify_run",
+    "certified_accuracy_curve": "engine.deploy.certify",
     "read_model_info": "engine.deploy.model_info",
     "describe_onnx_device": "engine.deploy.session",
     "quantize_onnx": "engine.deploy.quantize",
@@ -113,6 +118,7 @@ __all__ = [
     "DEMO_TRAIN",
     "AttackConfig",
     "CancelToken",
+    "CertifyConfig",
     "Cancelled",
     "DataConfig",
     "EngineError",

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from engine import api
+from engine.cli.text import aligned, fmt
 from engine.core.config import (
     DEMO_EPS,
     DEMO_TRAIN,
@@ -35,6 +36,7 @@ TRAIN_FIELDS = (
     "adv_steps",
     "adv_ratio",
     "trades_beta",
+    "noise_sigma",
     "input_mpp",
 )
 # experiment options named as in ExperimentConfig (argparse dest -> field)
@@ -174,13 +176,6 @@ def _print_result(result: dict, out: str) -> None:
     )
 
 
-def aligned(rows: list[list[str]], left: int = 3) -> str:
-    """Plain-text columns under a rule: the first ``left`` left-aligned, the rest right-aligned."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    line = lambda r: "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-    return "\n".join([line(rows[0]), line(["-" * w for w in widths]), *(line(r) for r in rows[1:])])
-
-
 def cmd_demo_slide(a, progress) -> int:
     from engine.data.demo_slide import MPP, write_demo_slide
 
@@ -216,8 +211,9 @@ def cmd_train(a, progress) -> int:
     from engine.train.distributed import env_context
 
     if env_context().is_main:  # under torchrun every rank returns here; one prints
+        on = {"val_pgd_balanced_accuracy": " under PGD", "val_noisy_balanced_accuracy": " with noise"}
         print(
-            f"best epoch {summary['best_epoch']}, validation balanced accuracy "
+            f"best epoch {summary['best_epoch']}, validation balanced accuracy{on.get(summary['selected_by'], '')} "
             f"{summary['best_val_balanced_accuracy']:.3f}; checkpoint {Path(a.out) / summary['checkpoint']}"
         )
     return 0
@@ -266,10 +262,6 @@ def cmd_blackbox(a, progress) -> int:
     return 0
 
 
-def fmt(value, spec: str = ".3f") -> str:
-    return "—" if value is None else format(value, spec)
-
-
 def cmd_export(a, progress) -> int:
     info = api.export_checkpoint(a.model, a.out)
     print(json.dumps(info, indent=2))
@@ -287,6 +279,12 @@ def cmd_predict(a, progress) -> int:
         + f"{flagged}; written to {a.out}"
     )
     return 0
+
+
+def cmd_certify(a, progress) -> int:
+    from engine.cli.certify import run_certify
+
+    return run_certify(a, progress, data_config(a) if a.data or a.demo else None)
 
 
 def cmd_slide(a, progress) -> int:
@@ -381,6 +379,7 @@ COMMANDS = {
     "export": cmd_export,
     "blackbox": cmd_blackbox,
     "predict": cmd_predict,
+    "certify": cmd_certify,
     "slide": cmd_slide,
     "quantize": cmd_quantize,
     "models": cmd_models,

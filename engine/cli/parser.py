@@ -6,6 +6,7 @@ import argparse
 from dataclasses import fields
 
 from engine import __version__
+from engine.cli.certify_options import add_certify_options
 from engine.core.catalog import ATTACK_LABELS, DEFAULT_LOSS, DEFENCES, LOSS_LABELS
 from engine.core.config import ExperimentConfig
 from engine.core.eps import parse_eps
@@ -118,12 +119,21 @@ def add_defence_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--adversarial",
         choices=DEFENCE_NAMES,
-        help="on-the-fly adversarial training: fgsm-rs (fast, random start), pgd, trades (default none)",
+        help="on-the-fly adversarial training: fgsm-rs (fast, random start), pgd, trades, or gaussian (noise for "
+        "randomized smoothing, see `histoguard certify`) (default none)",
     )
+    add_sigma_option(g)
     g.add_argument("--adv-eps", type=_eps, help="eps of the training attack (default 8/255)")
     g.add_argument("--adv-steps", type=int, help="attack steps of pgd/trades training (default 7)")
     g.add_argument("--adv-ratio", type=float, help="fraction of each batch made adversarial (default 1.0)")
     g.add_argument("--trades-beta", type=float, help="TRADES robustness weight (default 6)")
+
+
+def add_sigma_option(g) -> None:
+    g.add_argument(
+        "--sigma", type=float, dest="noise_sigma",
+        help="gaussian: noise standard deviation on [0, 1] images, recorded with the model (default 0.25)",
+    )  # fmt: skip
 
 
 def add_attack_options(g) -> None:
@@ -177,8 +187,10 @@ def add_robustness_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--defence",
         choices=DEFENCE_NAMES,
-        help="train Model C with this on-the-fly adversarial training at --eps (default fgsm-rs; none = no Model C)",
+        help="train Model C with this on-the-fly adversarial training at --eps, or gaussian at --sigma "
+        "(default fgsm-rs; none = no Model C)",
     )
+    add_sigma_option(g)
     add_attack_options(g)
     add_strong_options(g)
     g.add_argument("--min-eps-max", type=int, help="search each image's flipping eps up to this many /255 (0 = off)")
@@ -305,7 +317,8 @@ def _add_models_commands(sub) -> None:
 
 
 def _add_deploy_commands(sub) -> None:
-    """What the Diagnose edition runs too: prediction, slides, the black-box attack, INT8, models, data."""
+    """What the Diagnose edition runs too: prediction, slides, the black-box attack, certification, INT8, models,
+    data."""
     p = sub.add_parser("predict", help="predict images or folders with an ONNX model (onnxruntime)")
     p.add_argument("--model", required=True, help="an ONNX file exported by HistoGuard")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
@@ -351,6 +364,12 @@ def _add_deploy_commands(sub) -> None:
     p.add_argument("--limit", type=int, default=200, help="attack at most this many images (a fixed random subset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the results as JSON here")
+
+    p = sub.add_parser(
+        "certify", help="certified L2 radius per image by randomized smoothing of an ONNX model; no torch"
+    )
+    add_data_options(p, required=False)
+    add_certify_options(p)
 
     p = sub.add_parser(
         "quantize", help="an INT8 copy of an ONNX model (faster on CPU) and its accuracy change; no torch"

@@ -59,12 +59,15 @@ DEFAULT_LOSS = "margin"
 WORST_CASE = "worst-case"
 NATURAL_LABELS = {"stain": "H&E stain shift", "blur": "Gaussian blur", "jpeg": "JPEG"}
 BLACKBOX_LABELS = {"square": "Square (ONNX, queries only)"}
-DEFENCES = ("none", "fgsm-rs", "pgd", "trades")
+DEFENCES = ("none", "fgsm-rs", "pgd", "trades", "gaussian")
 DEFENCE_LABELS = {
     "none": "none",
     "fgsm-rs": "fast adversarial training (FGSM, random start)",
     "pgd": "PGD adversarial training",
     "trades": "TRADES",
+    # Cohen, Rosenfeld & Kolter, Certified Adversarial Robustness via Randomized Smoothing, ICML 2019: trains the
+    # base classifier that `histoguard certify` smooths (noise sigma: TrainConfig.noise_sigma)
+    "gaussian": "Gaussian noise (randomized smoothing, certifiable)",
 }
 
 

@@ -29,6 +29,7 @@ CLI_OPTIONS = {
     "adversarial": "--adversarial",
     "adversarial_from": "--adversarial-from",
     "bootstrap_resamples": "--bootstrap",
+    "sigma": "--sigma",
     "export": "`histoguard export --model <run>/model_x/best.pt --out <file>.onnx`",
 }
 _OPTION = re.compile("\ue000([a-z_]+)(?:=([^\ue001]*))?\ue001")

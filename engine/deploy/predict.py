@@ -26,6 +26,7 @@ from engine.data.inputs import collect_images
 from engine.deploy.session import create_session, run_session, session_integrity, session_meta, session_provider
 
 log = logging.getLogger(__name__)
+AUDIT_COLUMNS = ("model", "model_sha256", "app_version", "provider", "time", "input_sha256")
 
 
 def predict_files(
@@ -47,13 +48,7 @@ def predict_files(
     meta = session_meta(session, source=str(model_path))
     classes, size = list(meta.classes), meta.image_size
     band = band or meta.review_band
-    common = {
-        "model": Path(model_path).name,
-        "model_sha256": session_integrity(session)["sha256"],
-        "app_version": __version__,
-        "provider": session_provider(session),
-        "temperature": meta.temperature if meta.calibration else None,
-    }
+    common = {**audit_fields(session, model_path), "temperature": meta.temperature if meta.calibration else None}
     rows: list[dict] = []
     for start in range(0, len(paths), batch_size):
         check_cancel(cancel, "prediction")
@@ -68,8 +63,7 @@ def predict_files(
 def _predict_batch(session, paths: list[Path], classes: list[str], size: int, common: dict) -> list[dict]:
     arrays, rows = [], []
     for path in paths:
-        row = {"path": str(path), "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **common}
-        row["input_sha256"] = _input_sha256(path)
+        row = {"path": str(path), **common, **input_audit(path)}
         try:
             arrays.append(np.asarray(resize_center(load_rgb(path), size), dtype=np.float32) / 255.0)
             row["error"] = ""
@@ -97,7 +91,23 @@ def flag_rows(rows: list[dict], positive: str, band) -> list[dict]:
     return rows
 
 
-def _input_sha256(path: Path) -> str:
+def audit_fields(session, model_path: str | Path) -> dict:
+    """The audit columns every row of one model shares: its file name, the sha256 of the verified bytes the
+    session runs, the app version and the onnxruntime provider."""
+    return {
+        "model": Path(model_path).name,
+        "model_sha256": session_integrity(session)["sha256"],
+        "app_version": __version__,
+        "provider": session_provider(session),
+    }
+
+
+def input_audit(path: Path) -> dict:
+    """The audit columns of one input: the time (ISO 8601, UTC) and the file's sha256."""
+    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "input_sha256": input_sha256(path)}
+
+
+def input_sha256(path: Path) -> str:
     """The input file's sha256 ('' when it cannot be read: the row's error then says why)."""
     try:
         return sha256_file(path)
@@ -115,12 +125,7 @@ def rows_to_csv(rows: list[dict], classes: list[str]) -> str:
         "review_band",
         "temperature",
         "error",
-        "model",
-        "model_sha256",
-        "app_version",
-        "provider",
-        "time",
-        "input_sha256",
+        *AUDIT_COLUMNS,
     ]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", restval="")

@@ -83,6 +83,8 @@ def training_text(meta: ModelMeta) -> str:
     method = how["method"]
     if method == "clean":
         return "clean (original images only)"
+    if method == "gaussian":
+        return f"Gaussian noise, sigma {how.get('sigma', '?')} (randomized smoothing: certify with this sigma)"
     eps = f", eps {eps_text(how['eps'])}" if how.get("eps") is not None else ""
     if method == "merged-fgsm":
         source = str(how.get("attack_source", "?"))

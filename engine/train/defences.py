@@ -6,6 +6,10 @@
 - ``pgd``: PGD adversarial training (Madry et al., ICLR 2018), ``adv_steps`` steps of 2.5 eps / steps.
 - ``trades``: TRADES (Zhang et al., ICML 2019): clean cross-entropy + beta * KL(f(x) || f(x')), where x'
   maximises that KL inside the eps ball.
+- ``gaussian``: Gaussian data augmentation for randomized smoothing (Cohen, Rosenfeld & Kolter, ICML 2019): every
+  image of the batch is trained on as x + N(0, noise_sigma^2), noise in pixel units on the [0, 1] image, drawn from
+  the epoch's generator and NOT clamped to [0, 1] (the paper does not clamp, and the certificate of
+  ``engine.deploy.certify`` is for exactly that noise). ``adv_ratio`` and ``adv_eps`` do not apply.
 
 With ``adv_ratio`` < 1 only that fraction of each batch is replaced by its adversarial copy; the rest stays
 clean (mixed training). The attacked images are drawn at random from the epoch's generator (seeded, so a run
@@ -49,9 +53,17 @@ def adversarial_loss(
         return F.cross_entropy(logits, y, weight=weights) + cfg.trades_beta * kl, logits
     if cfg.adversarial in ("fgsm-rs", "pgd"):
         x = mixed_batch(model, x, y, cfg, gen)
+    elif cfg.adversarial == "gaussian":
+        x = gaussian_noise(x, cfg.noise_sigma, gen)
     with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
         logits = model(x).float()
     return F.cross_entropy(logits, y, weight=weights), logits
+
+
+def gaussian_noise(x: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
+    """``x + sigma * N(0, 1)``, drawn from ``gen``, not clamped (randomized smoothing's training noise)."""
+    noise = torch.randn(x.shape, generator=gen, device=gen.device).to(x.device, x.dtype)
+    return x + sigma * noise
 
 
 def mixed_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):

@@ -35,14 +35,18 @@ class TrainResult:
         """JSON-ready record of the training, as stored in report.json and train.json; ``stored`` writes the
         checkpoint's path as the run folder stores paths (``RunFolder.relative``).
 
-        Adversarially trained models are selected by balanced accuracy under PGD on validation images
-        (``selected_by``); ``best_val_balanced_accuracy`` is then that robust score.
+        Adversarially trained models are selected by balanced accuracy under PGD on validation images, models
+        trained with Gaussian noise by balanced accuracy on noisy validation images (``selected_by``);
+        ``best_val_balanced_accuracy`` is then that score.
         """
-        robust = any("val_pgd_acc" in row for row in self.history)
+        selected_by = "val_balanced_accuracy"
+        for key in ("val_pgd_balanced_accuracy", "val_noisy_balanced_accuracy"):
+            if any(key in row for row in self.history):
+                selected_by = key
         return {
             "best_epoch": self.best_epoch,
             "best_val_balanced_accuracy": self.best_score,
-            "selected_by": "val_pgd_balanced_accuracy" if robust else "val_balanced_accuracy",
+            "selected_by": selected_by,
             "catastrophic_overfitting_epochs": [r["epoch"] for r in self.history if r.get("catastrophic_overfitting")],
             "epochs_run": self.epochs_run,
             "stopped_early": self.stopped_early,

@@ -3,6 +3,11 @@
 It selects the kept epoch (robust balanced accuracy) and detects catastrophic overfitting, the failure of
 fast (FGSM) adversarial training where accuracy under PGD collapses within an epoch while accuracy under
 FGSM stays high (Wong, Rice & Kolter, ICLR 2020; Andriushchenko & Flammarion, NeurIPS 2020).
+
+A model trained with Gaussian noise (``gaussian``, the base classifier of randomized smoothing) is attacked by no
+one here: its epoch is selected by balanced accuracy on the validation images with the training noise added
+(``noisy_validation``), which is what the smoothed classifier and its certificate rest on (Cohen et al. certify
+the majority vote of the model over such noisy copies); its accuracy on clean images is kept in the history too.
 """
 
 from __future__ import annotations
@@ -50,6 +55,26 @@ def robust_validation(model: nn.Module, val: ArraySet, idx: np.ndarray, cfg: Tra
         "val_pgd_acc": pgd_metrics["accuracy"],
         "val_pgd_balanced_accuracy": balanced if balanced is not None else pgd_metrics["accuracy"],
         "val_fgsm_acc": float((p_fgsm == y).mean()),
+    }
+
+
+@torch.no_grad()
+def noisy_validation(model: nn.Module, val: ArraySet, sigma: float, seed: int, device, batch_size: int) -> dict:
+    """Accuracy, and balanced accuracy, on every validation image plus N(0, sigma^2) noise (pixel units, not
+    clamped), one noisy copy per image drawn from a generator seeded with ``seed``: the same noise every epoch, so
+    epochs are compared on the same images."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    preds = []
+    for b in batches(len(val), batch_size):
+        x = to_tensor(val.images[b], device)
+        noise = torch.randn(x.shape, generator=gen).to(x.device, x.dtype)
+        preds.append(model(x + sigma * noise).argmax(1).cpu().numpy())
+    m = classification_metrics(val.labels, np.concatenate(preds))
+    balanced = m["balanced_accuracy"]
+    return {
+        "val_noisy_acc": m["accuracy"],
+        "val_noisy_balanced_accuracy": balanced if balanced is not None else m["accuracy"],
     }
 
 

@@ -34,7 +34,7 @@ from engine.train.distributed import (
     wrap_ddp,
 )
 from engine.train.epoch import evaluate_loss, train_epoch
-from engine.train.robust_val import catastrophic_overfitting, robust_subset, robust_validation
+from engine.train.robust_val import catastrophic_overfitting, noisy_validation, robust_subset, robust_validation
 from engine.train.state import TrainState, class_weights, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -175,10 +175,19 @@ class TrainSession:
             "seconds": round(time.perf_counter() - t0, 2),
         }
         score = va["bacc"]
-        if self.cfg.adversarial != "none" and val is not None and len(val) and self.dist.is_main:
+        if self.cfg.adversarial == "gaussian" and val is not None and len(val) and self.dist.is_main:
+            score = self._noisy_row(val, row)
+        elif self.cfg.adversarial != "none" and val is not None and len(val) and self.dist.is_main:
             score = self._robust_row(val, row, epoch)
         row["images_per_s"] = round(len(self.train) / (time.perf_counter() - t0), 1)
         return broadcast_object((row, score), self.dist)  # rank 0's row and score: every rank decides alike
+
+    def _noisy_row(self, val: ArraySet, row: dict) -> float:
+        """Add the accuracy on noisy validation images to ``row`` (Gaussian-noise training); the selection score."""
+        model, cfg = unwrap(self.model), self.cfg
+        nv = noisy_validation(model, val, cfg.noise_sigma, cfg.seed, self.device, cfg.batch_size)
+        row.update({k: round(v, 4) for k, v in nv.items()})
+        return nv["val_noisy_balanced_accuracy"]
 
     def _robust_row(self, val: ArraySet, row: dict, epoch: int) -> float:
         """Add PGD/FGSM validation accuracy to ``row``, flag catastrophic overfitting; the epoch's selection score."""
