@@ -27,6 +27,8 @@ _LAZY = {
     "blackbox_images": "engine.deploy.blackbox",
     "certify_files": "engine.deploy.certify_run",
     "certify_dataset": "engine.deploy.certify_run",
+    "certify_set": "engine.deploy.certify_run",
+    "attach_certificates": "engine.deploy.certify_run",
     "certificates_csv": "engine.deploy.certify_run",
     "model_sigma": "engine.deploy.certify_run",
     "certified_accuracy_curve": "engine.deploy.certify",

@@ -1,6 +1,7 @@
 """What ``histoguard gui --screenshots`` does on a page before taking its picture, so that each page
 shows real content (a stress test that ran, predictions on demo images). Keyed by page class name;
-``EXTRA_SHOTS`` are further pictures after one per page: (file name, page class name, action)."""
+``EXTRA_SHOTS`` are further pictures after one per page: (file name, page class name, action); an action that
+returns False has nothing to show for this run, and no picture is taken."""
 
 from __future__ import annotations
 
@@ -72,6 +73,15 @@ def _calibration(page, window) -> None:
     settle(window.app, window)
 
 
+def _cross_validation(page, window) -> bool:
+    """The cross-validation tab where the run is a fold of one; False (no picture) for a plain run."""
+    if not page.tabs.isTabVisible(3):
+        return False
+    page.show_cross_validation()
+    settle(window.app, window)
+    return True
+
+
 ACTIONS: dict[str, Callable] = {
     "StressPage": _stress,
     "ResultsPage": _results,
@@ -81,4 +91,5 @@ ACTIONS: dict[str, Callable] = {
 EXTRA_SHOTS: list[tuple[str, str, Callable]] = [
     ("results-robustness", "ResultsPage", _robustness),
     ("results-calibration", "ResultsPage", _calibration),
+    ("results-cross-validation", "ResultsPage", _cross_validation),
 ]

@@ -61,8 +61,8 @@ def take_screenshots(app: QApplication, out_dir: Path, run: str | None = None) -
     shots = [(page.title.lower().replace(" ", "-"), name, ACTIONS.get(name)) for name, page in window.pages.items()]
     for i, (file_name, name, action) in enumerate([*shots, *EXTRA_SHOTS], start=1):
         window.show_page(name)
-        if action is not None:
-            action(window.pages[name], window)
+        if action is not None and action(window.pages[name], window) is False:
+            continue
         settle(app, window)
         path = out_dir / f"{i}-{file_name}.png"
         window.grab().save(str(path))

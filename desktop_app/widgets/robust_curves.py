@@ -5,7 +5,9 @@ dotted, the black-box Square attack dash-dotted with stars, and the majority-cla
 line. Each line starts at the model's clean accuracy (eps 0). PGD-L2 rows are left out: their eps is an
 L2 radius, not k/255. The worst case over every attack (an image counts only if it survived them all) is a
 dashed line with crosses and carries its 95% interval as a band in the model's colour (without worst-case rows,
-the plan's last white-box attack, PGD by default, has the band). The legend beside the plot names every line.
+the plan's last white-box attack, PGD by default, has the band). A certified section (Model C certified by
+randomized smoothing) adds its certified accuracy against the L-inf size its L2 radii cover, in black, dash-dot-dot
+with plus markers: a proven lower bound, unlike the attack curves. The legend beside the plot names every line.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from engine.report.robustness import attack_name
 
 COLOURS = {"A": "#1f77b4", "B": "#d62728", "C": "#2ca02c"}
 OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2")
+CERTIFIED_COLOUR = "#202020"
 MARKERS = {"fgsm": "o", "bim": "t", "pgd": "s", "apgd": "d", "square": "star", "worst-case": "x"}
 STYLES = {
     "worst-case": Qt.PenStyle.DashLine,
@@ -54,6 +57,14 @@ def _intervals(section: dict, model: str, attack: str, kind: str) -> list[tuple[
     return sorted(out, key=lambda p: p[0])
 
 
+def certified_series(certified: dict | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(L-inf k/255, certified accuracy) of a report's certified section's curve; None without one."""
+    rows = [r for r in (certified or {}).get("curve", []) if r["accuracy"] is not None]
+    if not rows:
+        return None
+    return np.array([r["linf_255"] for r in rows]), np.array([r["accuracy"] for r in rows], dtype=float)
+
+
 class RobustCurves(pg.GraphicsLayoutWidget):
     """``set_section(report["robustness"], majority_baseline)``; ``series`` holds what is plotted."""
 
@@ -72,14 +83,16 @@ class RobustCurves(pg.GraphicsLayoutWidget):
         self.series: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
         self.bands: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.baseline: float | None = None
+        self.certified: tuple[np.ndarray, np.ndarray] | None = None
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override): modest, so the robustness tab fits 1280x800
         return QSize(420, 220)
 
-    def set_section(self, section: dict, baseline: float | None = None) -> None:
+    def set_section(self, section: dict, baseline: float | None = None, certified: dict | None = None) -> None:
         self.plot_item.clear()
         self.legend.clear()
         self.series = series_of(section)
+        self.certified = certified_series(certified)
         self.bands = {}
         models = sorted({m for m, _, _ in self.series})
         worst = any(kind == "worst-case" for _, _, kind in self.series)
@@ -97,13 +110,27 @@ class RobustCurves(pg.GraphicsLayoutWidget):
                 if add_band(self.plot_item, *band, colour):
                     self.bands[model] = band
         xs = [v for x, _ in self.series.values() for v in x.tolist()]
+        if self.certified is not None:
+            self._plot_certified(certified)
+            xs_all = xs + self.certified[0].tolist()
+        else:
+            xs_all = xs
         self.baseline = baseline
         if baseline is not None and xs:
             pen = pg.mkPen("#777777", width=1.5, style=Qt.PenStyle.DashLine)
-            item = self.plot_item.plot([0, max(xs)], [baseline, baseline], pen=pen)
+            item = self.plot_item.plot([0, max(xs_all)], [baseline, baseline], pen=pen)
             self.legend.addItem(item, f"majority class ({baseline:.2f})")
         ticks = sorted(set(xs))
         self.plot_item.getAxis("bottom").setTicks([[(k, f"{k:g}") for k in ticks]])
-        if xs:
-            self.plot_item.setXRange(0, max(xs), padding=0.03)
+        if xs_all:
+            self.plot_item.setXRange(0, max(xs_all), padding=0.03)
         self.plot_item.setYRange(0, 1.05, padding=0)
+
+    def _plot_certified(self, certified: dict) -> None:
+        x, y = self.certified
+        pen = pg.mkPen(CERTIFIED_COLOUR, width=2.5, style=Qt.PenStyle.DashDotDotLine)
+        item = self.plot_item.plot(x, y, pen=pen, symbol="+", symbolBrush=CERTIFIED_COLOUR, symbolPen=CERTIFIED_COLOUR,
+                                   symbolSize=9)  # fmt: skip
+        self.legend.addItem(item, f"{certified.get('model', 'C')}: certified (σ {certified['sigma']:g}, L2 as L∞)")
+        points = [(r["linf_255"], r.get("ci")) for r in certified["curve"] if r["accuracy"] is not None]
+        add_band(self.plot_item, *interval_points(points), CERTIFIED_COLOUR)

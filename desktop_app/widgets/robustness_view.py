@@ -110,7 +110,8 @@ class RobustnessView(QWidget):
         if not has:
             return
         self.flags.set_section(section)
-        self.curves.set_section(section, clean[0].get("majority_baseline") if clean else None)
+        baseline = clean[0].get("majority_baseline") if clean else None
+        self.curves.set_section(section, baseline, report.get("certified"))
         self.min_eps.set_min_eps(section.get("min_eps") or {})
         self._view_changed()
 

@@ -53,6 +53,7 @@ ROBUST_FIELDS = {
     "min_eps_max": "min_eps_max",
     "blackbox_images": "blackbox_images",
     "blackbox_queries": "blackbox_queries",
+    "certified_images": "certified_images",
     "bootstrap": "bootstrap_resamples",
 }
 
@@ -170,6 +171,11 @@ def _print_result(result: dict, out: str) -> None:
         "Robustness (white-box on each model, black-box Square on its ONNX file, "
         "random noise; 'every attack': the worst case per image)",
     )
+    if result.get("certified"):
+        from engine.report.certified import HEADER, table_rows
+
+        print(f"\nCertified accuracy of Model C's smoothed classifier (sigma {result['certified']['sigma']:g}):\n")
+        print(aligned([list(HEADER), *table_rows(result["certified"])], left=0))
     onnx = ", ".join(Path(v["path"]).name for v in (result.get("onnx") or {}).values())
     print(
         f"\nReport: {Path(out) / 'report.md'}  (also report.html, report.json, split.csv{', ' + onnx if onnx else ''})"

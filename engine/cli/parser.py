@@ -205,6 +205,11 @@ def add_robustness_options(p: argparse.ArgumentParser) -> None:
         help=f"queries per image of the Square attack (default {_experiment_default('blackbox_queries')})",
     )
     g.add_argument(
+        "--certified-images", type=int,
+        help="with --defence gaussian: test images Model C's ONNX file is certified on (randomized smoothing, about "
+        f"1,100 forward passes each; default {_experiment_default('certified_images')}; 0 = off)",
+    )  # fmt: skip
+    g.add_argument(
         "--bootstrap", type=int, help="patient-level bootstrap resamples behind every 95%% interval (default 1000)"
     )
 

@@ -161,6 +161,50 @@ def certify_dataset(
     }  # fmt: skip
 
 
+def certify_set(
+    model_path: str | Path,
+    images: np.ndarray,
+    labels: Sequence[int],
+    *,
+    groups: Sequence | None = None,
+    config: CertifyConfig | None = None,
+    radii: Sequence[float] = DEFAULT_RADII,
+    bootstrap: Bootstrap | None = None,
+    device: str = "auto",
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> dict:
+    """Certify labelled images already in memory (uint8 NHWC or float NCHW in [0, 1]; an experiment's test
+    subset) and their certified accuracy curve with patient-level intervals (``groups``). Returns the report's
+    "certified" section: {"model", "model_sha256", "provider", the settings, "n_images", "n_inputs",
+    "abstained", "median_radius" (of the certified calls), "curve" (radius, linf_255, accuracy, ci, n)}."""
+    predict, _, cfg, common = _open(model_path, config, device)
+    certs = certify_arrays(predict, as_nchw_float(images), cfg, on_progress=on_progress, cancel=cancel)
+    curve = certified_accuracy_curve(certs, labels, radii, groups=groups, bootstrap=bootstrap)
+    radius = [c.radius for c in certs if not c.abstained]
+    return {
+        **{k: common[k] for k in ("model", "model_sha256", "provider", *SETTINGS)},
+        "n_images": len(certs), "n_inputs": certs[0].n_inputs if certs else None,
+        "abstained": sum(c.abstained for c in certs), "median_radius": float(np.median(radius)) if radius else None,
+        "curve": curve,
+    }  # fmt: skip
+
+
+def attach_certificates(rows: list[dict], certificates: list[dict]) -> list[dict]:
+    """Put each certificate (a ``certify_files`` row) into the prediction row of the same file, in place, as the
+    ``certified_*`` columns of the prediction CSV (``engine.deploy.predict.CERTIFICATE_COLUMNS``); rows of other
+    files, and certificates of files that could not be read, are left out. Returns ``rows``."""
+    by_path = {c["path"]: c for c in certificates if not c.get("error")}
+    for row in rows:
+        cert = by_path.get(row["path"])
+        if cert is None or row.get("error"):
+            continue
+        row.update({"certified_call": cert["predicted"], "certified_radius_l2": cert["radius_l2"],
+                    "certified_linf_255": cert["linf_equivalent_255"], "certified_p_A_lower": cert["p_A_lower"],
+                    **{f"certified_{k}": cert[k] for k in SETTINGS}})  # fmt: skip
+    return rows
+
+
 def certificates_csv(rows: list[dict], classes: Sequence[str], labelled: bool = False) -> str:
     """The rows as CSV text: path, (true_label,) predicted, p_A_lower, radius_l2, linf_equivalent(_255), counts,
     the settings, error and the audit columns."""

@@ -27,6 +27,14 @@ from engine.deploy.session import create_session, run_session, session_integrity
 
 log = logging.getLogger(__name__)
 AUDIT_COLUMNS = ("model", "model_sha256", "app_version", "provider", "time", "input_sha256")
+# a row's randomized-smoothing certificate, when the app certified it (``certify_run.attach_certificates``)
+CERTIFICATE_COLUMNS = (
+    "certified_call",
+    "certified_radius_l2",
+    "certified_linf_255",
+    "certified_p_A_lower",
+    *(f"certified_{k}" for k in ("sigma", "n0", "n", "alpha", "seed")),
+)
 
 
 def predict_files(
@@ -117,6 +125,8 @@ def input_sha256(path: Path) -> str:
 
 
 def rows_to_csv(rows: list[dict], classes: list[str]) -> str:
+    """The prediction rows as CSV text; with the certificate columns after the review's when any row has one."""
+    certified = any("certified_call" in r for r in rows)
     fields = [
         "path",
         "predicted",
@@ -124,6 +134,7 @@ def rows_to_csv(rows: list[dict], classes: list[str]) -> str:
         "review",
         "review_band",
         "temperature",
+        *(CERTIFICATE_COLUMNS if certified else ()),
         "error",
         *AUDIT_COLUMNS,
     ]

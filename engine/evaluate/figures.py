@@ -93,9 +93,10 @@ def sweep_png(sweep: list[dict], path: str | Path | None = None, metric: str = "
     return _save(fig, path)
 
 
-def robustness_png(section: dict, path: str | Path | None = None) -> bytes:
+def robustness_png(section: dict, path: str | Path | None = None, certified: dict | None = None) -> bytes:
     """White-box accuracy against eps per model and attack (solid), with the random-noise baseline (dotted);
-    the 95% interval of each model's strongest attack (the last in the plan: PGD by default) as a band."""
+    the 95% interval of each model's strongest attack (the last in the plan: PGD by default) as a band; and, with
+    a ``certified`` section, the certified accuracy against the L-inf size its L2 radii cover (black, dash-dot)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     clean = {r["model"]: (r["accuracy"], _ci(r, "accuracy")) for r in section["rows"] if r["kind"] == "clean"}
@@ -121,6 +122,8 @@ def robustness_png(section: dict, path: str | Path | None = None) -> bytes:
             color=colours.get(model),
             label=f"{model}: {attack}",
         )
+    if certified and certified.get("curve"):
+        _certified_curve(ax, certified)
     eps_values = sorted({0.0} | {r["eps"] for r in section["rows"] if r["kind"] == "white-box"})
     ax.set_xticks([e * 255 for e in eps_values], [format_eps(e) for e in eps_values])
     ax.set_xlabel("eps (pixel units)")
@@ -129,6 +132,14 @@ def robustness_png(section: dict, path: str | Path | None = None) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
+
+
+def _certified_curve(ax, certified: dict) -> None:
+    """Certified accuracy against the L-inf size (k/255) its L2 radii cover: black, dash-dotted."""
+    pts = [(r["linf_255"] / 255, r["accuracy"], r.get("ci")) for r in certified["curve"] if r["accuracy"] is not None]
+    x, y = [p[0] * 255 for p in pts], [p[1] for p in pts]  # its intervals are in the report's table
+    label = f"{certified.get('model', 'C')}: certified (sigma {certified['sigma']:g}, L2 radius as L∞)"
+    ax.plot(x, y, color="black", lw=2, ls="-.", marker="P", markersize=5, label=label)
 
 
 def min_eps_png(min_eps: dict, path: str | Path | None = None) -> bytes:
@@ -214,7 +225,7 @@ def draw_figures(result: dict, names: list[str] | None = None) -> dict[str, byte
     if SWEEP_FIGURE in wanted:
         out[SWEEP_FIGURE] = sweep_png(result["sweep"])
     if ROBUST_FIGURE in wanted:
-        out[ROBUST_FIGURE] = robustness_png(robust)
+        out[ROBUST_FIGURE] = robustness_png(robust, certified=result.get("certified"))
     if MIN_EPS_FIGURE in wanted:
         out[MIN_EPS_FIGURE] = min_eps_png(robust["min_eps"])
     if RELIABILITY_FIGURE in wanted:

@@ -1,5 +1,6 @@
 """The robustness section of a run's report: the attack table, per-image minimal eps, the black-box
-Square attack on each exported ONNX file, and the gradient-masking flags drawn from all of them."""
+Square attack on each exported ONNX file, and the gradient-masking flags drawn from all of them; and the
+certified section: Model C's ONNX file certified by randomized smoothing when it was trained with Gaussian noise."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import logging
 from pathlib import Path
 
 from engine.attacks.perturbation import CLEAN, Perturbation
-from engine.core.config import ExperimentConfig
+from engine.core.config import CertifyConfig, ExperimentConfig
 from engine.core.progress import CancelToken, ProgressCallback
 from engine.deploy.blackbox import blackbox_stress
+from engine.deploy.certify_run import certify_set
 from engine.evaluate.compare import comparisons
 from engine.evaluate.core import Evaluation
 from engine.evaluate.masking import masking_flags
@@ -104,6 +106,27 @@ def add_blackbox(
                 "accuracy_curve": r["accuracy_curve"],
             }
         )
+
+
+def certified_section(
+    cfg: ExperimentConfig,
+    ev: Evaluation,
+    onnx_paths: dict[str, Path],
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> dict | None:
+    """Model C's certificates (``certify_set``: onnxruntime, its own sigma, CertifyConfig's n0, n and alpha, seeded
+    with the run's seed) on a fixed subset of ``cfg.certified_images`` test images, with the certified accuracy curve
+    and its patient-level intervals; None unless Model C was trained with ``gaussian`` and exported."""
+    if cfg.defence != "gaussian" or not cfg.certified_images or "C" not in onnx_paths:
+        return None
+    idx = fixed_subset(len(ev.data), cfg.certified_images, cfg.train.seed)
+    log.info("certifying Model C (randomized smoothing) on %d test images", len(idx))
+    section = certify_set(
+        onnx_paths["C"], ev.data.images[idx], ev.data.labels[idx], groups=ev.groups[idx],
+        config=CertifyConfig(seed=cfg.train.seed), bootstrap=ev.bootstrap, on_progress=on_progress, cancel=cancel,
+    )  # fmt: skip
+    return {**section, "model": "C", "file": section["model"], "images": f"a fixed subset of {len(idx)} test images"}
 
 
 def finish(section: dict) -> dict:

@@ -21,7 +21,7 @@ from engine.data.split import save_split, split_hash, split_summary
 from engine.evaluate.calibration import calibration_section
 from engine.evaluate.conditions import conditions, sweep
 from engine.evaluate.core import Evaluation, intervals_record
-from engine.evaluate.suite import add_blackbox, finish, robustness_section
+from engine.evaluate.suite import add_blackbox, certified_section, finish, robustness_section
 from engine.export.onnx_export import export_verified, parity_batches
 from engine.models.device import describe_device, resolve_device
 from engine.models.tensors import to_tensor
@@ -93,9 +93,13 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
     timings["evaluate"] = round(time.perf_counter() - t, 2)
     onnx = _export(cfg, run, models, metas, test, timings, on_progress) if cfg.export_onnx else {}
     t = time.perf_counter()
-    add_blackbox(robustness, ev, cfg, {name: run.onnx(name) for name in onnx}, on_progress, cancel)
+    onnx_paths = {name: run.onnx(name) for name in onnx}
+    add_blackbox(robustness, ev, cfg, onnx_paths, on_progress, cancel)
     finish(robustness)
     timings["blackbox"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    certified = certified_section(cfg, ev, onnx_paths, on_progress, cancel)
+    timings["certify"] = round(time.perf_counter() - t, 2)
     timings["total"] = round(time.perf_counter() - t0, 2)
     result = {
         "histoguard_version": __version__,
@@ -108,6 +112,7 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
         "sweep": sweep_rows,
         "calibration": calibration,
         "robustness": robustness,
+        **({"certified": certified} if certified else {}),
         "onnx": onnx,
         "training": training,
         "config": cfg.to_dict(),

@@ -34,6 +34,8 @@ def cli_tasks(run: Path, data: Path, out: Path) -> None:
     cli("data", "--data", data)
     cli("demo-data", out / "demo", "--patients-per-class", "1", "--images-per-patient", "2")
     cli("predict", "--model", run / "model_a.onnx", *images, "--out", out / "predictions.csv")
+    cli("certify", "--model", run / "model_a.onnx", *images[:2], "--sigma", "0.25", "--n", "50",
+        "--out", out / "certificates.csv")  # fmt: skip
     cli("blackbox", "--model", run / "model_a.onnx", "--data", data, "--eps", "64/255", "--queries", "10",
         "--limit", "6", "--out", out / "blackbox.json")  # fmt: skip
     cli("quantize", "--model", run / "model_a.onnx", "--data", data, "--calibration-images", "8",
@@ -44,7 +46,8 @@ def cli_tasks(run: Path, data: Path, out: Path) -> None:
     cli("train", "--data", data, "--out", out / "no-run", code=2)  # needs PyTorch: one line, exit 2
     robust = ["--robustness", "fgsm"]  # a white-box attack: refused before anything is predicted
     cli("slide", out / "slide.tiff", "--model", run / "model_a.onnx", "--out", out / "x", *robust, code=2)
-    print("ok cli: data, demo-data, predict, blackbox, quantize, demo-slide, slide; train and --robustness refused")
+    print("ok cli: data, demo-data, predict, certify, blackbox, quantize, demo-slide, slide; train and --robustness "
+          "refused")  # fmt: skip
 
 
 def wait(app, window, what: str, timeout_s: float = 120) -> None:
@@ -84,8 +87,12 @@ def app_tasks(run: Path, data: Path, out: Path) -> dict:
     diagnose.add_inputs(sorted(data.rglob("*.png"))[:3])
     diagnose.run_prediction()
     wait(app, window, "the prediction")
+    diagnose.certify.form.n.setValue(100)  # Model B has no sigma of its own: the spin box's 0.25
+    diagnose.certify.run()
+    wait(app, window, "the certificates")
     diagnose.export_csv(out / "diagnose.csv")
     done["diagnosed"] = [r.get("predicted") for r in diagnose.rows]
+    done["certified"] = [r.get("certified_call") for r in diagnose.rows]
 
     stress = window.page("StressPage")
     stress.bb_form.set_source("split", run)
@@ -109,7 +116,7 @@ def app_tasks(run: Path, data: Path, out: Path) -> dict:
     window.ctx.tasks.cancel_all()
     window.ctx.tasks.wait(10_000)
     window.close()
-    print("ok app: dataset, run, report export, Diagnose page, Stress page black-box, Slides page")
+    print("ok app: dataset, run, report export, Diagnose page (and Certify), Stress page black-box, Slides page")
     return done
 
 

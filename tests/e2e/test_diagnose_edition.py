@@ -1,7 +1,8 @@
 """The Diagnose edition, for real: PyTorch, torchvision, scikit-learn, SciPy and matplotlib cannot be imported
 (``tests/notorch.py`` blocks them, as the installed edition lacks them), and every task it offers runs end to end,
-from the command line and in the app (``tests/e2e/diagnose_edition.py``): datasets, prediction, the black-box
-attack (also from the Stress page), INT8, slides, run folders, results and their export. What needs PyTorch says
+from the command line and in the app (``tests/e2e/diagnose_edition.py``): datasets, prediction, certification
+(randomized smoothing, also from the Diagnose page), the black-box attack (also from the Stress page), INT8, slides,
+run folders, results and their export. What needs PyTorch says
 so and stays off."""
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def test_every_diagnose_edition_task_runs_with_the_full_edition_blocked(run_dir,
 
     # what the command line wrote
     assert len(list(csv.DictReader(open(out / "predictions.csv")))) == 4
+    certificates = list(csv.DictReader(open(out / "certificates.csv")))
+    assert len(certificates) == 2 and {r["sigma"] for r in certificates} == {"0.25"}
     assert len(list(csv.DictReader(open(out / "predictions-int8.csv")))) == 4
     blackbox = json.loads((out / "blackbox.json").read_text())
     assert [r["eps"] for r in blackbox["results"]] == pytest.approx([0, 64 / 255]) and blackbox["n_images"] == 6
@@ -51,7 +54,10 @@ def test_every_diagnose_edition_task_runs_with_the_full_edition_blocked(run_dir,
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.count("data:image/png") >= 6  # the run folder's figures, embedded without matplotlib
     assert len(summary["diagnosed"]) == 3 and all(p in ("benign", "malignant") for p in summary["diagnosed"])
-    assert len(list(csv.DictReader(open(out / "diagnose.csv")))) == 3
+    diagnosed = list(csv.DictReader(open(out / "diagnose.csv")))
+    assert len(diagnosed) == 3 and all(r["certified_call"] in ("benign", "malignant", "abstain") for r in diagnosed)
+    assert all(c in ("benign", "malignant", "abstain") for c in summary["certified"])
+    assert {r["certified_sigma"] for r in diagnosed} == {"0.25"} and {r["certified_n"] for r in diagnosed} == {"100"}
     assert summary["blackbox"] == pytest.approx([0, 8 / 255])
     assert summary["slide_tiles"] > 0 and (out / "slide-app" / "slide.json").is_file()
     assert summary["white_box_enabled"] is False and summary["robustness_enabled"] is False

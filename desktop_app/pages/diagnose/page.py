@@ -4,6 +4,7 @@ Images come from dialogs or are dropped on the page; the batch runs on a worker 
 Each result row records the model's sha256, the app version, the onnxruntime provider, the time and the
 image file's sha256, and the CSV export writes exactly those rows, so a prediction can be traced to the
 model file that made it and the image it was made on. A model whose hashes do not match is not opened.
+Certify (``certify``) adds each image's randomized-smoothing certificate to its row, the table and the CSV.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -27,6 +29,7 @@ from PySide6.QtWidgets import (
 from desktop_app.context import AppContext
 from desktop_app.errors import user_message
 from desktop_app.pages.base import Page, heading
+from desktop_app.pages.diagnose.certify import CertifyAction, certificate_summary
 from desktop_app.pages.diagnose.preview import SelectedImage
 from desktop_app.settings import last_dir, remember_dir
 from desktop_app.state import RunInfo
@@ -80,6 +83,9 @@ class DiagnosePage(Page):
         self._reading: Task | None = None
         self._pending: tuple[list[str], str] = ([], "")
         self._preview_path: str | None = None
+        self.predicted_with: Path | None = None  # the model and the inputs of the rows shown (Certify uses them)
+        self.predicted_inputs: list[Path] = []
+        self.certify = CertifyAction(self)
         self.setAcceptDrops(True)
         self._build()
         ctx.state.run_changed.connect(self._run_changed)
@@ -111,24 +117,27 @@ class DiagnosePage(Page):
             self.selected.image_view,
         )
         right.addWidget(self.selected)
-        right.setSizes([330, 270])
+        right.setSizes([370, 230])
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._left_column())
         splitter.addWidget(right)
-        splitter.setSizes([360, 760])
+        splitter.setSizes([330, 790])
         for s in (splitter, right):
             s.setChildrenCollapsible(False)
         layout.addWidget(splitter, 1)
         self.progress = ProgressPanel()
         layout.addWidget(self.progress)
-        self._update_buttons()
+        self.update_buttons()
 
     def _left_column(self) -> QWidget:
         self.model_box = ModelBox()
+        self.model_box.picker.setMinimumWidth(160)  # narrower than its placeholder: the table needs the width
         self.model_box.model_chosen.connect(self._model_chosen)
         self.model_box.open_requested.connect(self._open_onnx)
         box = QGroupBox("Images")
         self.inputs = InputList()
+        self.inputs.setMinimumHeight(48)  # it gives way first: the model's description above must not be squeezed
+        self.inputs.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
         self.add_images_button = QPushButton("Add images…")
         self.add_folder_button = QPushButton("Add folder…")
         self.clear_button = QPushButton("Clear")
@@ -169,6 +178,7 @@ class DiagnosePage(Page):
         inner = QVBoxLayout(box)
         inner.addWidget(self.summary)
         inner.addWidget(self.band)
+        inner.addWidget(self.certify.form)
         inner.addWidget(self.table, 1)
         inner.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignRight)
         return box
@@ -200,7 +210,7 @@ class DiagnosePage(Page):
             self._reading = self.start_task("Read ONNX model", read_model, path)
             self._reading.finished.connect(self._model_read)
             self._reading.failed.connect(self._model_failed)
-        self._update_buttons()
+        self.update_buttons()
 
     def _model_read(self, info) -> None:
         if self.sender() is not self._reading:
@@ -208,7 +218,8 @@ class DiagnosePage(Page):
         self._reading, self.model_info = None, info
         self.model_box.show_info(info)
         self.band.set_band(info.meta.review_band, info.meta.positive_class)
-        self._update_buttons()
+        self.certify.model_read(info)
+        self.update_buttons()
 
     def _model_failed(self, exc: BaseException, details: str) -> None:
         if self.sender() is self._reading and self.ctx.state.onnx_path is not None:
@@ -219,7 +230,7 @@ class DiagnosePage(Page):
     def add_inputs(self, paths: list) -> int:
         """Add image files / folders (duplicates are skipped); return how many were new."""
         added = self.inputs.add_paths([Path(p) for p in paths])
-        self._update_buttons()
+        self.update_buttons()
         return added
 
     def add_images_dialog(self) -> None:
@@ -240,7 +251,7 @@ class DiagnosePage(Page):
 
     def clear_inputs(self) -> None:
         self.inputs.clear()
-        self._update_buttons()
+        self.update_buttons()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
         if dropped_paths(event.mimeData()):
@@ -262,11 +273,13 @@ class DiagnosePage(Page):
 
     # --- prediction -------------------------------------------------------------------------------
     def _ready(self) -> bool:
-        return bool(self.model_info is not None and self.inputs.count() and not self.predicting)
+        busy = self.predicting is not None or self.certify.task is not None
+        return bool(self.model_info is not None and self.inputs.count() and not busy)
 
-    def _update_buttons(self) -> None:
+    def update_buttons(self) -> None:
         self.run_button.setEnabled(self._ready())
-        self.export_button.setEnabled(bool(self.rows) and self.predicting is None)
+        self.export_button.setEnabled(bool(self.rows) and self.predicting is None and self.certify.task is None)
+        self.certify.update()
 
     def run_prediction(self) -> Task | None:
         """Predict every listed image with the chosen model on a worker."""
@@ -274,6 +287,7 @@ class DiagnosePage(Page):
             return None
         meta = self.model_info.meta
         self._pending = (list(meta.classes), meta.positive_class)
+        self.predicted_with, self.predicted_inputs = self.model_info.path, self.inputs.paths()
         self._show_rows([])
         self.summary.setText("Predicting…")
         self.predicting = self.start_task(
@@ -283,7 +297,7 @@ class DiagnosePage(Page):
         self.predicting.finished.connect(self._predicted)
         self.predicting.cancelled.connect(self._prediction_cancelled)
         self.predicting.ended.connect(self._prediction_ended)
-        self._update_buttons()
+        self.update_buttons()
         return self.predicting
 
     def _predicted(self, rows: list[dict]) -> None:
@@ -300,12 +314,21 @@ class DiagnosePage(Page):
             self._show_rows(self.rows)
             self.summary.setText(self._summary_text(self.rows))
 
+    def show_rows_again(self) -> None:
+        """Show the rows again after they changed (certificates added), keeping the selected image."""
+        selected = self.table.selectionModel().selectedRows()
+        chosen = self.table.row_at(selected[0].row()) if selected else None
+        self._show_rows(self.rows)  # in the rows' own order
+        self.summary.setText(self._summary_text(self.rows))
+        if chosen is not None:
+            self.table.selectRow(next(i for i, r in enumerate(self.rows) if r is chosen))
+
     def _prediction_cancelled(self) -> None:
         self.summary.setText("Prediction cancelled: no results.")
 
     def _prediction_ended(self) -> None:
         self.predicting = None
-        self._update_buttons()
+        self.update_buttons()
 
     def _show_rows(self, rows: list[dict]) -> None:
         self.rows = rows
@@ -321,6 +344,8 @@ class DiagnosePage(Page):
         review = sum(1 for r in rows if r.get("review"))
         if review:
             parts.append(f"{review} uncertain (to review first)")
+        if certificate_summary(rows):
+            parts.append(certificate_summary(rows))
         text = f"{len(rows)} image(s): {', '.join(parts)}"
         return f"{text} — model {rows[0]['model']}, {rows[0]['provider']}" if rows else text
 

@@ -57,6 +57,17 @@ def verdict_text(row: dict) -> str:
     return f"{row['predicted']} (p = {predicted_probability(row):.2f})"
 
 
+def certificate_line(row: dict) -> str:
+    """'malignant within L2 radius 0.616 (2.83/255 per pixel value) for the smoothed classifier; sigma ...'."""
+    settings = f"sigma {row['certified_sigma']:g}, n {row['certified_n']}, alpha {row['certified_alpha']:g}"
+    if row["certified_call"] == "abstain":
+        return f"the smoothed classifier abstains (its noisy copies disagree); {settings}"
+    return (
+        f"{row['certified_call']} within L2 radius {row['certified_radius_l2']:.3f} "
+        f"({row['certified_linf_255']:.2f}/255 per pixel value) for the smoothed classifier; {settings}"
+    )
+
+
 def details_html(row: dict, positive: str) -> str:
     """What a reviewer needs beside the verdict: p of the positive class, the file, the model, when."""
     lines = [f"<b>Could not be read:</b> {escape(short_error(row))}"] if row.get("error") else []
@@ -64,6 +75,8 @@ def details_html(row: dict, positive: str) -> str:
         lines.append(f"p({escape(positive)}) = {row[f'p_{positive}']:.3f}")
         if row.get("review"):
             lines.append(f"<b>Uncertain</b>: inside the review band {escape(row.get('review_band', ''))}; review first")
+        if row.get("certified_call"):
+            lines.append(f"<b>Certified</b>: {escape(certificate_line(row))}")
     lines += [
         f"File: {escape(row['path'])}",
         f"Model: {escape(row['model'])} (sha256 <tt>{row['model_sha256'][:12]}…</tt>), {escape(row['provider'])}",

@@ -6,8 +6,9 @@ adversarial | amplified perturbation with the prediction before and after; a set
 open run's test split) shows accuracy, sensitivity and specificity against eps for every ticked model, and
 the images whose prediction flipped (clicking one attacks it again). Every attack of the engine's registry
 and the noise baselines can be chosen, targeted towards the negative class (the missed-cancer direction).
-Black-box: the Square attack queries an ONNX file through onnxruntime only (``blackbox``). All the
-work runs on workers.
+Black-box: the Square attack queries an ONNX file through onnxruntime only (``blackbox``). Under the one-image
+result, the image's certified radius (randomized smoothing on an ONNX file, ``certify``). All the work runs on
+workers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.pages.base import Page, heading
 from desktop_app.pages.stress.blackbox import BlackboxMode, missing_images
+from desktop_app.pages.stress.certify import CertifyMode
 from desktop_app.pages.stress.set_view import SetView
 from desktop_app.settings import last_dir, remember_dir
 from desktop_app.state import RunInfo
@@ -85,9 +87,14 @@ class StressPage(Page):
         self.results.addTab(self.single, "One image")
         self.results.addTab(self.set_view, "Set of images")
         self.results.addTab(self.bb_view, "Black-box (ONNX)")
+        self.certify = CertifyMode(self)
+        right = QVBoxLayout()
+        right.addWidget(self.results, 1)
+        right.addWidget(self.certify.panel)
+        self.results.currentChanged.connect(self._tab_changed)
         body = QHBoxLayout()
         body.addWidget(self._left_column())
-        body.addWidget(self.results, 1)
+        body.addLayout(right, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.addWidget(
@@ -142,6 +149,7 @@ class StressPage(Page):
         self.form.set_source("split" if run else self.form.source()[0])
         self.bb_form.set_source("split" if run else self.bb_form.source()[0])
         self.blackbox.refresh_models()
+        self.certify.refresh_models()
         self._dataset_changed()
 
     def _dataset_changed(self, _dataset=None) -> None:
@@ -154,6 +162,10 @@ class StressPage(Page):
         black = self.mode_combo.currentData() == "black"
         self.forms.setCurrentWidget(self.bb_form if black else self.form)
         self.results.setCurrentWidget(self.bb_view if black else self._white_view())
+
+    def _tab_changed(self) -> None:
+        """The certificate panel belongs to the one-image result."""
+        self.certify.panel.setVisible(self.results.currentWidget() is self.single)
 
     def limit_to_blackbox(self) -> None:
         """The Diagnose edition has no PyTorch: only the black-box attack on ONNX files can run."""
@@ -267,16 +279,16 @@ class StressPage(Page):
     def _follow(self, task: Task, text: str) -> Task:
         """Show ``task``'s progress; one attack at a time (both Run buttons wait for it)."""
         self.task = task
-        self.form.run_button.setEnabled(False)
-        self.bb_form.run_button.setEnabled(False)
+        for button in (self.form.run_button, self.bb_form.run_button, self.certify.panel.form.button):
+            button.setEnabled(False)
         task.ended.connect(self._task_ended)
         self.progress.follow(task, text)
         return task
 
     def _task_ended(self) -> None:
         self.task = None
-        self.form.run_button.setEnabled(True)
-        self.bb_form.run_button.setEnabled(True)
+        for button in (self.form.run_button, self.bb_form.run_button, self.certify.panel.form.button):
+            button.setEnabled(True)
 
     # --- results (white-box) ------------------------------------------------------------------------
     def _one_done(self, result: dict) -> None:
