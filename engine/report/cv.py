@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.core.catalog import attack_label
 from engine.core.eps import format_eps
 from engine.report.labels import METRICS, at_level, condition_label, fmt
 
@@ -134,7 +135,7 @@ def robustness_rows(summary: dict) -> list[list[str]]:
     return [
         [
             r["model"],
-            "clean" if r["attack"] == "none" else r["attack"].upper(),
+            "clean" if r["attack"] == "none" else attack_label(r["attack"]),
             "—" if not r["eps"] else format_eps(r["eps"]),
             mean_sd(r["accuracy"]),
             mean_sd(r["missed_cancer_rate"]),

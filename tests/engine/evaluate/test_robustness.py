@@ -233,3 +233,17 @@ def test_strong_evaluation_takes_the_worst_case_of_its_three_attacks(models, tes
         assert worst <= min(r["accuracy"] for r in got.values())
         clean = Evaluation({model: models[model]}, test_set, torch.device("cpu")).correct(model).mean()
         assert worst < clean  # the attacks found something at 16/255
+
+
+def test_worst_case_is_right_only_where_every_attack_left_the_call_right(models, test_set):
+    from engine.evaluate.robustness import worst_case_perturbations, worst_case_positive
+
+    ev = Evaluation(models, test_set, torch.device("cpu"), batch_size=16)
+    plan = RobustnessPlan(eps_values=EPS, steps=5, natural=False, baselines=())
+    for eps in EPS:
+        perturbations = worst_case_perturbations(ev, plan, eps)
+        assert len(perturbations) == 4  # FGSM and PGD, each made on A and on B
+        for model in models:
+            every = np.all([ev.correct(model, q, "robustness:") for q in perturbations], axis=0)
+            worst = (worst_case_positive(ev, plan, model, eps) >= 0.5) == (test_set.labels == 1)
+            assert np.array_equal(worst, every)
