@@ -41,6 +41,7 @@ def apply_edition(window) -> str:
     stress = window.pages["StressPage"]
     _insert_banner(stress, needs_full_edition("A white-box attack (one using the model's own gradients)"))
     stress.limit_to_blackbox()
+    window.pages["DiagnosePage"].explain.limit_to_onnx()  # occlusion: the one map an ONNX file gives alone
     slides = window.pages["SlidesPage"]
     _insert_banner(slides, needs_full_edition("The robustness map and the tile attack (white-box attacks)"))
     slides.limit_to_onnx()

@@ -32,6 +32,13 @@ _LAZY = {
     "certificates_csv": "engine.deploy.certify_run",
     "model_sigma": "engine.deploy.certify_run",
     "certified_accuracy_curve": "engine.deploy.certify",
+    "compare_maps": "engine.deploy.saliency",
+    "overlay_png": "engine.deploy.saliency",
+    "heat_rgba": "engine.deploy.saliency",
+    "difference_rgba": "engine.deploy.saliency",
+    "sanity_text": "engine.deploy.saliency",
+    "moved_text": "engine.deploy.saliency",
+    "attention_moved": "engine.deploy.saliency",
     "read_model_info": "engine.deploy.model_info",
     "describe_onnx_device": "engine.deploy.session",
     "quantize_onnx": "engine.deploy.quantize",
@@ -63,6 +70,7 @@ _LAZY = {
     "stress_test_set": "engine.workflows.stress",
     "slide_robustness": "engine.workflows.slide_robustness",
     "attack_tile": "engine.workflows.slide_robustness",
+    "explain_attack": "engine.workflows.explain",
     "checkpoint_for_onnx": "engine.export.match",
     "describe_device": "engine.models.device",
     "resolve_device": "engine.models.device",
@@ -105,6 +113,34 @@ def export_report(result: dict, out: str | Path, *, run_dir: str | Path | None =
     return write(result, out, run_dir=run_dir, draw=_figure_drawer(), on_progress=on_progress, cancel=cancel)
 
 
+def default_explain_method(model: str | Path) -> str:
+    """Occlusion for an ONNX file (it runs without PyTorch), Grad-CAM for a checkpoint."""
+    return "occlusion" if Path(model).suffix.lower() == ".onnx" else "gradcam"
+
+
+def _explain_module(model: str | Path, method: str):
+    """Where ``method`` on ``model`` runs: the torch-free occlusion map of an ONNX file, else the torch model."""
+    if method == "occlusion" and Path(model).suffix.lower() == ".onnx":
+        return importlib.import_module("engine.deploy.explain_run"), "_onnx"
+    return importlib.import_module("engine.workflows.explain"), ""
+
+
+def explain_files(model: str | Path, inputs: list, out_dir: str | Path, *, method: str | None = None, **kwargs):
+    """Attribution maps of image files written to ``out_dir`` (overlay PNG, raw .npy, explain_<method>.csv/json);
+    occlusion of an ONNX file imports no torch (``engine.deploy.explain_run``), the rest runs on the checkpoint
+    (``engine.workflows.explain``)."""
+    method = method or default_explain_method(model)
+    module, kind = _explain_module(model, method)
+    return getattr(module, f"explain{kind}_files")(model, inputs, out_dir, method=method, **kwargs)
+
+
+def explain_image(model: str | Path, image: str | Path, *, method: str | None = None, **kwargs) -> dict:
+    """One image file's map, its call and its randomisation check (what the Diagnose page shows)."""
+    method = method or default_explain_method(model)
+    module, kind = _explain_module(model, method)
+    return getattr(module, f"explain{kind}_image")(model, image, method=method, **kwargs)
+
+
 def _figure_drawer():
     try:
         if importlib.util.find_spec("matplotlib") is None:
@@ -128,6 +164,9 @@ __all__ = [
     "Progress",
     "TrainConfig",
     "checkpoint_beside",
+    "default_explain_method",
+    "explain_files",
+    "explain_image",
     "export_report",
     "open_run",
     "run_folder_state",

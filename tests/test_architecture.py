@@ -36,7 +36,8 @@ LAYERS = {
     "train": {"core", "data", "models", "attacks", "train"},
     "evaluate": {"core", "data", "runs", "deploy", "report", "models", "attacks", "evaluate"},
     "export": {"core", "data", "runs", "deploy", "models", "attacks", "export"},
-    "workflows": {*TORCH_FREE, "models", "attacks", "train", "evaluate", "export", "workflows"},
+    "explain": {"core", "data", "runs", "deploy", "models", "explain"},  # captum attribution maps
+    "workflows": {*TORCH_FREE, "models", "attacks", "train", "evaluate", "export", "explain", "workflows"},
     "cli": {*TORCH_FREE, "models", "train", "cli", "api"},
 }
 LIMIT_LINES = 400
@@ -107,7 +108,7 @@ def test_engine_packages_import_only_the_layers_below(graph):
 
 
 def test_the_app_reaches_the_full_edition_only_through_engine_api(graph):
-    full = {"models", "attacks", "train", "evaluate", "export", "workflows", "cli"}
+    full = {"models", "attacks", "train", "evaluate", "export", "explain", "workflows", "cli"}
     wrong = {
         m: sorted(i for i in imported if i.startswith("engine.") and i.split(".")[1] in full)
         for m, imported in graph.items()

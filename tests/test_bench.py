@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,50 @@ def test_whole_slide_tables():
          "gap_p99_ms": 60.0, "gap_max_ms": 90.0, "ticks": 700, "view_steps": 250, "levels": [0, 1, 2], "errors": []}
     )  # fmt: skip
     assert "100.0/s" in text and "median 21 ms, p99 60 ms, max 90 ms over 700 ticks" in text
+
+
+def test_ablation_quick_trains_each_lever_evaluates_it_and_writes_the_table(tmp_path, shared_data):
+    def ablation(*extra):
+        cmd = [sys.executable, "-m", "bench.ablation", "--quick", "--threads", "1"]
+        levers = ["--levers", "baseline,ema,awp,combined", "--out", str(tmp_path)]
+        return subprocess.run([*cmd, *levers, *extra], cwd=REPO, capture_output=True, text=True, timeout=600)
+
+    out = ablation()
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((tmp_path / "ablation.json").read_text())
+    md = (tmp_path / "ablation.md").read_text()
+    assert list(report["results"]) == ["baseline", "ema", "awp", "combined"] and md in out.stdout
+    assert "| lever | what | clean bal. acc. | PGD-2 2/255 | PGD-2 8/255 | worst case 8/255 |" in md
+    ema = report["results"]["ema"]
+    assert ema["how_trained"]["ema"]["decay"] == 0.999 and ema["how_trained"]["defence"] == "fgsm-rs"
+    assert report["results"]["awp"]["how_trained"]["awp"]["gamma"] == 0.005
+    assert {"balanced_accuracy", "ci"} <= set(ema["pgd"]["8/255"]) and ema["train_seconds"] > 0
+    assert (tmp_path / "awp" / "best.pt").is_file() and (tmp_path / "awp" / "result.json").is_file()
+    again = ablation("--reuse")  # the same settings: every result is read back, nothing is trained
+    assert again.returncode == 0 and again.stderr.count("reusing") >= 3, again.stderr[-3000:]
+    assert "trained in" not in again.stderr
+    assert json.loads((tmp_path / "ablation.json").read_text())["results"] == report["results"]
+
+
+def test_ablation_combines_the_levers_that_beat_the_baseline():
+    from bench.ablation import combination, settings
+
+    s = settings(10, "cpu", quick=False)
+    scores = {"baseline": 0.7, "ema": 0.72, "hed": 0.69, "trades-1": 0.71, "trades-3": 0.73, "long": 0.75}
+    changes, named = combination({k: {"score": v} for k, v in scores.items()}, None, s)
+    assert named == ["ema", "trades-3", "long"]  # of the TRADES betas only the best
+    assert changes == {"ema_decay": 0.999, "adversarial": "trades", "trades_beta": 3.0, "epochs": 20}
+    assert combination({}, ("hed", "mix"), s) == (
+        {"hed_scale": 0.2, "hed_shift": 0.05, "adv_ratio": 0.5},
+        ["hed", "mix"],
+    )
+
+
+def test_explanation_timing_table():
+    from bench import explain
+
+    row = {"size": 64, "method": "occlusion", "map": 0.4, "map_cpu": 0.2, "checked": 0.8, "checked_cpu": 0.4,
+           "settings": {"window": 16, "stride": 8, "seed": 0}}  # fmt: skip
+    text = explain.render({"threads": 1, "load": (5.0, 4.0, 3.0), "rows": [row]})
+    assert "1 threads (load average 5.0, 4.0, 3.0)" in text and "| 64 | occlusion | 0.4 | 0.2 | 0.8 | 0.4 |" in text
+    assert "window 16, stride 8 |" in text and "seed" not in text.split("\n")[-2]

@@ -33,6 +33,18 @@ def _diagnose(page, window) -> None:
     page.table.selectRow(0)
 
 
+def _diagnose_explain(page, window) -> bool:
+    """The Diagnose page with the occlusion map of the first image the model calls positive (else the first image);
+    False when nothing was predicted."""
+    rows = [i for i, r in enumerate(page.rows) if r.get("predicted")]
+    if not rows:
+        return False
+    page.table.selectRow(next((i for i in rows if page.rows[i]["predicted"] == page.positive), rows[0]))
+    page.explain.bar.show_button.setChecked(True)
+    settle(window.app, window)
+    return True
+
+
 def _results(page, window) -> None:
     page.tabs.setCurrentIndex(0)  # the study's five conditions (the robustness tab gets its own picture)
 
@@ -92,4 +104,5 @@ EXTRA_SHOTS: list[tuple[str, str, Callable]] = [
     ("results-robustness", "ResultsPage", _robustness),
     ("results-calibration", "ResultsPage", _calibration),
     ("results-cross-validation", "ResultsPage", _cross_validation),
+    ("diagnose-explain", "DiagnosePage", _diagnose_explain),
 ]

@@ -43,8 +43,9 @@ class ImageView(QWidget):
 
     def set_pixmap(self, pixmap: QPixmap, caption: str | None = None) -> None:
         self._pixmap = pixmap
-        if caption is not None:
+        if caption is not None and caption != self.caption.text():
             self.caption.setText(caption)
+            self.layout().activate()  # the picture's room changes with the caption's lines: scale to the new room
         self._rescale()
 
     def clear(self, caption: str = "") -> None:

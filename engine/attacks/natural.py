@@ -13,13 +13,11 @@ from typing import NamedTuple
 
 import torch
 
+from engine.attacks.stain import RGB_FROM_HED, scale_and_shift, uniform
 from engine.core.errors import ConfigError, DataError
 
-# Ruifrok & Johnston (2001), "Quantification of histochemical staining by color deconvolution",
-# rows = optical density (R, G, B) of haematoxylin, eosin and DAB: the matrix of skimage.color.rgb2hed.
-RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=torch.float64)
-HED_FROM_RGB = torch.linalg.inv(RGB_FROM_HED)
-_MIN_RGB = 1e-6  # as skimage: log(0) is avoided by flooring intensities
+__all__ = ["NATURAL", "RGB_FROM_HED", "apply_natural", "gaussian_blur", "jpeg", "stain_shift"]
+
 STAIN_SHIFT = 0.05  # additive stain shift in optical-density units per unit of severity (keeps white white)
 
 
@@ -30,15 +28,10 @@ def _check_images(x: torch.Tensor) -> None:
         raise DataError("images must be RGB in [0, 1]")
 
 
-def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
-    device = generator.device if generator is not None else torch.device("cpu")
-    u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
-    return low + (high - low) * u
-
-
 def stain_shift(x: torch.Tensor, *, severity: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """H&E stain variation (Tellez et al., 2018, "HED augmentation"; colour deconvolution of Ruifrok &
-    Johnston, 2001): per image and stain channel, concentration * U(1-s, 1+s) + U(-s, s) * STAIN_SHIFT.
+    Johnston, 2001; the maths in ``engine.attacks.stain``): per image and stain channel, concentration *
+    U(1-s, 1+s) + U(-s, s) * STAIN_SHIFT.
 
     ``severity`` s in [0, 1]; 0 is the identity. Concentrations are in optical-density units, so the
     scale leaves a white (unstained) background white and the small shift only tints it slightly.
@@ -47,12 +40,9 @@ def stain_shift(x: torch.Tensor, *, severity: float, generator: torch.Generator 
     if not 0 <= severity <= 1:
         raise ConfigError(f"stain severity {severity} is outside [0, 1]; try 0.05 (light) to 0.2 (strong)")
     n = x.shape[0]
-    scale = _uniform((n, 1, 1, 3), 1 - severity, 1 + severity, generator).to(x.device)
-    shift = _uniform((n, 1, 1, 3), -severity, severity, generator).to(x.device) * STAIN_SHIFT
-    od = -torch.log(x.detach().to(torch.float64).clamp_min(_MIN_RGB)).permute(0, 2, 3, 1)  # N, H, W, RGB
-    stains = od @ HED_FROM_RGB.to(x.device)
-    od = (stains * scale + shift) @ RGB_FROM_HED.to(x.device)
-    return torch.exp(-od).permute(0, 3, 1, 2).clamp(0, 1).to(x.dtype).contiguous()
+    scale = uniform((n, 1, 1, 3), 1 - severity, 1 + severity, generator)
+    shift = uniform((n, 1, 1, 3), -severity, severity, generator) * STAIN_SHIFT
+    return scale_and_shift(x, scale, shift)
 
 
 def gaussian_blur(x: torch.Tensor, *, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:

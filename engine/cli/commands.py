@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 from engine import api
+from engine.cli.explain import run_explain
 from engine.cli.text import aligned, fmt
+from engine.cli.train_options import LEVER_FIELDS
 from engine.core.config import (
     DEMO_EPS,
     DEMO_TRAIN,
@@ -36,6 +38,7 @@ TRAIN_FIELDS = (
     "adv_steps",
     "adv_ratio",
     "trades_beta",
+    *LEVER_FIELDS,
     "noise_sigma",
     "input_mpp",
 )
@@ -386,6 +389,7 @@ COMMANDS = {
     "blackbox": cmd_blackbox,
     "predict": cmd_predict,
     "certify": cmd_certify,
+    "explain": run_explain,
     "slide": cmd_slide,
     "quantize": cmd_quantize,
     "models": cmd_models,

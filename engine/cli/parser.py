@@ -6,56 +6,20 @@ import argparse
 from dataclasses import fields
 
 from engine import __version__
+from engine.cli.arg_types import _band, _eps, _eps_list, _names, _ratios
 from engine.cli.certify_options import add_certify_options
+from engine.cli.explain import add_explain_command
+from engine.cli.train_options import (  # noqa: F401  (ARCHS re-exported)
+    ARCHS,
+    add_adversarial_tuning,
+    add_defence_options,
+    add_sigma_option,
+    add_train_options,
+)
 from engine.core.catalog import ATTACK_LABELS, DEFAULT_LOSS, DEFENCES, LOSS_LABELS
 from engine.core.config import ExperimentConfig
-from engine.core.eps import parse_eps
 
-ARCHS = ("densenet121", "resnet18", "mobilenet_v3_small", "small_cnn")
 ATTACK_NAMES, DEFENCE_NAMES = tuple(ATTACK_LABELS), DEFENCES
-
-
-def _eps(value: str) -> float:
-    from engine.core.errors import ConfigError
-
-    try:
-        return parse_eps(value)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _eps_list(value: str) -> tuple[float, ...]:
-    return tuple(_eps(v) for v in value.split(",") if v.strip())
-
-
-def _band(value: str) -> tuple[float, float]:
-    from engine.core.calibration import check_band
-    from engine.core.errors import ConfigError
-
-    try:
-        return check_band(v for v in value.split(","))
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _names(choices: tuple[str, ...]):
-    def parse(value: str) -> tuple[str, ...]:
-        names = tuple(v.strip() for v in value.split(",") if v.strip())
-        bad = [n for n in names if n not in choices]
-        if bad or not names:
-            raise argparse.ArgumentTypeError(
-                f"unknown {', '.join(bad) or 'empty list'}; choose from {', '.join(choices)}"
-            )
-        return names
-
-    return parse
-
-
-def _ratios(value: str) -> tuple[float, float, float]:
-    parts = [float(v) for v in value.split(",")]
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError("give three ratios train,val,test such as 0.7,0.15,0.15")
-    return tuple(parts)  # type: ignore[return-value]
 
 
 def add_data_options(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -83,57 +47,6 @@ def add_data_options(p: argparse.ArgumentParser, required: bool = True) -> None:
         help="re-use the split.csv of an earlier run (at --split-level patient it must keep each patient in one "
         "split; an image-level file needs --split-level image)",
     )
-
-
-def add_train_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training")
-    g.add_argument("--arch", choices=ARCHS, help="model architecture (default densenet121, the study's)")
-    g.add_argument("--image-size", type=int, help="square input size in pixels (default 224)")
-    g.add_argument(
-        "--input-mpp",
-        type=float,
-        help="microns per pixel of the model's input (training images after resizing); stored with the model so "
-        "`histoguard slide` tiles slides at the same scale",
-    )
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float, help="peak learning rate of AdamW")
-    g.add_argument("--patience", type=int, help="early stopping: epochs without validation improvement")
-    g.add_argument(
-        "--weights", help="'auto' (ImageNet from the torch cache if present), 'imagenet', 'none' or a .pth file"
-    )
-    g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    g.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        help="auto (default): bf16 mixed precision on GPUs and on CPUs with native bf16, else fp32",
-    )
-    g.add_argument("--seed", type=int)
-    g.add_argument(
-        "--eps", type=_eps, help="FGSM eps in pixel units, e.g. 2/255 or 0.0078 (default 4/255; 8/255 with --demo)"
-    )
-
-
-def add_defence_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("adversarial training")
-    g.add_argument(
-        "--adversarial",
-        choices=DEFENCE_NAMES,
-        help="on-the-fly adversarial training: fgsm-rs (fast, random start), pgd, trades, or gaussian (noise for "
-        "randomized smoothing, see `histoguard certify`) (default none)",
-    )
-    add_sigma_option(g)
-    g.add_argument("--adv-eps", type=_eps, help="eps of the training attack (default 8/255)")
-    g.add_argument("--adv-steps", type=int, help="attack steps of pgd/trades training (default 7)")
-    g.add_argument("--adv-ratio", type=float, help="fraction of each batch made adversarial (default 1.0)")
-    g.add_argument("--trades-beta", type=float, help="TRADES robustness weight (default 6)")
-
-
-def add_sigma_option(g) -> None:
-    g.add_argument(
-        "--sigma", type=float, dest="noise_sigma",
-        help="gaussian: noise standard deviation on [0, 1] images, recorded with the model (default 0.25)",
-    )  # fmt: skip
 
 
 def add_attack_options(g) -> None:
@@ -261,6 +174,7 @@ def _add_study_commands(sub) -> None:
     p.add_argument(
         "--folds", type=int, metavar="K", help="patient-level K-fold cross-validation: K run folders and cv.md in --out"
     )
+    add_adversarial_tuning(p.add_argument_group("Model C's adversarial training (at --eps, defence --defence)"))
     add_robustness_options(p)
     p.add_argument("--out", required=True, help="run folder")
     add_run_options(p)
@@ -375,6 +289,7 @@ def _add_deploy_commands(sub) -> None:
     )
     add_data_options(p, required=False)
     add_certify_options(p)
+    add_explain_command(sub)
 
     p = sub.add_parser(
         "quantize", help="an INT8 copy of an ONNX model (faster on CPU) and its accuracy change; no torch"

@@ -75,3 +75,24 @@ def attack_label(name: str) -> str:
     """The short label of any attack or perturbation a report can hold ('none' for the clean images)."""
     labels = {"none": "none", WORST_CASE: "worst case", **ATTACK_LABELS, **BLACKBOX_LABELS, **NATURAL_LABELS}
     return labels.get(name, name)
+
+
+@dataclass(frozen=True)
+class ExplainInfo:
+    name: str
+    label: str  # "Grad-CAM": menus, captions, reports
+    torch: bool  # needs the torch model (a checkpoint); False: runs on an ONNX file with onnxruntime only
+    shows: str  # what the map means, in one sentence
+
+
+# Attribution maps ("why this call"): engine.deploy.occlusion (torch-free) and engine.explain (captum)
+EXPLAIN_INFO: dict[str, ExplainInfo] = {
+    i.name: i
+    for i in (
+        ExplainInfo("occlusion", "Occlusion", False, "how much the call's probability drops when a patch is blurred"),
+        ExplainInfo("gradcam", "Grad-CAM", True, "where the last convolutional block holds evidence for the call"),
+        ExplainInfo("ig", "Integrated Gradients", True, "each pixel's share of the call, from a blurred image"),
+        ExplainInfo("smoothgrad", "SmoothGrad", True, "the pixels the call is most sensitive to, noise-averaged"),
+    )
+}
+EXPLAIN_METHODS = tuple(EXPLAIN_INFO)

@@ -56,6 +56,12 @@ class TrainConfig:
     adv_steps: int = 7  # attack steps of 'pgd' and 'trades' training (also the PGD of the robust validation)
     adv_ratio: float = 1.0  # fraction of each batch replaced by its adversarial copy ('fgsm-rs', 'pgd')
     trades_beta: float = 6.0
+    # training levers (engine/train/levers.py), all off by default and recorded in the model's "how trained":
+    ema_decay: float = 0.0  # EMA of the weights, validated, selected, saved and exported (0 = off; e.g. 0.999)
+    hed_scale: float = 0.0  # HED stain jitter: stain concentrations * U(1-s, 1+s) per image (0 = off; e.g. 0.05)
+    hed_shift: float = 0.0  # ... + U(-b, b) in optical-density units (0 = off; e.g. 0.05)
+    awp_gamma: float = 0.0  # adversarial weight perturbation, fgsm-rs/pgd/trades only (0 = off; the paper's 5e-3)
+    awp_warmup: int = 0  # epochs trained without AWP before it starts
     noise_sigma: float = 0.25  # 'gaussian': the noise's standard deviation on [0, 1] images (Cohen et al.'s 0.25)
     # microns per pixel of the model's input (the training images after resizing to image_size), when known:
     # recorded in the model's metadata as "mpp" so `histoguard slide` tiles a slide at the training scale
@@ -76,12 +82,33 @@ class TrainConfig:
             )
         if self.adv_steps < 1 or self.trades_beta < 0:
             raise ConfigError("adv_steps must be at least 1 and trades_beta non-negative")
+        self._check_levers()
         if self.image_size < 16:
             raise ConfigError(f"image size {self.image_size} is too small; use at least 16 pixels")
         if self.patience < 1:
             raise ConfigError("patience must be at least 1 epoch")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r} is unknown; choose one of {', '.join(PRECISIONS)}")
+
+    def _check_levers(self) -> None:
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"EMA decay {self.ema_decay} must be in [0, 1): 0 switches it off, 0.999 is usual")
+        check_hed_jitter(self.hed_scale, self.hed_shift)
+        if not 0 <= self.awp_gamma < 1 or self.awp_warmup < 0:
+            raise ConfigError(
+                f"AWP needs a gamma in [0, 1) (0 = off; the paper's 5e-3) and warm-up epochs >= 0, got "
+                f"{self.awp_gamma} and {self.awp_warmup}"
+            )
+
+
+def check_hed_jitter(scale: float, shift: float) -> None:
+    """ConfigError unless 0 <= scale < 1 and 0 <= shift <= 1 (the HED jitter's limits)."""
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (scale, shift))
+    if not (ok and 0 <= scale < 1 and 0 <= shift <= 1):
+        raise ConfigError(
+            f"HED jitter needs a scale in [0, 1) and a shift in [0, 1] (optical-density units), got {scale!r} and "
+            f"{shift!r}; try 0.05 and 0.05 (light) or 0.2 and 0.2 (strong), 0 and 0 to switch it off"
+        )
 
 
 @dataclass(frozen=True)

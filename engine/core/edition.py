@@ -12,7 +12,7 @@ import os
 
 FULL, DIAGNOSE = "full", "diagnose"
 TORCH_MODULES = ("torch", "torchvision")
-DIAGNOSE_COMMANDS = ("predict", "blackbox", "certify", "quantize", "data", "demo-data")
+DIAGNOSE_COMMANDS = ("predict", "blackbox", "certify", "explain --method occlusion", "quantize", "data", "demo-data")
 
 
 def edition() -> str:

@@ -46,10 +46,19 @@ def create_session(path: str | Path, device: str = "auto", threads: int | None =
     The file is checked first (``integrity.load_verified``): ModelIntegrityError when it does not match its
     recorded hashes or its metadata. What was checked is in ``session_integrity(session)``.
     """
-    import onnxruntime as ort
-
     data, proto, info = load_verified(path)
     del proto  # onnxruntime parses the bytes itself: free the Python copy of a large model first
+    session = session_from_bytes(data, device=device, threads=threads, name=str(path))
+    session.histoguard_integrity = info
+    log.info("onnxruntime session for %s uses %s", Path(path).name, session.get_providers()[0])
+    return session
+
+
+def session_from_bytes(data: bytes, device: str = "auto", threads: int | None = None, name: str = "the model"):
+    """An ``InferenceSession`` of model bytes already checked, or derived in memory from a checked file (the
+    randomised copy of the saliency sanity check); ``name`` is what errors call it."""
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
@@ -61,12 +70,9 @@ def create_session(path: str | Path, device: str = "auto", threads: int | None =
     elif device == "cuda":
         raise ModelError("onnxruntime has no usable CUDA GPU here; use device 'cpu' or 'auto'")
     try:
-        session = ort.InferenceSession(data, sess_options=opts, providers=providers)
+        return ort.InferenceSession(data, sess_options=opts, providers=providers)
     except Exception as exc:
-        raise ModelError(f"onnxruntime cannot open {path}: {exc}") from exc
-    session.histoguard_integrity = info
-    log.info("onnxruntime session for %s uses %s", Path(path).name, session.get_providers()[0])
-    return session
+        raise ModelError(f"onnxruntime cannot open {name}: {exc}") from exc
 
 
 def session_provider(session) -> str:

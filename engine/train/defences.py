@@ -45,19 +45,44 @@ def adversarial_loss(
     amp: torch.dtype | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The training loss of one batch under ``cfg.adversarial`` and the logits used for its accuracy."""
+    inputs = adversarial_inputs(model, x, y, cfg, gen)
+    return defence_loss(model, inputs, y, cfg, weights, amp)
+
+
+def adversarial_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
+    """What the defence's loss is taken on: (x, x') for TRADES, else (the batch to classify, None): the batch with
+    its FGSM-RS / PGD copies (``mixed_batch``), or with Gaussian noise."""
     if cfg.adversarial == "trades":
-        x_adv = trades_adversary(model, x, cfg.adv_eps, cfg.adv_steps, gen)
-        with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
-            logits, logits_adv = model(torch.cat([x, x_adv])).float().chunk(2)
-        kl = F.kl_div(F.log_softmax(logits_adv, 1), F.softmax(logits, 1), reduction="batchmean")
-        return F.cross_entropy(logits, y, weight=weights) + cfg.trades_beta * kl, logits
+        return x, trades_adversary(model, x, cfg.adv_eps, cfg.adv_steps, gen)
     if cfg.adversarial in ("fgsm-rs", "pgd"):
-        x = mixed_batch(model, x, y, cfg, gen)
-    elif cfg.adversarial == "gaussian":
-        x = gaussian_noise(x, cfg.noise_sigma, gen)
+        return mixed_batch(model, x, y, cfg, gen), None
+    if cfg.adversarial == "gaussian":
+        return gaussian_noise(x, cfg.noise_sigma, gen), None
+    return x, None
+
+
+def defence_loss(
+    model: nn.Module,
+    inputs: tuple[torch.Tensor, torch.Tensor | None],
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    weights: torch.Tensor,
+    amp: torch.dtype | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of ``model`` on ``adversarial_inputs``' result, and the logits for the accuracy: class-weighted
+    cross-entropy, plus ``trades_beta`` * KL(f(x) || f(x')) for TRADES. (AWP takes it twice: once for the
+    direction of its weight perturbation, once at the perturbed weights for the step.)"""
+    x, x_adv = inputs
     with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
-        logits = model(x).float()
-    return F.cross_entropy(logits, y, weight=weights), logits
+        if x_adv is None:
+            logits = model(x).float()
+        else:
+            logits, logits_adv = model(torch.cat([x, x_adv])).float().chunk(2)
+    loss = F.cross_entropy(logits, y, weight=weights)
+    if x_adv is not None:
+        kl = F.kl_div(F.log_softmax(logits_adv, 1), F.softmax(logits, 1), reduction="batchmean")
+        loss = loss + cfg.trades_beta * kl
+    return loss, logits
 
 
 def gaussian_noise(x: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:

@@ -155,6 +155,14 @@ def all_reduce_sums(sums: dict[str, float], ctx: DistContext) -> dict[str, float
     return dict(zip(sums, t.tolist()))
 
 
+def all_reduce_mean(tensors: list[torch.Tensor], ctx: DistContext) -> None:
+    """Each tensor replaced in place by its mean over all ranks (one process: unchanged)."""
+    if ctx.active:
+        for t in tensors:
+            dist.all_reduce(t)
+            t.div_(ctx.world_size)
+
+
 def reduce_classification(loss_sum: float, pred: np.ndarray, labels: np.ndarray, classes, ctx: DistContext) -> dict:
     """Loss, accuracy and balanced accuracy (mean recall over ``classes``) over the predictions of all ranks."""
     sums = {"loss": loss_sum, "n": len(labels), "correct": int((pred == labels).sum())}

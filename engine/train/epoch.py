@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.attacks.stain import hed_jitter
 from engine.core.progress import check_cancel, report
 from engine.data.arrays import ArraySet, batches
 from engine.models.tensors import to_tensor
 from engine.train.augment import augment
-from engine.train.defences import adversarial_loss
-from engine.train.distributed import SINGLE, DistContext, all_reduce_sums, epoch_order, reduce_classification
+from engine.train.awp import awp_on, perturb
+from engine.train.defences import adversarial_inputs, defence_loss
+from engine.train.distributed import (
+    SINGLE,
+    DistContext,
+    all_reduce_mean,
+    all_reduce_sums,
+    epoch_order,
+    reduce_classification,
+    unwrap,
+)
 from engine.train.prefetch import batch_images
 
 log = logging.getLogger(__name__)
@@ -44,7 +55,7 @@ def train_epoch(run, epoch: int) -> dict:
             check_cancel(run.cancel, f"training {run.name}")
         metrics: dict[str, float] = {"epoch": epoch}
         if len(idx) >= 2:  # BatchNorm cannot train on a batch of one
-            metrics["loss"], correct = _step(run, images, train.labels[idx], gen)
+            metrics["loss"], correct = _step(run, images, train.labels[idx], gen, epoch)
             sums["loss_sum"] += metrics["loss"] * len(idx)
             sums["correct"] += correct
             sums["seen"] += len(idx)
@@ -55,17 +66,19 @@ def train_epoch(run, epoch: int) -> dict:
     return {"loss": sums["loss_sum"] / seen, "acc": sums["correct"] / seen}
 
 
-def _step(run, images: np.ndarray | torch.Tensor, labels: np.ndarray, gen: torch.Generator) -> tuple[float, int]:
+def _step(run, images: np.ndarray | torch.Tensor, labels: np.ndarray, gen: torch.Generator, epoch: int):
+    """One optimizer step: flips and rotations, HED jitter, the defence's inputs, AWP around the step, then the EMA."""
+    cfg = run.cfg
     x = to_tensor(images, run.device, run.channels_last)
     y = torch.from_numpy(labels).to(run.device)
-    if run.cfg.augment:
+    if cfg.augment:
         x = augment(x, gen)
-    if run.cfg.adversarial != "none":
-        loss, logits = adversarial_loss(run.model, x, y, run.cfg, run.weights, gen, run.amp)
-    else:
-        with torch.autocast(run.device.type, dtype=run.amp, enabled=run.amp is not None):
-            logits = run.model(x)
-            loss = F.cross_entropy(logits.float(), y, weight=run.weights)
+    if cfg.hed_scale or cfg.hed_shift:
+        x = hed_jitter(x, scale=cfg.hed_scale, shift=cfg.hed_shift, generator=gen)
+        x = x.contiguous(memory_format=torch.channels_last) if run.channels_last else x
+    inputs = adversarial_inputs(run.model, x, y, cfg, gen)
+    awp = _perturb_weights(run, inputs, y) if awp_on(cfg, epoch) else None
+    loss, logits = defence_loss(run.model, inputs, y, cfg, run.weights, run.amp)
     run.opt.zero_grad(set_to_none=True)
     if run.scaler is not None:
         run.scaler.scale(loss).backward()
@@ -74,8 +87,24 @@ def _step(run, images: np.ndarray | torch.Tensor, labels: np.ndarray, gen: torch
     else:
         loss.backward()
         run.opt.step()
+    if awp is not None:
+        awp.restore()
+    if run.ema is not None:
+        run.ema.update(unwrap(run.model))
     run.sched.step()
     return loss.item(), int((logits.argmax(1) == y).sum().item())
+
+
+def _perturb_weights(run, inputs, y: torch.Tensor):
+    """AWP's perturbation of the step (``engine.train.awp``), its extra pass through the raw network (outside DDP's
+    hooks; under DDP the gradients are averaged over the ranks by hand)."""
+    net = unwrap(run.model)
+
+    def loss_fn() -> torch.Tensor:
+        return defence_loss(net, inputs, y, run.cfg, run.weights, run.amp)[0]
+
+    reduce = partial(all_reduce_mean, ctx=run.dist) if run.dist.active else None
+    return perturb(net, loss_fn, run.cfg.awp_gamma, reduce)
 
 
 @torch.no_grad()

@@ -33,6 +33,7 @@ from engine.train.distributed import (
     unwrap,
     wrap_ddp,
 )
+from engine.train.ema import WeightEMA, make_ema
 from engine.train.epoch import evaluate_loss, train_epoch
 from engine.train.robust_val import catastrophic_overfitting, noisy_validation, robust_subset, robust_validation
 from engine.train.state import TrainState, class_weights, make_optimizer, make_scheduler
@@ -62,6 +63,12 @@ class TrainSession:
     on_progress: ProgressCallback | None = None
     cancel: CancelToken | None = None
     dist: DistContext = SINGLE
+    ema: WeightEMA | None = None  # the EMA of the weights (TrainConfig.ema_decay), None when off
+
+    @property
+    def kept(self) -> nn.Module:
+        """The network that is validated, selected and saved as best.pt: the EMA copy when on, else the model."""
+        return self.ema.module if self.ema is not None else unwrap(self.model)
 
     @property
     def last(self) -> Path:
@@ -112,12 +119,12 @@ class TrainSession:
             scaler=torch.amp.GradScaler("cuda") if amp == torch.float16 else None,
             weights=class_weights(train.labels).to(device), device=device, amp=amp, channels_last=True, name=name,
             out_dir=out_dir, metadata=metadata, state=TrainState(), on_progress=on_progress if ctx.is_main else None,
-            cancel=cancel, dist=ctx,
+            cancel=cancel, dist=ctx, ema=make_ema(model, cfg.ema_decay),
         )  # fmt: skip
         if resume and session.last.exists():
             session._restore(model)
             if ctx.is_main:
-                session._repair_best(model)
+                session._repair_best()
         return session
 
     def _restore(self, model: nn.Module) -> None:
@@ -134,11 +141,13 @@ class TrainSession:
         model.load_state_dict(payload["state_dict"])
         self.opt.load_state_dict(payload["optimizer"])
         self.sched.load_state_dict(payload["scheduler"])
+        if self.ema is not None:
+            self.ema.load(payload)
         self.state = TrainState.from_payload(payload)
         log.info("%s: resuming after epoch %d (best epoch %d)", self.name, self.state.epoch, self.state.best_epoch)
 
-    def _repair_best(self, model: nn.Module) -> None:
-        """Rewrite ``best.pt`` from the restored weights when the run was killed after saving last.pt of its best
+    def _repair_best(self) -> None:
+        """Rewrite ``best.pt`` from the restored (kept) weights when the run was killed after saving last.pt of its best
         epoch but before saving best.pt (then best.pt is missing or holds an earlier epoch)."""
         state = self.state
         if state.best_epoch == 0 or state.best_epoch != state.epoch or state.partial:  # partial: mid-epoch weights
@@ -149,7 +158,7 @@ class TrainSession:
             saved = None
         if saved != state.best_epoch:
             log.info("%s: best.pt is behind last.pt (epoch %s, not %d); rewriting it", self.out_dir, saved, state.epoch)
-            save_checkpoint(self.best, model, self.metadata, history=state.history, epoch=state.epoch)
+            save_checkpoint(self.best, self.kept, self.metadata, history=state.history, epoch=state.epoch)
 
     # --- one epoch --------------------------------------------------------------------------------------
     def run_epoch(self, epoch: int, val: ArraySet | None) -> tuple[dict, float]:
@@ -157,9 +166,11 @@ class TrainSession:
         t0 = time.perf_counter()
         tr = train_epoch(self, epoch)
         sync_buffers(unwrap(self.model), self.dist)
+        if self.ema is not None:
+            sync_buffers(self.ema.module, self.dist)
         if val is not None and len(val):
             va = evaluate_loss(
-                unwrap(self.model), val, self.weights, self.device, self.cfg.batch_size, self.amp, self.channels_last,
+                self.kept, val, self.weights, self.device, self.cfg.batch_size, self.amp, self.channels_last,
                 self.dist,
             )  # fmt: skip
         else:
@@ -184,7 +195,7 @@ class TrainSession:
 
     def _noisy_row(self, val: ArraySet, row: dict) -> float:
         """Add the accuracy on noisy validation images to ``row`` (Gaussian-noise training); the selection score."""
-        model, cfg = unwrap(self.model), self.cfg
+        model, cfg = self.kept, self.cfg
         nv = noisy_validation(model, val, cfg.noise_sigma, cfg.seed, self.device, cfg.batch_size)
         row.update({k: round(v, 4) for k, v in nv.items()})
         return nv["val_noisy_balanced_accuracy"]
@@ -192,7 +203,7 @@ class TrainSession:
     def _robust_row(self, val: ArraySet, row: dict, epoch: int) -> float:
         """Add PGD/FGSM validation accuracy to ``row``, flag catastrophic overfitting; the epoch's selection score."""
         idx = robust_subset(val, seed=self.cfg.seed)
-        rv = robust_validation(unwrap(self.model), val, idx, self.cfg, self.device, self.cfg.batch_size)
+        rv = robust_validation(self.kept, val, idx, self.cfg, self.device, self.cfg.batch_size)
         row.update({k: round(v, 4) for k, v in rv.items()})
         row["catastrophic_overfitting"] = catastrophic_overfitting(self.state.history, rv)
         if row["catastrophic_overfitting"]:
@@ -219,13 +230,12 @@ class TrainSession:
         state.epoch = epoch
         if not self.dist.is_main:
             return
-        model = unwrap(self.model)
         # last.pt first: a kill between the two writes leaves a best.pt that _repair_best rebuilds from last.pt,
         # while the other order would leave a best.pt of an epoch that last.pt (and a resumed run) never saw
-        payload = state.to_payload(self.opt, self.sched, self.cfg)
-        save_checkpoint(self.last, model, self.metadata, **payload, **resume_fields(self.dist))
+        payload = {**self._payload(), **resume_fields(self.dist)}
+        save_checkpoint(self.last, unwrap(self.model), self.metadata, **payload)
         if state.best_epoch == epoch:
-            save_checkpoint(self.best, model, self.metadata, history=state.history, epoch=epoch)
+            save_checkpoint(self.best, self.kept, self.metadata, history=state.history, epoch=epoch)
         log.info(
             "%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f bacc %.3f%s (%.1f img/s)",
             self.name,
@@ -251,9 +261,12 @@ class TrainSession:
 
     def save_partial(self) -> None:
         """last.pt with the position in the epoch (``state.partial``), for a cancel between batches."""
-        save_checkpoint(
-            self.last, unwrap(self.model), self.metadata, **self.state.to_payload(self.opt, self.sched, self.cfg)
-        )
+        save_checkpoint(self.last, unwrap(self.model), self.metadata, **self._payload())
+
+    def _payload(self) -> dict:
+        """What last.pt holds besides the raw weights: optimizer, schedule, state, and the EMA when on."""
+        ema = self.ema.state() if self.ema is not None else {}
+        return {**self.state.to_payload(self.opt, self.sched, self.cfg), **ema}
 
     # --- finish -------------------------------------------------------------------------------------------
     def finish(self) -> tuple[Path, bool]:

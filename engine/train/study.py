@@ -19,11 +19,13 @@ from engine.data.arrays import ArraySet, concat
 from engine.models.checkpoint import make_metadata, weights_sha256
 from engine.models.device import resolve_device
 from engine.models.registry import create_model
+from engine.train.awp import AWP_DEFENCES
 from engine.train.calibrate import calibrate_checkpoint
 from engine.train.distributed import env_context
 from engine.train.loop import TrainResult, fit
 
 log = logging.getLogger(__name__)
+EMA_WARMUP = "decay of update n: min(decay, (1 + n) / (10 + n))"
 
 
 def study_fgsm(eps: float) -> AttackConfig:
@@ -91,6 +93,19 @@ def adversarial_how(cfg: TrainConfig) -> dict:
     return how
 
 
+def lever_record(cfg: TrainConfig) -> dict:
+    """The training levers ``cfg`` switches on (EMA of the weights, HED stain jitter, AWP), as the model's 'how
+    trained' record holds them; {} when none is (AWP counts only for the adversarial defences it perturbs)."""
+    record: dict = {}
+    if cfg.ema_decay > 0:
+        record["ema"] = {"decay": cfg.ema_decay, "warmup": EMA_WARMUP, "kept": "the EMA weights"}
+    if cfg.hed_scale or cfg.hed_shift:
+        record["hed_jitter"] = {"scale": cfg.hed_scale, "shift": cfg.hed_shift, "units": "optical density"}
+    if cfg.awp_gamma > 0 and cfg.adversarial in AWP_DEFENCES:
+        record["awp"] = {"gamma": cfg.awp_gamma, "warmup_epochs": cfg.awp_warmup}
+    return record
+
+
 def train_new_model(
     cfg: TrainConfig,
     train: ArraySet,
@@ -109,7 +124,9 @@ def train_new_model(
     """A freshly initialised ``cfg.arch`` (seeded), trained by ``fit`` into ``out_dir`` and calibrated by
     temperature scaling on ``calibrate_on`` (default ``val``; the study's Model B passes the clean validation
     images, not its merged set); returns the model on its training device, the training result and the
-    metadata stored with its kept checkpoint."""
+    metadata stored with its kept checkpoint, whose 'how trained' (``meta.training``) is ``how`` with the levers of
+    ``lever_record``."""
+    how = {**how, **lever_record(cfg)}
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, weights=cfg.weights)
     meta = make_metadata(

@@ -158,7 +158,7 @@ def _train(
         cancel=cancel,
     )
     timings[f"train_{name}"] = round(time.perf_counter() - t, 2)
-    summary = {**result.summary(how, stored=run.relative), "calibration": meta.calibration}
+    summary = {**result.summary(meta.training, stored=run.relative), "calibration": meta.calibration}
     return model, summary, meta
 
 

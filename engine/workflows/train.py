@@ -16,6 +16,7 @@ from engine.data.split import save_split, split_hash
 from engine.models.checkpoint import load_checkpoint
 from engine.models.device import resolve_device
 from engine.runs.folder import SPLIT, TRAIN_RECORD, RunFolder
+from engine.train.awp import AWP_DEFENCES
 from engine.train.distributed import barrier, distributed_session, main_first
 from engine.train.study import adversarial_how, merged_fgsm_sets, study_fgsm, train_new_model
 
@@ -39,6 +40,7 @@ def train_model(
     data and the run folder first, holds its lock and alone writes into it; the others then read its cache
     and split.
     """
+    _check_awp(cfg)  # before any work
     with distributed_session(cfg.train.device) as ctx:
         if not ctx.is_main:
             on_progress = None  # one progress display: rank 0's
@@ -82,7 +84,17 @@ def _train_into(
         out_dir=run.root, name="model", synthetic_data=data.dataset.synthetic, calibrate_on=clean_val,
         on_progress=on_progress, cancel=cancel,
     )  # fmt: skip
-    summary = {**result.summary(how, stored=run.relative), "calibration": meta.calibration}
+    summary = {**result.summary(meta.training, stored=run.relative), "calibration": meta.calibration}
     if is_main:
         write_json(run.path(TRAIN_RECORD), summary)
     return summary
+
+
+def _check_awp(cfg: ExperimentConfig) -> None:
+    """AWP perturbs the weights against adversarial examples: one model trained without them cannot take it."""
+    train = cfg.train
+    if train.awp_gamma > 0 and train.adversarial not in AWP_DEFENCES:
+        raise ConfigError(
+            f"AWP (gamma {train.awp_gamma:g}) perturbs the weights against adversarial examples; choose "
+            f"{option('adversarial')} fgsm-rs, pgd or trades, or set the AWP gamma to 0"
+        )

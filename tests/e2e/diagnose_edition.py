@@ -43,11 +43,13 @@ def cli_tasks(run: Path, data: Path, out: Path) -> None:
     cli("predict", "--model", out / "model_a.int8.onnx", *images, "--out", out / "predictions-int8.csv")
     cli("demo-slide", out / "slide.tiff", "--side", "1024")
     cli("slide", out / "slide.tiff", "--model", run / "model_a.onnx", "--out", out / "slide")
+    cli("explain", "--model", run / "model_a.onnx", *images[:2], "--out", out / "explain")  # occlusion
+    cli("explain", "--model", run / "model_a.onnx", "--method", "gradcam", images[0], "--out", out / "no-map", code=2)
     cli("train", "--data", data, "--out", out / "no-run", code=2)  # needs PyTorch: one line, exit 2
     robust = ["--robustness", "fgsm"]  # a white-box attack: refused before anything is predicted
     cli("slide", out / "slide.tiff", "--model", run / "model_a.onnx", "--out", out / "x", *robust, code=2)
-    print("ok cli: data, demo-data, predict, certify, blackbox, quantize, demo-slide, slide; train and --robustness "
-          "refused")  # fmt: skip
+    print("ok cli: data, demo-data, predict, certify, explain, blackbox, quantize, demo-slide, slide; train, "
+          "--robustness and explain --method gradcam refused")  # fmt: skip
 
 
 def wait(app, window, what: str, timeout_s: float = 120) -> None:
@@ -91,6 +93,15 @@ def app_tasks(run: Path, data: Path, out: Path) -> dict:
     diagnose.certify.run()
     wait(app, window, "the certificates")
     diagnose.export_csv(out / "diagnose.csv")
+    diagnose.table.selectRow(0)
+    diagnose.explain.bar.show_button.click()  # the occlusion map of the selected image
+    wait(app, window, "the occlusion map")
+    diagnose.explain.export_png(out / "diagnose-map.png")
+    wait(app, window, "the map's export")
+    bar = diagnose.explain.bar
+    done["map"] = {"method": diagnose.explain.result["method"], "shown": diagnose.image_view.has_map(),
+                   "methods": [bar.method.itemData(i) for i in range(bar.method.count())
+                               if bar.method.model().item(i).isEnabled()]}  # fmt: skip
     done["diagnosed"] = [r.get("predicted") for r in diagnose.rows]
     done["certified"] = [r.get("certified_call") for r in diagnose.rows]
 
@@ -116,7 +127,8 @@ def app_tasks(run: Path, data: Path, out: Path) -> dict:
     window.ctx.tasks.cancel_all()
     window.ctx.tasks.wait(10_000)
     window.close()
-    print("ok app: dataset, run, report export, Diagnose page (and Certify), Stress page black-box, Slides page")
+    print("ok app: dataset, run, report export, Diagnose page (Certify, occlusion map), Stress page black-box, Slides "
+          "page")  # fmt: skip
     return done
 
 

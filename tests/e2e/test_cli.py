@@ -356,9 +356,12 @@ def test_train_command_clean_then_study_model_b(demo_root, tmp_path):
 def test_train_command_with_adversarial_training(demo_root, tmp_path):
     out = tmp_path / "c"
     args = ["train", "--data", str(demo_root), "--out", str(out), *FAST, "--adversarial", "pgd", "--adv-steps", "2"]
-    assert main([*args, "--adv-eps", "4/255", "--adv-ratio", "0.5"]) == 0
+    levers = ["--ema-decay", "0.99", "--hed-scale", "0.05", "--awp-gamma", "0.005"]
+    assert main([*args, "--adv-eps", "4/255", "--adv-ratio", "0.5", *levers]) == 0
     summary = json.loads((out / "train.json").read_text())
     assert summary["how_trained"]["method"] == "adversarial-training"
+    assert summary["how_trained"]["ema"]["decay"] == 0.99 and summary["how_trained"]["awp"]["gamma"] == 0.005
+    assert summary["how_trained"]["hed_jitter"] == {"scale": 0.05, "shift": 0.0, "units": "optical density"}
     assert summary["how_trained"]["defence"] == "pgd" and summary["how_trained"]["adv_ratio"] == 0.5
     assert summary["selected_by"] == "val_pgd_balanced_accuracy"
     assert all("val_pgd_acc" in row for row in summary["history"])

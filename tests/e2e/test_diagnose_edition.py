@@ -1,9 +1,9 @@
 """The Diagnose edition, for real: PyTorch, torchvision, scikit-learn, SciPy and matplotlib cannot be imported
 (``tests/notorch.py`` blocks them, as the installed edition lacks them), and every task it offers runs end to end,
 from the command line and in the app (``tests/e2e/diagnose_edition.py``): datasets, prediction, certification
-(randomized smoothing, also from the Diagnose page), the black-box attack (also from the Stress page), INT8, slides,
-run folders, results and their export. What needs PyTorch says
-so and stays off."""
+(randomized smoothing, also from the Diagnose page), occlusion maps (``explain``, also on the Diagnose page), the
+black-box attack (also from the Stress page), INT8, slides, run folders, results and their export. What needs PyTorch
+says so and stays off."""
 
 from __future__ import annotations
 
@@ -45,7 +45,11 @@ def test_every_diagnose_edition_task_runs_with_the_full_edition_blocked(run_dir,
     assert [r["eps"] for r in blackbox["results"]] == pytest.approx([0, 64 / 255]) and blackbox["n_images"] == 6
     assert json.loads((out / "model_a.int8.json").read_text())["split_source"].endswith("split.csv")
     assert {p.name for p in (out / "slide").iterdir()} >= {"heatmap.png", "tiles.csv", "tiles.geojson", "slide.json"}
-    assert not (out / "no-run").exists() and not (out / "x").exists()
+    assert not (out / "no-run").exists() and not (out / "x").exists() and not (out / "no-map").exists()
+    explained = list(csv.DictReader(open(out / "explain" / "explain_occlusion.csv")))
+    assert len(explained) == 2 and all(r["sanity"] in ("passed", "FAILED") and len(r["model_sha256"]) == 64
+                                       for r in explained)  # fmt: skip
+    assert all(Path(r["overlay"]).is_file() and Path(r["map"]).is_file() for r in explained)
 
     # what the app did
     summary = json.loads(next(line for line in lines if line.startswith("summary "))[len("summary ") :])
@@ -62,3 +66,5 @@ def test_every_diagnose_edition_task_runs_with_the_full_edition_blocked(run_dir,
     assert summary["slide_tiles"] > 0 and (out / "slide-app" / "slide.json").is_file()
     assert summary["white_box_enabled"] is False and summary["robustness_enabled"] is False
     assert summary["train_enabled"] is False
+    assert summary["map"] == {"method": "occlusion", "shown": True, "methods": ["occlusion"]}
+    assert (out / "diagnose-map.png").stat().st_size > 0

@@ -30,6 +30,7 @@ from desktop_app.context import AppContext
 from desktop_app.errors import user_message
 from desktop_app.pages.base import Page, heading
 from desktop_app.pages.diagnose.certify import CertifyAction, certificate_summary
+from desktop_app.pages.diagnose.explain import ExplainAction
 from desktop_app.pages.diagnose.preview import SelectedImage
 from desktop_app.settings import last_dir, remember_dir
 from desktop_app.state import RunInfo
@@ -86,6 +87,7 @@ class DiagnosePage(Page):
         self.predicted_with: Path | None = None  # the model and the inputs of the rows shown (Certify uses them)
         self.predicted_inputs: list[Path] = []
         self.certify = CertifyAction(self)
+        self.explain = ExplainAction(self)
         self.setAcceptDrops(True)
         self._build()
         ctx.state.run_changed.connect(self._run_changed)
@@ -116,8 +118,9 @@ class DiagnosePage(Page):
             self.selected.details,
             self.selected.image_view,
         )
+        self.selected.add_below(self.explain.bar)
         right.addWidget(self.selected)
-        right.setSizes([370, 230])
+        right.setSizes([340, 290])
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._left_column())
         splitter.addWidget(right)
@@ -219,6 +222,7 @@ class DiagnosePage(Page):
         self.model_box.show_info(info)
         self.band.set_band(info.meta.review_band, info.meta.positive_class)
         self.certify.model_read(info)
+        self.explain.model_read(info)
         self.update_buttons()
 
     def _model_failed(self, exc: BaseException, details: str) -> None:
@@ -352,6 +356,7 @@ class DiagnosePage(Page):
     # --- the selected image -----------------------------------------------------------------------
     def _row_selected(self, row: dict | None) -> None:
         self._preview_path = None
+        self.explain.row_changed(row)
         if not self.selected.show_row(row, self.positive) or row is None:
             return
         self._preview_path = row["path"]

@@ -1,5 +1,5 @@
 """The Diagnose page's selected image: the verdict, what a reviewer needs beside it (p of the positive class,
-the file, the model and its sha256, when), and the image itself."""
+the file, the model and its sha256, when), and the image itself (or its attribution map, ``explain``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from desktop_app.widgets.image_view import ImageView
+from desktop_app.widgets.map_view import MapView
 from desktop_app.widgets.prediction_table import predicted_probability, short_error
 
 POSITIVE_COLOUR, NEGATIVE_COLOUR, UNREAD_COLOUR = "#a4262c", "#0b6a0b", "#4a4a4a"
@@ -28,10 +28,16 @@ class SelectedImage(QGroupBox):
         side.addWidget(self.verdict)
         side.addWidget(self.details)
         side.addStretch(1)
-        self.image_view = ImageView(min_size=180)
-        inner = QHBoxLayout(self)
+        self.image_view = MapView(min_size=140)  # the image, or the attribution map over the model's input
+        inner = QHBoxLayout()
         inner.addLayout(side, 2)
         inner.addWidget(self.image_view, 3)
+        self.outer = QVBoxLayout(self)
+        self.outer.addLayout(inner, 1)
+
+    def add_below(self, widget: QWidget) -> None:
+        """A row under the verdict and the image (the map's controls)."""
+        self.outer.addWidget(widget)
 
     def show_row(self, row: dict | None, positive: str) -> bool:
         """Show a prediction row (None: nothing selected); True when it has an image to load."""

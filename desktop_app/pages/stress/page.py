@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from desktop_app.pages.base import Page, heading
 from desktop_app.pages.stress.blackbox import BlackboxMode, missing_images
 from desktop_app.pages.stress.certify import CertifyMode
+from desktop_app.pages.stress.explain import ExplainMode
 from desktop_app.pages.stress.set_view import SetView
 from desktop_app.settings import last_dir, remember_dir
 from desktop_app.state import RunInfo
@@ -84,7 +85,9 @@ class StressPage(Page):
         self.flips_title, self.flip_view = self.set_view.flips_title, self.set_view.flip_view
         self.blackbox = BlackboxMode(self, self.bb_form)
         self.bb_view = self.blackbox.view
+        self.explain = ExplainMode(self)  # the maps of the one image: did the attack move the model's attention?
         self.results.addTab(self.single, "One image")
+        self.results.addTab(self.explain.view, "Maps (one image)")
         self.results.addTab(self.set_view, "Set of images")
         self.results.addTab(self.bb_view, "Black-box (ONNX)")
         self.certify = CertifyMode(self)
@@ -174,6 +177,7 @@ class StressPage(Page):
         self.mode_combo.model().item(white).setEnabled(False)
         self.results.setTabEnabled(self.results.indexOf(self.single), False)
         self.results.setTabEnabled(self.results.indexOf(self.set_view), False)
+        self.results.setTabEnabled(self.results.indexOf(self.explain.view), False)
 
     def _white_view(self) -> QWidget:
         return self.single if self.form.source()[0] == "image" else self.set_view
@@ -293,6 +297,7 @@ class StressPage(Page):
     # --- results (white-box) ------------------------------------------------------------------------
     def _one_done(self, result: dict) -> None:
         self.single.set_result(result, self._title(result))
+        self.explain.attack_done(result)
         self.results.setCurrentWidget(self.single)
 
     def _title(self, r: dict) -> str:

@@ -6,6 +6,7 @@ Run as a script (``torchrun ... test_distributed.py TMP``) this file is the work
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -61,7 +62,8 @@ def test_context_comes_from_torchruns_environment(monkeypatch):
 def _cli_args(data: Path, out: Path) -> list[str]:
     args = ["-v", "train", "--data", str(data), "--out", str(out), "--arch", "small_cnn", "--image-size", "16"]
     args += ["--epochs", "2", "--batch-size", "4", "--weights", "none", "--device", "cpu"]
-    return args + ["--adversarial", "fgsm-rs", "--adv-steps", "2"]  # attacks through DDP; robust check on rank 0
+    args += ["--adversarial", "fgsm-rs", "--adv-steps", "2"]  # attacks through DDP; robust check on rank 0
+    return args + ["--awp-gamma", "0.005", "--ema-decay", "0.9"]
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +115,8 @@ def test_fit_two_ranks_disjoint_shards_same_weights_and_rank0_checkpoints(job):
     assert [h["epoch"] for h in resumed["history"]] == list(range(1, EPOCHS + 1))
     assert _equal(resumed["state_dict"], last["state_dict"]), "a resumed run ends where an uninterrupted one does"
     assert not list(tmp.glob("*/.*.tmp")), "no half-written files"
+    for a, b in zip(ranks[0]["levers"], ranks[1]["levers"], strict=True):  # with AWP, EMA and HED jitter on too
+        assert _equal(a, b), "the ranks' EMA weights (and so their raw weights) stay equal"
 
 
 def test_train_command_under_torchrun(job):
@@ -127,6 +131,7 @@ def test_train_command_under_torchrun(job):
     log = (out / "log.txt").read_text()
     assert log.count("model epoch 1/2") == 1 and log.count("model epoch 2/2") == 1, log
     assert "val_pgd_acc" in read_checkpoint(out / "last.pt")["history"][-1]
+    assert {"ema", "awp"} <= set(json.loads((out / "train.json").read_text())["how_trained"])
     with pytest.raises(ConfigError, match="2 process"):  # one process may not continue a run of two
         _fit(out, {"seen": [], "states": [], "current": []})
 
@@ -157,14 +162,14 @@ def _data(n: int, seed: int):
     return ArraySet(images, labels)
 
 
-def _fit(out: Path, record: dict, stop_at: int | None = None, resume: bool = True):
+def _fit(out: Path, record: dict, stop_at: int | None = None, resume: bool = True, **changes):
     from engine.core.config import TrainConfig
     from engine.models.checkpoint import make_metadata
     from engine.models.registry import create_model
     from engine.train import epoch, loop, session
 
     cfg = TrainConfig(
-        arch="small_cnn", image_size=16, epochs=EPOCHS, batch_size=4, lr=5e-3, patience=10, weights="none"
+        arch="small_cnn", image_size=16, epochs=EPOCHS, batch_size=4, lr=5e-3, patience=10, weights="none", **changes
     )
     step, evaluate = epoch._step, session.evaluate_loss
 
@@ -205,7 +210,9 @@ def _worker(tmp: Path) -> None:
             _fit(tmp / "b", {"seen": [], "states": [], "current": []}, stop_at=EPOCHS)
         except KeyboardInterrupt:
             _fit(tmp / "b", {"seen": [], "states": [], "current": []})
-        dump = {"seen": record["seen"], "states": record["states"], "final": final}
+        levers = {"seen": [], "states": [], "current": []}  # AWP's gradients all-reduced, the EMA validated
+        _fit(tmp / "c", levers, adversarial="fgsm-rs", adv_steps=2, awp_gamma=5e-3, ema_decay=0.9, hed_scale=0.1)
+        dump = {"seen": record["seen"], "states": record["states"], "final": final, "levers": levers["states"]}
         torch.save(dump | {"best_epoch": result.best_epoch, "history": result.history}, tmp / f"rank{ctx.rank}.pt")
         if main(_cli_args(tmp / "data", tmp / "run")) != 0:
             raise SystemExit(f"rank {ctx.rank}: histoguard train failed")
