@@ -25,6 +25,7 @@ from engine.report.labels import (
     eps_text,
     fmt,
     intervals_text,
+    levers_text,
     majority_text,
 )
 
@@ -183,10 +184,11 @@ def _sweep_section(sweep: list[dict], figures: dict[str, bytes]) -> str:
 def _training_section(training: dict) -> str:
     items = []
     for name, t in training.items():
-        how = (t.get("how_trained") or {}).get("method", "?")
+        how = t.get("how_trained") or {}
+        what = str(how.get("method", "?")) + levers_text(how)
         val = t.get("best_val_balanced_accuracy")
         items.append(
-            f"<li>Model {escape(str(name))} ({escape(str(how))}): best epoch {t.get('best_epoch', '?')} of "
+            f"<li>Model {escape(str(name))} ({escape(what)}): best epoch {t.get('best_epoch', '?')} of "
             f"{t.get('epochs_run', '?')}, validation balanced accuracy {fmt(val)}"
             + (", stopped early" if t.get("stopped_early") else "")
             + "</li>"

@@ -184,3 +184,15 @@ def figure_names(result: dict) -> list[str]:
         + ([MIN_EPS_FIGURE] if robust.get("min_eps") else [])
         + ([RELIABILITY_FIGURE, COVERAGE_FIGURE] if result.get("calibration") else [])
     )
+
+
+def levers_text(how: dict) -> str:
+    """'; EMA 0.999, HED jitter 0.05/0.05, AWP 0.005' for the training levers a 'how trained' record holds."""
+    parts = []
+    if "ema" in how:
+        parts.append(f"EMA {how['ema']['decay']:g}")
+    if "hed_jitter" in how:
+        parts.append(f"HED jitter {how['hed_jitter']['scale']:g}/{how['hed_jitter']['shift']:g}")
+    if "awp" in how:
+        parts.append(f"AWP {how['awp']['gamma']:g}")
+    return "; " + ", ".join(parts) if parts else ""

@@ -11,7 +11,7 @@ from engine.report import calibration as calibration_report
 from engine.report import certified as certified_report
 from engine.report import robustness as robust_report
 from engine.report.html import render_html
-from engine.report.labels import ROBUST_FIGURE, SWEEP_FIGURE, cm_figure_name, intervals_text
+from engine.report.labels import ROBUST_FIGURE, SWEEP_FIGURE, cm_figure_name, intervals_text, levers_text
 from engine.report.tables import condition_label, markdown_table, sweep_markdown
 
 SYNTHETIC_BANNER = (
@@ -99,8 +99,9 @@ def _onnx_md(onnx: dict) -> str:
 def _training_md(training: dict) -> str:
     lines = ["## Training\n"]
     for name, t in training.items():
+        how = t["how_trained"]
         lines.append(
-            f"- Model {name} ({t['how_trained']['method']}): best epoch {t['best_epoch']} of {t['epochs_run']}, "
+            f"- Model {name} ({how['method']}{levers_text(how)}): best epoch {t['best_epoch']} of {t['epochs_run']}, "
             f"validation balanced accuracy {t['best_val_balanced_accuracy']:.3f}"
             + (", stopped early" if t["stopped_early"] else "")
         )
