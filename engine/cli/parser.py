@@ -181,8 +181,8 @@ def _add_study_commands(sub) -> None:
 
     p = sub.add_parser("demo-data", help="write the synthetic demo dataset (BreakHis-style names)")
     p.add_argument("out")
-    p.add_argument("--patients-per-class", type=int, default=12)
-    p.add_argument("--images-per-patient", type=int, default=20)
+    p.add_argument("--patients-per-class", type=int, default=40)
+    p.add_argument("--images-per-patient", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("demo-slide", help="write a SYNTHETIC whole-slide image (tiled pyramidal TIFF) to try slides")

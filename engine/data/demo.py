@@ -1,10 +1,13 @@
 """A small SYNTHETIC H&E-like dataset in the BreakHis layout, so HistoGuard can be tried without real data.
 
 Images are drawn from random numbers (``engine.data.demo_tissue``: a Beer-Lambert stain model, haematoxylin
-for nuclei, eosin for stroma). They are not real tissue and must never be used for diagnosis or to judge real
-performance. Benign images show small regular nuclei lining gland lumens; malignant ones show large, dark,
-crowded, irregular nuclei. File names follow BreakHis (``SOB_B_A-99-9001-40-001.png``); year ``99`` marks them
-as synthetic, and the marker file ``DEMO_MARKER`` at the root records the generator parameters.
+for nuclei, eosin for stroma, seen through a simulated scanner). They are not real tissue and must never be
+used for diagnosis or to judge real performance. Benign images mostly show small regular nuclei lining gland
+lumens, malignant ones large, dark, crowded, irregular nuclei; but, as in real slides, the classes overlap
+(hyperplasia, low-grade carcinoma forming tubules, fields with little tumour) and each patient's stain and
+scanner differ (colour, strength, focus, noise, JPEG), so a model scores high but not perfectly. File names
+follow BreakHis (``SOB_B_A-99-9001-40-001.png``); year ``99`` marks them as synthetic, and the marker file
+``DEMO_MARKER`` at the root records the generator parameters.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from PIL.PngImagePlugin import PngInfo
 from engine.core.errors import DataError
 from engine.core.fileio import write_text
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
-from engine.data.demo_tissue import Patient, make_patient, render
+from engine.data.demo_tissue import Patient, make_patient, one_lab, render
 
 log = logging.getLogger(__name__)
 
 DEMO_MARKER = "HISTOGUARD_SYNTHETIC_DEMO.txt"
 PNG_COMMENT = "SYNTHETIC HistoGuard demo image - not real tissue"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: harder images (overlapping grades, stain/scanner variation, blur), 40 x 8 images
+PATIENTS_PER_CLASS, IMAGES_PER_PATIENT = 40, 8  # the demo's size: 12 of its 80 patients are tested
 MAGNIFICATIONS = (40, 100, 200, 400)
 _CLASSES = (("benign", "B", ("A", "F", "PT", "TA")), ("malignant", "M", ("DC", "LC", "MC", "PC")))
 _DEMO_NAME = re.compile(r"^\.?SOB_[BM]_[A-Z]+-99-\d+[A-Z]*-\d+-\d{3}\.png(\.tmp)?$")
@@ -48,8 +52,8 @@ class _Spec:
 def generate_demo_dataset(
     out_dir: str | os.PathLike,
     *,
-    patients_per_class: int = 12,
-    images_per_patient: int = 20,
+    patients_per_class: int = PATIENTS_PER_CLASS,
+    images_per_patient: int = IMAGES_PER_PATIENT,
     image_size: tuple[int, int] = (175, 115),
     seed: int = 0,
     on_progress: ProgressCallback | None = None,
@@ -84,9 +88,10 @@ def generate_demo_dataset(
 
 
 def demo_patch(label: int, index: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """One SYNTHETIC patch (uint8 H x W x 3) of class ``label`` (0 benign, 1 malignant) at 40X scale, from
-    patient ``index % 4`` of that class (the demo slide's tissue, engine.data.demo_slide)."""
-    patient = make_patient(seed, label, index % 4, _CLASSES[label][2])
+    """One SYNTHETIC patch (uint8 H x W x 3) of class ``label`` (0 benign, 1 malignant) at 40X scale, with the
+    tissue of patient ``index % 4`` of that class stained and scanned by one lab (the demo slide's tissue,
+    engine.data.demo_slide)."""
+    patient = one_lab(make_patient(seed, label, index % 4, _CLASSES[label][2]))
     rng = np.random.default_rng(np.random.SeedSequence([seed, label, index, 2]))
     return np.asarray(render(patient, label, 40, tuple(size), rng))
 
