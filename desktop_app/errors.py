@@ -39,6 +39,7 @@ GUI_OPTIONS = {
     "adversarial_from": "the study's Model B (the Train page trains it)",
     "bootstrap_resamples": "the number of bootstrap resamples (the command line's --bootstrap; the app uses 1000)",
     "export": "the Train page (a finished run exports its models) or `histoguard export`",
+    "sigma": "the sigma field beside “Certify” on the Diagnose page",
 }
 
 
