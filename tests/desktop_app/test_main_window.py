@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from engine.data.demo import IMAGES_PER_PATIENT, PATIENTS_PER_CLASS
 from tests.desktop_app.conftest import wait_for_tasks
 
 
@@ -29,7 +30,7 @@ def test_demo_opens_and_is_marked_synthetic(qtbot, window, tmp_path, monkeypatch
     start.demo_button.click()
     wait_for_tasks(qtbot, window, 120_000)
     ds = window.ctx.state.dataset
-    assert ds is not None and ds.synthetic and len(ds.records) == 480
+    assert ds is not None and ds.synthetic and len(ds.records) == PATIENTS_PER_CLASS * 2 * IMAGES_PER_PATIENT
     assert (tmp_path / "user-data" / "demo-synthetic").is_dir()
     assert window.stack.currentWidget() is window.page("DataPage")
 
