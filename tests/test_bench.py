@@ -118,3 +118,21 @@ def test_explanation_timing_table():
     text = explain.render({"threads": 1, "load": (5.0, 4.0, 3.0), "rows": [row]})
     assert "1 threads (load average 5.0, 4.0, 3.0)" in text and "| 64 | occlusion | 0.4 | 0.2 | 0.8 | 0.4 |" in text
     assert "window 16, stride 8 |" in text and "seed" not in text.split("\n")[-2]
+
+
+def test_certified_quick_trains_a_noise_model_per_sigma_and_certifies_it(tmp_path, shared_data):
+    cmd = [sys.executable, "-m", "bench.certified", "--quick", "--threads", "1", "--sigmas", "0.25,0.5"]
+    out = subprocess.run([*cmd, "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((tmp_path / "certified.json").read_text())
+    md = (tmp_path / "certified.md").read_text()
+    assert list(report["results"]) == ["0.25", "0.5"] and md in out.stdout
+    for sigma, r in report["results"].items():
+        assert r["sigma"] == float(sigma) and r["n"] == 200 and r["n_images"] == 12
+        assert [c["radius"] for c in r["curve"]] == [0.0, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0]
+        balanced = [c["balanced_accuracy"] for c in r["curve"]]
+        assert balanced == sorted(balanced, reverse=True)  # a certificate at r holds at every smaller radius
+        assert (tmp_path / f"sigma-{sigma}" / "model.onnx").is_file()
+    # sigma 0.25 cannot certify beyond sigma * Phi^-1(alpha^(1/n)) = 0.46 at n = 200: nothing at r = 0.75
+    assert report["results"]["0.25"]["curve"][5]["balanced_accuracy"] == 0.0
+    assert "| sigma | r = 0 (L-inf 0.00/255) |" in md and "best at L2 radius 0.25" in md

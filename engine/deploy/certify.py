@@ -209,11 +209,20 @@ def certified_accuracy_curve(
     radius = np.array([c.radius for c in results], dtype=np.float64)
     n_inputs = results[0].n_inputs if len(results) else 1
     rows = []
+    binary = len(labels) > 0 and set(np.unique(labels).tolist()) <= {0, 1}
     for r in radii:
         hit = (pred == labels) & (radius >= r)
         ci = metric_intervals(np.ones(len(hit), bool), None, groups, y_pred=hit, bootstrap=bootstrap,
                               metrics=("accuracy",))["accuracy"]  # fmt: skip
         accuracy = float(hit.mean()) if len(hit) else None
-        rows.append({"radius": float(r), "linf_255": float(r) / math.sqrt(n_inputs) * 255, "accuracy": accuracy,
-                     "ci": ci, "n": int(len(hit))})  # fmt: skip
+        row = {"radius": float(r), "linf_255": float(r) / math.sqrt(n_inputs) * 255, "accuracy": accuracy, "ci": ci,
+               "n": int(len(hit))}  # fmt: skip
+        if binary:  # balanced: the mean over the two classes of the share certified correct (class 1 as "positive":
+            # a certified-correct image counts as a right call of its own class, any other as the wrong one)
+            y = labels == 1
+            bal = metric_intervals(y, None, groups, y_pred=np.where(hit, y, ~y), bootstrap=bootstrap,
+                                   metrics=("balanced_accuracy",))["balanced_accuracy"]  # fmt: skip
+            present = [hit[labels == c].mean() for c in (0, 1) if (labels == c).any()]
+            row |= {"balanced_accuracy": float(np.mean(present)), "ci_balanced": bal}
+        rows.append(row)
     return rows

@@ -163,6 +163,12 @@ def test_certified_accuracy_curve_counts_right_certified_calls_only():
     for r in curve[:3]:
         assert r["ci"][0] <= r["accuracy"] <= r["ci"][1]
     assert curve[3]["ci"][0] == 0.0  # none certified that far: the exact Clopper-Pearson repair of a zero score
+    # balanced: class 1 (images 0, 2) and class 0 (images 1, 3, 4) each weigh one half
+    assert [r["balanced_accuracy"] for r in curve] == pytest.approx(
+        [(1 / 2 + 2 / 3) / 2, (1 / 2 + 1 / 3) / 2, (1 / 2 + 1 / 3) / 2, 0.0]
+    )
+    for r in curve[:3]:
+        assert r["ci_balanced"][0] <= r["balanced_accuracy"] <= r["ci_balanced"][1]
 
 
 def test_certified_accuracy_curve_resamples_patients():
