@@ -53,11 +53,15 @@ def _print_summary(rows: list[dict], a: argparse.Namespace) -> None:
     )
 
 
+def _ci(ci) -> str:
+    return f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "—"
+
+
 def _print_curve(result: dict) -> None:
-    rows = [["L2 radius", "L-inf /255", "certified accuracy", "95% CI"]]
+    rows = [["L2 radius", "L-inf /255", "certified accuracy", "95% CI", "balanced", "95% CI"]]
     for r in result["curve"]:
-        ci = f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}" if r["ci"] else "—"
-        rows.append([f"{r['radius']:.3f}", f"{r['linf_255']:.2f}", fmt(r["accuracy"]), ci])
+        rows.append([f"{r['radius']:.3f}", f"{r['linf_255']:.2f}", fmt(r["accuracy"]), _ci(r["ci"]),
+                     fmt(r.get("balanced_accuracy")), _ci(r.get("ci_balanced"))])  # fmt: skip
     synthetic = " (SYNTHETIC data)" if result["synthetic_data"] else ""
     print(f"\nCertified accuracy on {result['n_images']} images of {result['images']}{synthetic}:\n")
     print(aligned(rows, left=0))

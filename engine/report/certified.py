@@ -11,7 +11,7 @@ from html import escape
 
 from engine.report.labels import fmt_ci
 
-HEADER = ("L2 radius", "L∞ equivalent (k/255)", "certified accuracy", "n")
+HEADER = ("L2 radius", "L∞ equivalent (k/255)", "certified accuracy", "certified balanced accuracy", "n")
 
 
 def note(section: dict) -> str:
@@ -35,7 +35,8 @@ def note(section: dict) -> str:
 
 def table_rows(section: dict) -> list[list[str]]:
     return [
-        [f"{r['radius']:.3f}", f"{r['linf_255']:.2f}/255", fmt_ci(r["accuracy"], r.get("ci")), str(r["n"])]
+        [f"{r['radius']:.3f}", f"{r['linf_255']:.2f}/255", fmt_ci(r["accuracy"], r.get("ci")),
+         fmt_ci(r.get("balanced_accuracy"), r.get("ci_balanced")), str(r["n"])]  # fmt: skip
         for r in section.get("curve", [])
     ]
 

@@ -76,6 +76,8 @@ def test_the_certified_section_in_words_and_in_the_figure(model_c):
     for text in (md, html):
         assert "Certified robustness" in text and "smoothed classifier" in text and "sigma 0.25" in text
         assert f"{section['curve'][1]['linf_255']:.2f}/255" in text
+        assert "certified balanced accuracy" in text
+    assert all(r["balanced_accuracy"] is not None for r in section["curve"])
     assert md.count("\n| ") == len(section["curve"]) + 1 and certified_report.markdown(None) == ""
     rows = [{"model": "C", "kind": "clean", "attack": "none", "eps": 0.0, "accuracy": 0.9}]
     rows += [{"model": "C", "kind": "white-box", "attack": "pgd", "eps": 4 / 255, "accuracy": 0.5}]
