@@ -35,8 +35,13 @@ def note(section: dict) -> str:
 
 def table_rows(section: dict) -> list[list[str]]:
     return [
-        [f"{r['radius']:.3f}", f"{r['linf_255']:.2f}/255", fmt_ci(r["accuracy"], r.get("ci")),
-         fmt_ci(r.get("balanced_accuracy"), r.get("ci_balanced")), str(r["n"])]  # fmt: skip
+        [
+            f"{r['radius']:.3f}",
+            f"{r['linf_255']:.2f}/255",
+            fmt_ci(r["accuracy"], r.get("ci")),
+            fmt_ci(r.get("balanced_accuracy"), r.get("ci_balanced")),
+            str(r["n"]),
+        ]  # fmt: skip
         for r in section.get("curve", [])
     ]
 
