@@ -35,6 +35,7 @@ GUI_OPTIONS = {
     "split_level": "“Split by: {value}” on the Data page",
     "weights": "“Start weights: {value}” on the Train page",
     "model_mpp": "the model resolution on the Slides page",
+    "slide_mpp": "the slide resolution on the Slides page",
     "adversarial": "a Model C defence on the Train page",
     "adversarial_from": "the study's Model B (the Train page trains it)",
     "bootstrap_resamples": "the number of bootstrap resamples (the command line's --bootstrap; the app uses 1000)",

@@ -59,6 +59,9 @@ _LAZY = {
     "read_tile_rgb": "engine.slides.predict",
     "write_slide_outputs": "engine.slides.export",
     "write_demo_slide": "engine.data.demo_slide",
+    "read_cohort": "engine.slides.cohort_table",
+    "load_prediction": "engine.slides.cohort_table",
+    "run_cohort": "engine.workflows.cohort",  # torch-free unless a robustness map is asked for
     # full edition (PyTorch)
     "run_experiment": "engine.workflows.experiment",
     "run_folds": "engine.workflows.folds",
@@ -141,6 +144,13 @@ def explain_image(model: str | Path, image: str | Path, *, method: str | None = 
     return getattr(module, f"explain{kind}_image")(model, image, method=method, **kwargs)
 
 
+def explain_rgb(model: str | Path, image, *, method: str | None = None, **kwargs) -> dict:
+    """The map of an (H, W, 3) uint8 array at the model's input size (a slide tile), its call and its check."""
+    method = method or default_explain_method(model)
+    module, kind = _explain_module(model, method)
+    return getattr(module, f"explain{kind}_rgb")(model, image, method=method, **kwargs)
+
+
 def _figure_drawer():
     try:
         if importlib.util.find_spec("matplotlib") is None:
@@ -167,6 +177,7 @@ __all__ = [
     "default_explain_method",
     "explain_files",
     "explain_image",
+    "explain_rgb",
     "export_report",
     "open_run",
     "run_folder_state",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engine import api
 from engine.cli.explain import run_explain
+from engine.cli.slide_cmd import cmd_slide
 from engine.cli.text import aligned, fmt
 from engine.cli.train_options import LEVER_FIELDS
 from engine.core.config import (
@@ -57,6 +58,7 @@ ROBUST_FIELDS = {
     "blackbox_images": "blackbox_images",
     "blackbox_queries": "blackbox_queries",
     "certified_images": "certified_images",
+    "gallery": "gallery",
     "bootstrap": "bootstrap_resamples",
 }
 
@@ -296,46 +298,6 @@ def cmd_certify(a, progress) -> int:
     return run_certify(a, progress, data_config(a) if a.data or a.demo else None)
 
 
-def cmd_slide(a, progress) -> int:
-    from engine.core.edition import DIAGNOSE, edition, needs_full_edition
-    from engine.core.errors import ConfigError
-    from engine.slides.export import robustness_record
-
-    if a.robustness != "none" and edition() == DIAGNOSE:  # before the prediction, not after it
-        raise ConfigError(needs_full_edition(f"`histoguard slide --robustness {a.robustness}`"))
-    attack = AttackConfig(a.robustness, a.max_eps / 255, steps=a.steps) if a.robustness != "none" else None
-    pred = api.predict_slide(
-        a.slide, a.model, model_mpp=a.model_mpp, min_tissue=a.min_tissue, batch_size=a.batch_size, device=a.device,
-        on_progress=progress,
-    )  # fmt: skip
-    settings = None
-    if attack is not None:
-        settings = robustness_record(attack)
-        pred.flip_eps = api.slide_robustness(
-            a.slide, a.model, pred, attack, limit=a.robust_limit, batch_size=a.batch_size, device=a.device,
-            on_progress=progress,
-        )  # fmt: skip
-    files = api.write_slide_outputs(pred, a.out, a.model, robustness=settings)
-    s, info = pred.summary(top=1), pred.info
-    mpp = f"{info.mpp[0]:.3f} µm/px" if info.mpp else "no mpp"
-    print(f"{Path(a.slide).name}: {info.dimensions[0]} x {info.dimensions[1]} px, {info.level_count} levels, {mpp}")
-    frac = s["positive_fraction"]
-    print(
-        f"{s['tissue_tiles']} tissue tiles of {pred.tile_size} px; {s['positive_tiles']} predicted {pred.positive}"
-        + (f" ({frac:.1%})" if frac is not None else "")
-    )
-    if attack is not None:
-        r = s["robustness"]
-        at2, at8 = fmt(r["flipped_at_2_255_fraction"], ".1%"), fmt(r["flipped_at_8_255_fraction"], ".1%")
-        print(
-            f"robustness ({a.robustness.upper()}, up to {a.max_eps}/255) of {r['tiles_computed']} tiles: median flip "
-            f"eps {fmt(r['median_flip_eps_255'], 'g')}/255; flipped at <= 2/255: {at2}, at <= 8/255: {at8}; "
-            f"not flipped: {r['not_flipped']}"
-        )
-    print(f"written: {', '.join(str(p) for p in files.values())}")
-    return 0
-
-
 def cmd_quantize(a, progress) -> int:
     from engine.report.labels import cell
 
@@ -391,6 +353,7 @@ COMMANDS = {
     "certify": cmd_certify,
     "explain": run_explain,
     "slide": cmd_slide,
+    "slides": __import__("engine.cli.cohort", fromlist=["cmd_slides"]).cmd_slides,  # one line: this file is full
     "quantize": cmd_quantize,
     "models": cmd_models,
     "data": cmd_data,

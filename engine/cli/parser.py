@@ -8,7 +8,9 @@ from dataclasses import fields
 from engine import __version__
 from engine.cli.arg_types import _band, _eps, _eps_list, _names, _ratios
 from engine.cli.certify_options import add_certify_options
+from engine.cli.cohort import add_cohort_command
 from engine.cli.explain import add_explain_command
+from engine.cli.slide_cmd import add_tile_options
 from engine.cli.train_options import (  # noqa: F401  (ARCHS re-exported)
     ARCHS,
     add_adversarial_tuning,
@@ -125,6 +127,11 @@ def add_robustness_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--bootstrap", type=int, help="patient-level bootstrap resamples behind every 95%% interval (default 1000)"
     )
+    g.add_argument(
+        "--no-gallery", dest="gallery", action="store_false", default=None,
+        help="leave out the report's gallery (a few right, wrong and attack-flipped test images per model with "
+        "their Grad-CAM maps; seconds)",
+    )  # fmt: skip
 
 
 def _experiment_default(name: str):
@@ -248,15 +255,30 @@ def _add_deploy_commands(sub) -> None:
         help="flag calls with LOW <= p(positive) <= HIGH as 'uncertain' (default: the model's own, else 0.2,0.8)",
     )  # fmt: skip
 
-    p = sub.add_parser("slide", help="predict a whole-slide image tile by tile: heatmap, tiles CSV and GeoJSON")
-    p.add_argument("slide", metavar="SLIDE", help=".svs, .ndpi, .mrxs, tiled TIFF, or a large PNG/JPEG")
+    p = sub.add_parser(
+        "slide", help="predict a whole-slide image tile by tile: heatmap, tiles CSV and GeoJSON",
+        description="A tile is the model's input size at the model's µm/px, cut from the slide at the slide's µm/px. "
+        "A scale that cannot be right (a slide outside 0.05-20 µm/px, e.g. a TIFF's 72 dpi print resolution; a tile "
+        "under 16 slide pixels or enlarged over 4x) is refused before any tile is read: give --slide-mpp. A damaged "
+        "file is named in one line. slide.json records where each scale came from.",
+    )  # fmt: skip
+    p.add_argument(
+        "slide", metavar="SLIDE",
+        help=".svs, .ndpi, .mrxs, .scn, a DICOM slide (a .dcm file of it, or its folder), tiled TIFF, or a PNG/JPEG",
+    )  # fmt: skip
     p.add_argument("--model", required=True, help="an ONNX file exported by HistoGuard")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for heatmap.png, tiles.csv, tiles.geojson")
     p.add_argument(
-        "--model-mpp", type=float, default=None, help="microns per pixel of the model's training images "
+        "--model-mpp", type=float, default=None, metavar="MPP", help="microns per pixel of the model's training images "
         "(default: the model's metadata; without it one tile is image_size slide pixels)",
     )  # fmt: skip
+    p.add_argument(
+        "--slide-mpp", type=float, default=None, metavar="MPP",
+        help="microns per level-0 pixel of the slide, over what the file records (about 0.25 at 40x, 0.5 at 20x); "
+        "for files whose resolution tags are wrong or missing",
+    )  # fmt: skip
     p.add_argument("--min-tissue", type=float, default=0.5, help="keep tiles with at least this tissue fraction")
+    add_tile_options(p)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto")
     g = p.add_argument_group("robustness map (full edition: white-box attacks on the model's checkpoint)")
@@ -270,6 +292,7 @@ def _add_deploy_commands(sub) -> None:
         "--robust-limit", type=int, default=None, metavar="N",
         help="attack only the N most suspicious tiles (highest probability; default all)",
     )  # fmt: skip
+    add_cohort_command(sub)
 
     p = sub.add_parser(
         "blackbox", help="Square attack (queries only) on a deployed ONNX model over a labelled folder; no torch"

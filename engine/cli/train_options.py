@@ -1,7 +1,7 @@
 """The training options of ``histoguard train`` and ``histoguard experiment``: the model and its schedule, the
-training levers (EMA of the weights, HED stain jitter) and the on-the-fly defences with their tuning (TRADES beta,
-clean/adversarial mix, AWP). Every option is a ``TrainConfig`` field of the same name; left out, the field's
-default holds (the help states it)."""
+training levers (EMA of the weights, HED stain jitter, stain normalisation) and the on-the-fly defences with their
+tuning (TRADES beta, clean/adversarial mix, AWP). Every option is a ``TrainConfig`` field of the same name; left out,
+the field's default holds (the help states it)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import argparse
 
 from engine.cli.arg_types import _eps
 from engine.core.catalog import DEFENCES
+from engine.core.config import STAIN_METHODS
 
 ARCHS = ("densenet121", "resnet18", "mobilenet_v3_small", "small_cnn")
-LEVER_FIELDS = ("ema_decay", "hed_scale", "hed_shift", "awp_gamma", "awp_warmup")  # TrainConfig fields set here
+LEVER_FIELDS = ("ema_decay", "hed_scale", "hed_shift", "awp_gamma", "awp_warmup", "stain_norm", "stain_reference")
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -59,6 +60,21 @@ def add_lever_options(g) -> None:
     g.add_argument(
         "--hed-shift", type=float, metavar="B",
         help="HED stain jitter: plus U(-B, B) in optical-density units; e.g. 0.05 (default 0 = off)",
+    )  # fmt: skip
+    add_stain_options(g)
+
+
+def add_stain_options(g) -> None:
+    g.add_argument(
+        "--stain-norm", choices=STAIN_METHODS,
+        help="stain normalisation of every image before the model (train, validation and test images, and wherever "
+        "the model runs later: it is recorded in the model): macenko (haematoxylin/eosin vectors) or reinhard "
+        "(CIELAB mean and spread); the reference is fitted on the training images unless --stain-reference gives "
+        "one (default none)",
+    )  # fmt: skip
+    g.add_argument(
+        "--stain-reference", metavar="IMAGE",
+        help="an image whose stain is the reference of --stain-norm (default: fitted on the training split)",
     )  # fmt: skip
 
 

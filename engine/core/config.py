@@ -10,6 +10,7 @@ from engine.core.errors import ConfigError, option
 from engine.core.intervals import Bootstrap
 from engine.core.runtime import PRECISIONS
 
+STAIN_METHODS = ("none", "macenko", "reinhard")  # engine.data.stain_norm.METHODS
 DEFAULT_SWEEP = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
 
 
@@ -60,6 +61,11 @@ class TrainConfig:
     ema_decay: float = 0.0  # EMA of the weights, validated, selected, saved and exported (0 = off; e.g. 0.999)
     hed_scale: float = 0.0  # HED stain jitter: stain concentrations * U(1-s, 1+s) per image (0 = off; e.g. 0.05)
     hed_shift: float = 0.0  # ... + U(-b, b) in optical-density units (0 = off; e.g. 0.05)
+    # stain normalisation of every image before the model (engine.data.stain_norm): 'none' | 'macenko' | 'reinhard',
+    # to the reference fitted on the training split, or to the image ``stain_reference`` when given; recorded in the
+    # model's metadata and applied wherever the model runs
+    stain_norm: str = "none"
+    stain_reference: str | None = None
     awp_gamma: float = 0.0  # adversarial weight perturbation, fgsm-rs/pgd/trades only (0 = off; the paper's 5e-3)
     awp_warmup: int = 0  # epochs trained without AWP before it starts
     noise_sigma: float = 0.25  # 'gaussian': the noise's standard deviation on [0, 1] images (Cohen et al.'s 0.25)
@@ -94,6 +100,14 @@ class TrainConfig:
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"EMA decay {self.ema_decay} must be in [0, 1): 0 switches it off, 0.999 is usual")
         check_hed_jitter(self.hed_scale, self.hed_shift)
+        if self.stain_norm not in STAIN_METHODS:
+            raise ConfigError(
+                f"stain normalisation {self.stain_norm!r} is unknown; choose one of {', '.join(STAIN_METHODS)}"
+            )
+        if self.stain_reference and self.stain_norm == "none":
+            raise ConfigError(
+                "a stain reference image was given without a stain normalisation: choose macenko or reinhard"
+            )
         if not 0 <= self.awp_gamma < 1 or self.awp_warmup < 0:
             raise ConfigError(
                 f"AWP needs a gamma in [0, 1) (0 = off; the paper's 5e-3) and warm-up epochs >= 0, got "
@@ -251,6 +265,9 @@ class ExperimentConfig:
     # a Model C trained with --defence gaussian is certified (randomized smoothing, CertifyConfig's n, n0, alpha,
     # its own sigma) on its ONNX file, on this many test images (0 = off); n = 1000 costs about 1,100 forward passes
     certified_images: int = 100
+    # the report's gallery (engine/workflows/gallery.py): a few right, wrong and attack-flipped test images per
+    # model with their Grad-CAM maps and the randomisation check, PNGs under gallery/ (seconds; --no-gallery: off)
+    gallery: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.eps <= 1 or any(not 0 <= e <= 1 for e in self.sweep_eps):

@@ -26,6 +26,7 @@ CLI_OPTIONS = {
     "split_level": "--split-level",
     "weights": "--weights",
     "model_mpp": "--model-mpp",
+    "slide_mpp": "--slide-mpp",
     "adversarial": "--adversarial",
     "adversarial_from": "--adversarial-from",
     "bootstrap_resamples": "--bootstrap",

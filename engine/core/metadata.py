@@ -41,6 +41,9 @@ class ModelMeta:
     # temperature scaling fitted on the validation split (engine.train.calibrate): {"temperature", "review_band",
     # "fitted_on", "n_images", "nll", "ece"}; an exported file's 'probabilities' output is already calibrated
     calibration: dict | None = None
+    # stain normalisation applied to every input before the model (engine.data.stain_norm): {"method": "macenko",
+    # "stain_matrix", "max_concentrations", ...} or {"method": "reinhard", "lab_mean", "lab_std", ...}; None: none
+    stain_norm: dict | None = None
     histoguard_version: str | None = None
     extra: dict = field(default_factory=dict)  # entries this version does not know, kept as they are
 

@@ -17,6 +17,7 @@ from engine.core.errors import ConfigError, DataError
 from engine.core.intervals import Bootstrap, metrics_with_intervals
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.deploy.model_info import onnx_meta
+from engine.deploy.model_inputs import prepare_pixels
 from engine.deploy.session import create_session, run_session, session_provider
 from engine.deploy.square import Predict, predicted, square_attack
 from engine.runs.images import ImageSource, labelled_images
@@ -181,8 +182,9 @@ def blackbox_images(
         source, meta.image_size, list(meta.classes), limit=limit, seed=seed, on_progress=on_progress, cancel=cancel
     )
     eps = [0.0, *(float(e) for e in eps_values if e > 0)]
+    pixels = prepare_pixels(meta, images.arrays.images)  # attacked as the model sees them (its stain normalisation)
     result = blackbox_stress(
-        onnx, images.arrays.images, images.arrays.labels, eps_values=eps, n_queries=n_queries, seed=seed,
+        onnx, pixels, images.arrays.labels, eps_values=eps, n_queries=n_queries, seed=seed,
         positive=meta.positive_index, groups=images.arrays.patients, on_progress=on_progress, cancel=cancel,
     )  # fmt: skip
     return {

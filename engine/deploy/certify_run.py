@@ -35,6 +35,7 @@ from engine.deploy.certify import (
     certify_arrays,
     certify_image,
 )
+from engine.deploy.model_inputs import prepare_inputs
 from engine.deploy.predict import AUDIT_COLUMNS, audit_fields, input_audit
 from engine.deploy.session import create_session, session_meta
 from engine.runs.images import ImageSource, labelled_images
@@ -108,7 +109,7 @@ def certify_files(
         check_cancel(cancel, STAGE)
         row = {"path": str(path), **common, **input_audit(path), "error": ""}
         try:
-            x = as_nchw_float(decode_image(path, meta.image_size)[None])[0]
+            x = prepare_inputs(meta, decode_image(path, meta.image_size)[None])[0]  # stain-normalised before noise
         except DecodeError as exc:
             row["error"] = str(exc)
             log.warning("%s", exc)
@@ -144,7 +145,7 @@ def certify_dataset(
     data = labelled_images(source, meta.image_size, classes, limit=limit, seed=cfg.seed, on_progress=on_progress,
                            cancel=cancel)  # fmt: skip
     arrays = data.arrays
-    certs = certify_arrays(predict, as_nchw_float(arrays.images), cfg, on_progress=on_progress, cancel=cancel)
+    certs = certify_arrays(predict, prepare_inputs(meta, arrays.images), cfg, on_progress=on_progress, cancel=cancel)
     rows = [
         {"path": str(path), "true_label": classes[int(y)], **common, **input_audit(Path(path)), "error": "",
          **certificate_fields(cert, classes)}
@@ -174,10 +175,11 @@ def certify_set(
     on_progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> dict:
-    """Certify labelled images already in memory (uint8 NHWC or float NCHW in [0, 1]; an experiment's test
-    subset) and their certified accuracy curve with patient-level intervals (``groups``). Returns the report's
-    "certified" section: {"model", "model_sha256", "provider", the settings, "n_images", "n_inputs",
-    "abstained", "median_radius" (of the certified calls), "curve" (radius, linf_255, accuracy, ci, n)}."""
+    """Certify labelled images already in memory, as the model's input (uint8 NHWC or float NCHW in [0, 1]; an
+    experiment's test subset, already stain-normalised by its data pipeline: not normalised again) and their
+    certified accuracy curve with patient-level intervals (``groups``). Returns the report's "certified" section:
+    {"model", "model_sha256", "provider", the settings, "n_images", "n_inputs", "abstained", "median_radius" (of the
+    certified calls), "curve" (radius, linf_255, accuracy, ci, n)}."""
     predict, _, cfg, common = _open(model_path, config, device)
     certs = certify_arrays(predict, as_nchw_float(images), cfg, on_progress=on_progress, cancel=cancel)
     curve = certified_accuracy_curve(certs, labels, radii, groups=groups, bootstrap=bootstrap)

@@ -20,9 +20,11 @@ from engine import __version__
 from engine.core.calibration import check_band, uncertain
 from engine.core.errors import DecodeError
 from engine.core.fileio import sha256_file, write_text
+from engine.core.metadata import ModelMeta
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import load_rgb, resize_center
 from engine.data.inputs import collect_images
+from engine.deploy.model_inputs import prepare_inputs
 from engine.deploy.session import create_session, run_session, session_integrity, session_meta, session_provider
 
 log = logging.getLogger(__name__)
@@ -54,13 +56,13 @@ def predict_files(
     band = check_band(review_band) if review_band is not None else None  # a bad band fails before any work
     session = create_session(model_path, device=device)
     meta = session_meta(session, source=str(model_path))
-    classes, size = list(meta.classes), meta.image_size
+    classes = list(meta.classes)
     band = band or meta.review_band
     common = {**audit_fields(session, model_path), "temperature": meta.temperature if meta.calibration else None}
     rows: list[dict] = []
     for start in range(0, len(paths), batch_size):
         check_cancel(cancel, "prediction")
-        rows += _predict_batch(session, paths[start : start + batch_size], classes, int(size), common)
+        rows += _predict_batch(session, paths[start : start + batch_size], meta, common)
         report(on_progress, "predict", min(start + batch_size, len(paths)), len(paths), unit="images")
     flag_rows(rows, meta.positive_class, band)
     if out_csv is not None:
@@ -68,19 +70,19 @@ def predict_files(
     return rows
 
 
-def _predict_batch(session, paths: list[Path], classes: list[str], size: int, common: dict) -> list[dict]:
-    arrays, rows = [], []
+def _predict_batch(session, paths: list[Path], meta: ModelMeta, common: dict) -> list[dict]:
+    arrays, rows, classes, size = [], [], list(meta.classes), int(meta.image_size)
     for path in paths:
         row = {"path": str(path), **common, **input_audit(path)}
         try:
-            arrays.append(np.asarray(resize_center(load_rgb(path), size), dtype=np.float32) / 255.0)
+            arrays.append(np.asarray(resize_center(load_rgb(path), size), dtype=np.uint8))
             row["error"] = ""
         except DecodeError as exc:
             row["error"] = str(exc)
             log.warning("%s", exc)
         rows.append(row)
     if arrays:
-        probs = run_session(session, np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)))
+        probs = run_session(session, prepare_inputs(meta, np.stack(arrays)))  # the model's stain normalisation
         ok = [r for r in rows if not r["error"]]
         for row, p in zip(ok, probs):
             row["predicted"] = classes[int(p.argmax())]

@@ -20,8 +20,8 @@ from engine.data.cache import decode_dataset
 from engine.data.demo import dataset_root
 from engine.data.discover import discover
 from engine.data.split import SPLITS, Split, load_split, make_split
-from engine.deploy.blackbox import as_nchw_float
 from engine.deploy.model_info import onnx_meta
+from engine.deploy.model_inputs import prepare_inputs, prepare_pixels
 from engine.deploy.quantize import MODES, compare_quantized, quantize_onnx
 from engine.runs.folder import SPLIT, RunFolder
 from engine.runs.images import fixed_subset
@@ -75,11 +75,12 @@ def quantize_dataset(
     cal_idx = [cal_idx[i] for i in fixed_subset(len(cal_idx), calibration_images, seed)]
     check_cancel(cancel, "quantisation")
     report(on_progress, "quantize", 0, 2, unit="steps", message=f"{mode} INT8 with {len(cal_idx)} images")
-    info = quantize_onnx(model, out, as_nchw_float(decoded.images[cal_idx]), mode=mode)
+    info = quantize_onnx(model, out, prepare_inputs(meta, decoded.images[cal_idx]), mode=mode)
     report(on_progress, "quantize", 1, 2, unit="steps", message=f"comparing on {len(test_idx)} test images")
     check_cancel(cancel, "quantisation")
     patients = [decoded.dataset.records[i].patient_id or f"image-{i}" for i in test_idx]
-    comparison = compare_quantized(model, out, decoded.images[test_idx], decoded.labels[test_idx], groups=patients)
+    test_images = prepare_pixels(meta, decoded.images[test_idx])  # the model's stain normalisation
+    comparison = compare_quantized(model, out, test_images, decoded.labels[test_idx], groups=patients)
     report(on_progress, "quantize", 2, 2, unit="steps")
     result = {
         "model": str(model),

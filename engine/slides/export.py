@@ -1,10 +1,13 @@
 """A slide prediction's files: heatmap.png, tiles.csv, tiles.geojson (QuPath imports it) and slide.json.
 
-Coordinates are level-0 pixels, as QuPath and OpenSlide count them. The heatmap has one pixel per tile
-(scaled up with nearest-neighbour so tiles stay square): blue (0) through yellow to red (1), transparent
-where there is no tissue. The colour ramp is three anchors interpolated in numpy, so the Diagnose edition
-(no matplotlib) writes the same picture. With a robustness map (``SlidePrediction.flip_eps``) the tiles also
-carry their minimal flipping eps (``flip_eps_255``, in /255 units) and ``robustness.png`` is written beside it.
+Coordinates are level-0 pixels, as QuPath and OpenSlide count them. The heatmap has one pixel per cell
+(scaled up with nearest-neighbour so cells stay square): blue (0) through yellow to red (1), transparent
+where there is no tissue. A cell is one tile, or with overlapping tiles one stride (slide.json's ``stride``,
+from the slide's top-left corner) holding the mean probability of the tiles over its centre; tiles.csv and the
+GeoJSON still list every tile with its own box. The colour ramp is three anchors interpolated in numpy, so the
+Diagnose edition (no matplotlib) writes the same picture. With a robustness map (``SlidePrediction.flip_eps``)
+the tiles also carry their minimal flipping eps (``flip_eps_255``, in /255 units) and ``robustness.png`` is
+written beside it (with overlap, a cell shows the most fragile tile over it).
 A tile the attack did not flip has eps "inf" in the CSV and "Infinity" in JSON, the string QuPath writes
 for non-finite measurements and reads back (qupath/qupath#1296): strict JSON has no infinity.
 """
@@ -24,6 +27,7 @@ from engine import __version__
 from engine.core.config import AttackConfig
 from engine.core.fileio import write_all
 from engine.slides.predict import SlidePrediction
+from engine.slides.tta import tta_record
 
 ANCHORS = np.array([[49, 54, 149], [254, 224, 144], [215, 48, 39]], dtype=np.float32)  # 0, 0.5, 1
 
@@ -138,14 +142,17 @@ def write_slide_outputs(
     record = {
         "slide": Path(pred.info.path).name,
         "dimensions": list(pred.info.dimensions),
-        "mpp": list(pred.info.mpp) if pred.info.mpp else None,
+        "mpp": list(pred.info.mpp) if pred.info.mpp else None,  # what the file records
+        "scale": pred.info.scale.record() if pred.info.scale else None,  # what tiles were cut at, and from where
         "model": Path(model_path).name,
         "model_sha256": pred.model_sha256,
         "histoguard_version": __version__,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "tile_size": pred.tile_size,
+        "stride": pred.cell,  # level-0 px between tiles = a heatmap cell's side (tile_size: no overlap)
         "level": pred.level,
-        "grid": list(pred.grid),
+        "grid": list(pred.grid),  # heatmap cells (rows, cols)
+        "tta": tta_record(pred.tta),
         **pred.summary(),
     }
     if pred.flip_eps is not None:

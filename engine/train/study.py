@@ -118,6 +118,7 @@ def train_new_model(
     name: str,
     synthetic_data: bool = False,
     calibrate_on: ArraySet | None = None,
+    stain: dict | None = None,
     on_progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> tuple[nn.Module, TrainResult, ModelMeta]:
@@ -125,7 +126,8 @@ def train_new_model(
     temperature scaling on ``calibrate_on`` (default ``val``; the study's Model B passes the clean validation
     images, not its merged set); returns the model on its training device, the training result and the
     metadata stored with its kept checkpoint, whose 'how trained' (``meta.training``) is ``how`` with the levers of
-    ``lever_record``."""
+    ``lever_record``. ``stain``: the stain reference ``train`` and ``val`` were normalised to, recorded in the
+    metadata (``ModelMeta.stain_norm``) so every later use of the model normalises its inputs alike."""
     how = {**how, **lever_record(cfg)}
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, weights=cfg.weights)
@@ -139,6 +141,7 @@ def train_new_model(
         model_name=name,
         synthetic_data=synthetic_data,
         **({"mpp": cfg.input_mpp} if cfg.input_mpp else {}),
+        stain_norm=stain,
     )
     log.info("training %s (%s) on %d images, validating on %d", name, how["method"], len(train), len(val))
     result = fit(

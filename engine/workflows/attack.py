@@ -26,6 +26,7 @@ from engine.core.metadata import ModelMeta
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import decode_image
 from engine.data.inputs import collect_images
+from engine.data.stain_norm import for_model
 from engine.evaluate.core import softmax
 from engine.export.match import load_attack_model
 from engine.models.device import resolve_device
@@ -91,6 +92,7 @@ def attack_array(
     dev = resolve_device(device)
     model.to(dev)
     classes = list(meta.classes)
+    clean = for_model(meta, clean)  # the model's stain normalisation first: the attack acts on what the model sees
     x = to_tensor(clean[None], dev)
     p_clean = softmax(model, x)[0]
     if attack.targeted:

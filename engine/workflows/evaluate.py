@@ -6,6 +6,7 @@ enough: it is exactly what fools itself on an adversarially trained model (catas
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from engine.core.progress import CancelToken, ProgressCallback
 from engine.data.arrays import ArraySet
 from engine.data.prepare import PreparedData, prepare_data
 from engine.data.split import split_hash
+from engine.data.stain_norm import for_model
 from engine.evaluate.conditions import entry, sweep
 from engine.evaluate.core import Evaluation, intervals_record
 from engine.evaluate.masking import masking_flags
@@ -48,6 +50,7 @@ def evaluate_checkpoint(
             split,
         )
     test = _all_arrays(data) if split == "all" else data.arrays(split)
+    test = replace(test, images=for_model(meta, test.images))  # the model's stain normalisation (none: as they are)
     ev = Evaluation({"M": model}, test, device, cfg.eval_batch_size, on_progress, cancel, bootstrap=cfg.bootstrap())
     evaluations = [entry(ev, "M", s, cfg.eps, level) for level in ("image", "patient") for s in (None, "M")]
     plan = robustness_plan(cfg)

@@ -28,6 +28,7 @@ from engine.models.tensors import to_tensor
 from engine.runs.folder import RunFolder
 from engine.train.distributed import require_single_process
 from engine.train.study import defence_config, merged_fgsm_sets, study_fgsm, train_new_model
+from engine.workflows.gallery import gallery_section
 from engine.workflows.reports import write_run_report
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,10 @@ def run_experiment(
     resuming = RunFolder.check(out, cfg, force=force, resume=resume)
     split_file = RunFolder.saved_split(out, resuming)
     # bad data fails here, before anything is written to the run folder
-    data = prepare_data(cfg.data, cfg.train.image_size, split_file=split_file, on_progress=on_progress, cancel=cancel)
+    data = prepare_data(
+        cfg.data, cfg.train.image_size, split_file=split_file, on_progress=on_progress, cancel=cancel,
+        stain_norm=cfg.train.stain_norm, stain_reference=cfg.train.stain_reference,
+    )  # fmt: skip
     with RunFolder.prepare(out, cfg, force=force, resume=resume) as run, run.logging_to_file():
         return _run(cfg, run, data, on_progress, cancel)
 
@@ -100,6 +104,10 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
     t = time.perf_counter()
     certified = certified_section(cfg, ev, onnx_paths, on_progress, cancel)
     timings["certify"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    names = [data.dataset.records[i].path.name for i in data.split.indices("test")]
+    gallery, gallery_files = gallery_section(cfg, ev, metas, names)
+    timings["gallery"] = round(time.perf_counter() - t, 2)
     timings["total"] = round(time.perf_counter() - t0, 2)
     result = {
         "histoguard_version": __version__,
@@ -113,6 +121,7 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
         "calibration": calibration,
         "robustness": robustness,
         **({"certified": certified} if certified else {}),
+        **({"gallery": gallery} if gallery else {}),
         "onnx": onnx,
         "training": training,
         "config": cfg.to_dict(),
@@ -124,7 +133,7 @@ def _run(cfg: ExperimentConfig, run: RunFolder, data: PreparedData, on_progress,
         },
         "timings_s": timings,
     }
-    write_run_report(run, result)
+    write_run_report(run, result, gallery_files)
     report(on_progress, "done", 1, 1, message=f"report written to {run.path('report.md')}")
     return result
 
@@ -154,6 +163,7 @@ def _train(
         name=f"Model {name}",
         synthetic_data=data.dataset.synthetic,
         calibrate_on=data.arrays("val"),  # clean validation images, also for Model B's merged set
+        stain=data.stain,  # every split is normalised to it (engine.data.prepare)
         on_progress=on_progress,
         cancel=cancel,
     )

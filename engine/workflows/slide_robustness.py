@@ -27,6 +27,7 @@ from engine.core.errors import ConfigError, ModelError
 from engine.core.metadata import ModelMeta
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.arrays import ArraySet
+from engine.data.stain_norm import for_model
 from engine.evaluate.min_eps import minimal_eps
 from engine.export.match import load_attack_model
 from engine.models.device import resolve_device
@@ -79,7 +80,8 @@ def slide_robustness(
         for b, start in enumerate(range(0, len(chosen), batch_size)):
             check_cancel(cancel, "slide robustness map")
             idx = chosen[start : start + batch_size]
-            images = np.stack([read_tile_rgb(slide, prediction.tiles[i], prediction.level, size) for i in idx])
+            tiles = np.stack([read_tile_rgb(slide, prediction.tiles[i], prediction.level, size) for i in idx])
+            images = for_model(meta, tiles)  # the model's stain normalisation, before the attack
             out[idx] = _flip_k(model, images, dev, method, max_k, steps, seed=b, loss=attack.loss) / 255
             report(on_progress, stage, start + len(idx), len(chosen), unit="tiles")
     log.info("robustness map (%s, max %d/255): %d of %d tiles attacked", method, max_k, len(chosen), len(out))

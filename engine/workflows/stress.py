@@ -5,6 +5,7 @@ rounded to 8 bits; the images whose call flipped are listed. Probabilities come 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from engine.core.metadata import ModelMeta
 from engine.core.metrics import majority_baseline
 from engine.core.progress import CancelToken, Progress, ProgressCallback, report
 from engine.data.arrays import ArraySet
+from engine.data.stain_norm import for_model
 from engine.evaluate.core import Evaluation, intervals_record
 from engine.export.match import load_attack_model
 from engine.models.device import resolve_device
@@ -68,7 +70,8 @@ def stress_test_set(
     for name, (model, meta) in models.items():
         images = sets[meta.image_size]
         goal = _label_index(attack.target, images.classes) if attack.targeted else None
-        ev = Evaluation({name: model.to(dev)}, images.arrays, dev, batch_size, progress.for_stage, cancel)
+        seen = replace(images.arrays, images=for_model(meta, images.arrays.images))  # its stain normalisation
+        ev = Evaluation({name: model.to(dev)}, seen, dev, batch_size, progress.for_stage, cancel)
         probs = {}
         for eps, cfg in attacks.items():
             progress.stage = f"{attack.method.upper()} on {name}, eps {format_eps(eps)}"

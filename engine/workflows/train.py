@@ -49,8 +49,9 @@ def train_model(
         with main_first(ctx):
             split_file = RunFolder.saved_split(out, resuming)
             data = prepare_data(
-                cfg.data, cfg.train.image_size, split_file=split_file, on_progress=on_progress, cancel=cancel
-            )
+                cfg.data, cfg.train.image_size, split_file=split_file, on_progress=on_progress, cancel=cancel,
+                stain_norm=cfg.train.stain_norm, stain_reference=cfg.train.stain_reference,
+            )  # fmt: skip
             run = (
                 RunFolder.prepare(out, cfg, force=force, resume=resume)
                 if ctx.is_main
@@ -82,7 +83,7 @@ def _train_into(
     _, result, meta = train_new_model(
         cfg.train, train, val, classes=data.dataset.classes, how=how, split_hash=split_hash(data.dataset, data.split),
         out_dir=run.root, name="model", synthetic_data=data.dataset.synthetic, calibrate_on=clean_val,
-        on_progress=on_progress, cancel=cancel,
+        stain=data.stain, on_progress=on_progress, cancel=cancel,
     )  # fmt: skip
     summary = {**result.summary(meta.training, stored=run.relative), "calibration": meta.calibration}
     if is_main:
