@@ -31,6 +31,7 @@ from engine.core.metadata import ModelMeta
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import decode_image
 from engine.data.inputs import collect_images
+from engine.deploy.model_inputs import prepare_pixels
 from engine.deploy.occlusion import default_window, occlusion_map, randomised_session
 from engine.deploy.predict import audit_fields, input_audit
 from engine.deploy.saliency import SANITY_THRESHOLD, display_map, overlay_png, sanity_check
@@ -140,8 +141,10 @@ def explain_image(
 ) -> dict:
     """The map of one (H, W, 3) uint8 image at the model's input size: "map" (raw, float32), "shown" (in [0, 1]),
     "image", "method", "label", "target", "predicted", "probabilities", "classes", "settings", "seconds" and
-    "sanity" (``saliency.sanity_check``; None when ``sanity`` is False)."""
+    "sanity" (``saliency.sanity_check``; None when ``sanity`` is False). The image is first stain-normalised as the
+    model's metadata says (``model_inputs.prepare_pixels``): "image" and the map show the image as the model saw it."""
     start = time.perf_counter()
+    image = prepare_pixels(explainer.meta, image)
     classes = list(explainer.meta.classes)
     x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], np.float32) / 255
     probs = np.asarray(explainer.probabilities(x)[0], np.float64)
@@ -199,7 +202,7 @@ def _explain_file(explainer, path: Path, out_dir: Path, stem: str, target, sanit
         return {**row, "error": str(exc)}
     r = explain_image(explainer, image, target=target, sanity=sanity, cancel=cancel)
     png, npy = out_dir / f"{stem}_{r['method']}.png", out_dir / f"{stem}_{r['method']}.npy"
-    write_bytes(png, overlay_png(image, r["shown"], OPACITY))
+    write_bytes(png, overlay_png(r["image"], r["shown"], OPACITY))
     buffer = io.BytesIO()
     np.save(buffer, r["map"])
     write_bytes(npy, buffer.getvalue())
@@ -207,7 +210,8 @@ def _explain_file(explainer, path: Path, out_dir: Path, stem: str, target, sanit
     row |= {"predicted": r["predicted"], **{f"p_{c}": p for c, p in zip(r["classes"], r["probabilities"])}}
     row |= {"target": r["target"], "overlay": str(png), "map": str(npy), "seconds": round(r["seconds"], 3)}
     row |= {"rank_corr_randomised": None if s is None else round(s["rank_correlation"], 4)}
-    row |= {"sanity": "" if s is None else "passed" if s["passed"] else "FAILED", "error": ""}
+    verdict = "" if s is None else "inconclusive" if s.get("inconclusive") else "passed" if s["passed"] else "FAILED"
+    row |= {"sanity": verdict, "error": ""}
     return row
 
 
@@ -255,6 +259,31 @@ def explain_onnx_image(
         result = explain_image(explainer, image, target=target, sanity=sanity, cancel=cancel)
     report(on_progress, "occlusion map", 1, 1, unit="images")
     return {**result, "image_path": str(image_path), **explainer.record}
+
+
+def explain_onnx_rgb(
+    model, image, *, method="occlusion", target=None, sanity=True, device="auto", on_progress=None, cancel=None,
+    **_unused,
+) -> dict:  # fmt: skip
+    """``explain_image`` of an (H, W, 3) uint8 array at the model's input size (a slide tile as the model saw it) with
+    the occlusion map of the ONNX file ``model``."""
+    _only_occlusion(method)
+    explainer, lock = cached_explainer(model, ("occlusion", device), lambda: OnnxOcclusion(model, device=device))
+    check_input_size(image, explainer.meta)
+    report(on_progress, "occlusion map", 0, 1, unit="images")
+    with lock:
+        result = explain_image(explainer, image, target=target, sanity=sanity, cancel=cancel)
+    report(on_progress, "occlusion map", 1, 1, unit="images")
+    return {**result, **explainer.record}
+
+
+def check_input_size(image: np.ndarray, meta: ModelMeta) -> None:
+    size = meta.image_size
+    if image.dtype != np.uint8 or image.shape != (size, size, 3):
+        raise ConfigError(
+            f"the map needs the image as the model sees it, ({size}, {size}, 3) uint8, got {image.dtype} {image.shape}"
+            "; read it at the model's input size"
+        )
 
 
 def _only_occlusion(method: str) -> None:

@@ -174,6 +174,8 @@ def sanity_check(raw: np.ndarray, randomised: np.ndarray, threshold: float = SAN
     """Adebayo et al.'s model-randomisation test: the rank correlation of the map with the map of the randomised
     model, and whether it stays at or below ``threshold`` (passed)."""
     rho = spearman(raw, randomised)
+    if _flat(np.asarray(raw, np.float64).ravel()):  # nothing to rank: a flat map would "pass" against anything
+        return {"rank_correlation": rho, "threshold": float(threshold), "passed": False, "inconclusive": True}
     return {"rank_correlation": rho, "threshold": float(threshold), "passed": bool(rho <= threshold)}
 
 
@@ -182,6 +184,8 @@ def sanity_text(sanity: dict | None) -> str:
     if not sanity:
         return "randomisation check not run"
     rho, limit = sanity["rank_correlation"], sanity["threshold"]
+    if sanity.get("inconclusive"):
+        return "randomisation check inconclusive: the map is flat (no evidence to rank), so it shows nothing learned"
     if sanity["passed"]:
         return f"passes the randomisation check (rank correlation {rho:.2f} with a randomised model, <= {limit:g})"
     return (

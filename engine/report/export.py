@@ -13,6 +13,7 @@ from engine.core.errors import ConfigError
 from engine.core.fileio import write_text
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.report.csv_export import write_metrics_csv
+from engine.report.gallery import file_names as gallery_files
 from engine.report.html import render_html
 from engine.report.labels import figure_names
 
@@ -40,6 +41,9 @@ def collect_figures(result: dict, run_dir: str | Path | None = None, draw: Draw 
         path = Path(run_dir) / name if run_dir else None
         if path is not None and path.is_file():
             found[name] = path.read_bytes()
+    for name in gallery_files(result) if run_dir else ():  # the gallery's PNGs: only the run folder has them
+        if (Path(run_dir) / name).is_file():
+            found[name] = (Path(run_dir) / name).read_bytes()
     missing = [n for n in figure_names(result) if n not in found]
     if missing and draw is not None:
         log.info("drawing %d report figures that the run folder lacks", len(missing))

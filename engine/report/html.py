@@ -12,6 +12,7 @@ from html import escape
 
 from engine.report import calibration as calibration_report
 from engine.report import certified as certified_report
+from engine.report import gallery as gallery_report
 from engine.report import robustness as robust_report
 from engine.report.labels import (
     CELL_NAMES,
@@ -65,6 +66,7 @@ def render_html(report: dict, figures: dict[str, bytes] | None = None, title: st
         calibration_report.html(report.get("calibration") or {}, figures, _image),
         robust_report.html(report.get("robustness") or {}, figures, _image),
         certified_report.html(report.get("certified")),
+        gallery_report.html(report.get("gallery"), figures, _image),
         _training_section(report.get("training") or {}),
         _onnx_section(report.get("onnx") or {}),
         _glossary(classes),

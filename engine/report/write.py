@@ -9,6 +9,7 @@ import math
 from engine.core.eps import format_eps
 from engine.report import calibration as calibration_report
 from engine.report import certified as certified_report
+from engine.report import gallery as gallery_report
 from engine.report import robustness as robust_report
 from engine.report.html import render_html
 from engine.report.labels import ROBUST_FIGURE, SWEEP_FIGURE, cm_figure_name, intervals_text, levers_text
@@ -72,6 +73,7 @@ def markdown(result: dict) -> str:
         robust_report.markdown(result.get("robustness") or {}),
         f"![robustness]({ROBUST_FIGURE})\n" if (result.get("robustness") or {}).get("rows") else "",
         certified_report.markdown(result.get("certified")),
+        gallery_report.markdown(result.get("gallery")),
         "## Confusion matrices (image level)\n",
         " ".join(f"![{condition_label(e)}]({cm_figure_name(e)})" for e in image_evals),
         "",

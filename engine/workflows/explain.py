@@ -17,7 +17,7 @@ from engine import __version__
 from engine.core.fileio import sha256_file
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import decode_image
-from engine.deploy.explain_run import cached_explainer, explain_paths, target_index
+from engine.deploy.explain_run import cached_explainer, check_input_size, explain_paths, target_index
 from engine.deploy.explain_run import explain_image as explain_array
 from engine.deploy.saliency import compare_maps, display_map
 from engine.explain import TorchExplainer
@@ -90,6 +90,30 @@ def explain_image(
         result = explain_array(explainer, image, target=target, sanity=sanity, cancel=cancel)
     report(on_progress, f"{method} map", 1, 1, unit="images")
     return {**result, "image_path": str(image_path), **explainer.record}
+
+
+def explain_rgb(
+    model_path: str | Path,
+    image: np.ndarray,
+    *,
+    method: str = "gradcam",
+    target: int | str | None = None,
+    sanity: bool = True,
+    device: str = "auto",
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    **options,
+) -> dict:
+    """The map of an (H, W, 3) uint8 array at the model's input size (a slide tile as the model saw it), with the
+    record of the model file."""
+    report(on_progress, f"{method} map", 0, 1, unit="images")
+    explainer, lock = _cached(model_path, method, device, options)
+    check_input_size(image, explainer.meta)
+    check_cancel(cancel, "explanation")
+    with lock:
+        result = explain_array(explainer, image, target=target, sanity=sanity, cancel=cancel)
+    report(on_progress, f"{method} map", 1, 1, unit="images")
+    return {**result, **explainer.record}
 
 
 def explain_attack(

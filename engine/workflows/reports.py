@@ -9,7 +9,8 @@ from engine.report.write import json_ready, report_texts
 from engine.runs.folder import RunFolder
 
 
-def write_run_report(run: RunFolder, result: dict) -> None:
-    figures = draw_figures(json_ready(result))
+def write_run_report(run: RunFolder, result: dict, extra: dict[str, bytes] | None = None) -> None:
+    """``extra``: more files the report shows (the gallery's PNGs, by their names in the run folder)."""
+    figures = {**draw_figures(json_ready(result)), **(extra or {})}
     texts = report_texts(result, figures, title=f"HistoGuard report: {run.root.name}")
     run.write_files({**figures, **texts})

@@ -97,3 +97,12 @@ def test_sanity_check_passes_different_maps_and_fails_the_same_one():
     assert not failed["passed"] and failed["rank_correlation"] == pytest.approx(1)
     assert sanity_text(passed).startswith("passes") and "FAILS" in sanity_text(failed)
     assert sanity_text(None) == "randomisation check not run"
+
+
+def test_a_flat_map_does_not_pass_the_sanity_check():
+    """A flat map (Grad-CAM with nothing positive) ranks as 0 against anything: inconclusive, not a pass."""
+    rng = np.random.default_rng(0)
+    flat = sanity_check(np.zeros((10, 10)), rng.random((10, 10)))
+    assert not flat["passed"] and flat["inconclusive"] and flat["rank_correlation"] == 0.0
+    assert "inconclusive" in sanity_text(flat) and "flat" in sanity_text(flat)
+    assert not sanity_check(rng.random((10, 10)), np.zeros((10, 10))).get("inconclusive")
