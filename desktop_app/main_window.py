@@ -22,6 +22,7 @@ from desktop_app.context import AppContext
 from desktop_app.controller import Controller
 from desktop_app.edition import apply_edition
 from desktop_app.pages.base import Page
+from desktop_app.pages.cohort import CohortPage
 from desktop_app.pages.data import DataPage
 from desktop_app.pages.diagnose import DiagnosePage
 from desktop_app.pages.results import ResultsPage
@@ -34,7 +35,7 @@ from desktop_app.state import RunInfo
 
 log = logging.getLogger(__name__)
 
-PAGE_CLASSES = (StartPage, DataPage, TrainPage, StressPage, ResultsPage, DiagnosePage, SlidesPage)
+PAGE_CLASSES = (StartPage, DataPage, TrainPage, StressPage, ResultsPage, DiagnosePage, SlidesPage, CohortPage)
 
 
 class MainWindow(QMainWindow):

@@ -80,6 +80,46 @@ def _slides(page, window) -> None:
         page.tiles.select(int(page.prediction.probabilities.argmax()))
 
 
+def _stress_maps(page, window) -> bool:
+    """The Maps tab with the Grad-CAM maps of the flipped image the set view shows, original beside adversarial;
+    False when no image flipped."""
+    if page.flip_view.result is None:
+        return False
+    page.explain.attack_done(page.flip_view.result)
+    page.results.setCurrentWidget(page.explain.view)
+    page.explain.run()
+    settle(window.app, window)
+    return page.explain.view.has_maps()
+
+
+def _slides_tile_map(page, window) -> bool:
+    """The selected tile's attribution map over it; False when no tile is selected."""
+    if page.tiles.selected is None:
+        return False
+    from PySide6.QtWidgets import QScrollArea
+
+    tile_map = page.tile_panel.map
+    tile_map.show_button.setChecked(True)
+    settle(window.app, window)
+    area = tile_map.parent()
+    while area is not None and not isinstance(area, QScrollArea):
+        area = area.parent()
+    if area is not None:  # the side column scrolls: bring the map into view
+        area.ensureWidgetVisible(tile_map, 0, 0)
+        settle(window.app, window)
+    return tile_map.has_map()
+
+
+def _gallery(page, window) -> bool:
+    """The report's gallery tab; False for a run without one."""
+    run = window.ctx.state.run
+    if run is None or not (run.report or {}).get("gallery"):
+        return False
+    page.tabs.setCurrentWidget(page.tabs.widget(page.tabs.count() - 1))
+    settle(window.app, window)
+    return True
+
+
 def _calibration(page, window) -> None:
     page.show_calibration()
     settle(window.app, window)
@@ -105,4 +145,7 @@ EXTRA_SHOTS: list[tuple[str, str, Callable]] = [
     ("results-calibration", "ResultsPage", _calibration),
     ("results-cross-validation", "ResultsPage", _cross_validation),
     ("diagnose-explain", "DiagnosePage", _diagnose_explain),
+    ("stress-maps", "StressPage", _stress_maps),
+    ("slides-tile-map", "SlidesPage", _slides_tile_map),
+    ("results-gallery", "ResultsPage", _gallery),
 ]

@@ -34,6 +34,12 @@ def prediction_html(pred) -> str:
         f"<b>{s['tissue_tiles']:,}</b> tissue tiles of {rows * cols:,} ({cols} × {rows} grid, "
         f"{pred.tile_size} px at level 0, read at level {pred.level})"
     ]
+    if pred.stride or pred.tta != "none":  # overlap: the grid counts heatmap cells of one stride, not tiles
+        lines[0] = (
+            f"<b>{s['tissue_tiles']:,}</b> tissue tiles, read at level {pred.level}: {escape(pred.tiling_text())}"
+        )
+    if pred.info.scale is not None:  # where the tile's scale came from (engine.slides.scale)
+        lines.append(f"Scale: {escape(pred.info.scale.describe())}")
     if s["tissue_tiles"]:
         lines.append(
             f"Called <b>{escape(pred.positive)}</b>: <b>{s['positive_tiles']:,}</b> tiles "

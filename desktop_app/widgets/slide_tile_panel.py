@@ -1,5 +1,6 @@
-"""The tile clicked on the slide: what the model saw (its input, resized from the slide), its call, and
-the same tile attacked white-box at the chosen eps: adversarial version, perturbation, new call."""
+"""The tile clicked on the slide: what the model saw (its input, resized from the slide), its call, the
+same tile attacked white-box at the chosen eps (adversarial version, perturbation, new call), and its attribution
+map over the tile (``TileMap``: Show map, opacity)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QPushBu
 
 from desktop_app.widgets.slide_form import METHODS, int_spin
 from desktop_app.widgets.slide_summary import flip_phrase
+from desktop_app.widgets.tile_map import TileMap
 from desktop_app.widgets.triptych import Triptych
 from engine.core.config import AttackConfig
 
@@ -40,6 +42,7 @@ class SlideTilePanel(QGroupBox):
         self.status.setWordWrap(True)
         self.status.setStyleSheet("color:#505050;")
         self.triptych = Triptych(min_size=80, compact=True)
+        self.map = TileMap(min_size=120)
         self.setMinimumWidth(3 * 80 + 40)  # the three pictures side by side, even while they are hidden
         layout = QVBoxLayout(self)
         layout.addWidget(self.where)
@@ -47,6 +50,7 @@ class SlideTilePanel(QGroupBox):
         layout.addWidget(self.controls)
         layout.addWidget(self.status)
         layout.addWidget(self.triptych, 1)
+        layout.addWidget(self.map, 1)
         layout.addStretch(0)  # takes the height while the triptych is hidden, none while it is shown
         self.clear()
 
@@ -57,6 +61,8 @@ class SlideTilePanel(QGroupBox):
         self.map_text = ""
         self.triptych.clear("")
         self.triptych.setVisible(False)
+        self.map.clear()
+        self.map.setVisible(False)
         self.controls.setVisible(False)
         self.attack_button.setEnabled(False)
 
@@ -78,6 +84,8 @@ class SlideTilePanel(QGroupBox):
         self.status.setText(self.map_text)
         self.triptych.clear("")
         self.triptych.setVisible(True)
+        self.map.clear()
+        self.map.setVisible(True)
         self.controls.setVisible(True)
 
     def show_input(self, rgb) -> None:

@@ -1,6 +1,6 @@
 """The settings of a study run: architecture, image size, epochs, batch size, learning rate, the attack
-eps of Models B and C (as k/255), Model C's defence, starting weights, device, and (in a compact group)
-the robustness evaluation that follows training.
+eps of Models B and C (as k/255), Model C's defence, stain normalisation and HED jitter, starting weights, device,
+and (in a compact group) the robustness evaluation that follows training.
 
 The architectures are listed statically: the engine's registry imports torch, which the window must not
 wait for (a test checks this list against ``engine.api.list_models()``).
@@ -43,6 +43,20 @@ WEIGHTS = (
     ("file", "a weights file…"),
 )
 DEVICES = (("auto", "auto (GPU if there is one)"), ("cpu", "cpu"), ("cuda", "cuda (NVIDIA GPU)"))
+STAIN_NORMS = (
+    ("none", "none", "images as they are"),
+    ("macenko", "Macenko", "re-stain each image with the training set's haematoxylin and eosin vectors (Macenko 2009)"),
+    ("reinhard", "Reinhard", "match each image's CIELAB colour mean and spread to the training set's (Reinhard 2001)"),
+)
+STAIN_TIP = (
+    "Stain normalisation: every training, validation and test image is re-coloured to one reference stain, fitted on "
+    "the training images, before the model sees it. It is stored with the model and applied wherever the model runs "
+    "(Diagnose, slides, certification, maps), so images from another lab are normalised alike."
+)
+HED_TIP = (
+    "HED stain jitter in training (Tellez et al. 2018): each image's haematoxylin, eosin and DAB concentrations times "
+    "U(1-scale, 1+scale), plus U(-shift, shift) in optical density. 0 and 0: off; 0.05/0.05 light, 0.2/0.05 strong."
+)
 DEFENCE_TIPS = {
     "none": "no Model C: only Models A and B are trained",
     "fgsm-rs": "Model C is trained on FGSM images with a random start, made on the fly (fast, one attack step)",
@@ -71,6 +85,15 @@ def _spin(low: int, high: int, step: int = 1, suffix: str = "") -> QSpinBox:
     spin.setRange(low, high)
     spin.setSingleStep(step)
     spin.setSuffix(suffix)
+    return spin
+
+
+def _fraction_spin(low: float, high: float, tip: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(low, high)
+    spin.setDecimals(2)
+    spin.setSingleStep(0.05)
+    spin.setToolTip(tip)
     return spin
 
 
@@ -115,6 +138,10 @@ class TrainForm(QWidget):
         self.eps_k.setToolTip("FGSM eps of Model B's extra training images and Model C's adversarial training")
         self.eps_text = QLabel()
         self.defence = _combo(DEFENCES)
+        self.stain_norm = _combo(STAIN_NORMS)
+        self.stain_norm.setToolTip(STAIN_TIP)
+        self.stain_norm.setMinimumContentsLength(8)  # one row with the HED jitter: the form stays as wide as it was
+        self.hed_scale, self.hed_shift = _fraction_spin(0.0, 0.95, HED_TIP), _fraction_spin(0.0, 1.0, HED_TIP)
         self.robust = RobustEvalForm()
         self.weights = _combo(WEIGHTS)
         self.weights_file = QLineEdit()
@@ -139,6 +166,10 @@ class TrainForm(QWidget):
         eps_row.addWidget(self.eps_text, 1)
         form.addRow("Attack eps (B, C)", eps_row)
         form.addRow("Model C defence", self.defence)
+        stain_row = _pair(self.stain_norm, "HED jitter", self.hed_scale)
+        stain_row.addWidget(QLabel("shift"))
+        stain_row.addWidget(self.hed_shift, 1)
+        form.addRow("Stain normalisation", stain_row)
         form.addRow("Start weights", self.weights)
         file_row = QHBoxLayout()
         file_row.addWidget(self.weights_file, 1)
@@ -151,9 +182,10 @@ class TrainForm(QWidget):
     def _connect(self) -> None:
         for spin in (self.image_size, self.epochs, self.batch_size, self.eps_k):
             spin.valueChanged.connect(self._edited)
-        self.lr.valueChanged.connect(self._edited)
+        for spin in (self.lr, self.hed_scale, self.hed_shift):
+            spin.valueChanged.connect(self._edited)
         self.input_mpp.valueChanged.connect(self._edited)
-        for combo in (self.arch, self.weights, self.device, self.defence):
+        for combo in (self.arch, self.weights, self.device, self.defence, self.stain_norm):
             combo.currentIndexChanged.connect(self._edited)
         self.robust.changed.connect(self._edited)
         self.weights_file.textChanged.connect(self._edited)
@@ -181,6 +213,9 @@ class TrainForm(QWidget):
         self.batch_size.setValue(train.batch_size)
         self.lr.setValue(train.lr)
         self.input_mpp.setValue(train.input_mpp or 0.0)
+        _select(self.stain_norm, train.stain_norm)
+        self.hed_scale.setValue(train.hed_scale)
+        self.hed_shift.setValue(train.hed_shift)
         self.eps_k.setValue(max(1, round(eps * 255)))
         if train.weights in ("auto", "none", "imagenet"):
             _select(self.weights, train.weights)
@@ -223,4 +258,8 @@ class TrainForm(QWidget):
             input_mpp=self.input_mpp.value() or None,
             weights=self.weights_value(),
             device=self.device.currentData(),
+            stain_norm=self.stain_norm.currentData(),
+            stain_reference=base.stain_reference if self.stain_norm.currentData() != "none" else None,
+            hed_scale=self.hed_scale.value(),
+            hed_shift=self.hed_shift.value(),
         )

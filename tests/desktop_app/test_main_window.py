@@ -10,7 +10,7 @@ from tests.desktop_app.conftest import wait_for_tasks
 
 def test_window_has_every_page_and_a_file_menu(window):
     titles = [window.sidebar.item(i).text() for i in range(window.sidebar.count())]
-    assert titles == ["Start", "Data", "Train", "Stress test", "Results", "Diagnose", "Slides"]
+    assert titles == ["Start", "Data", "Train", "Stress test", "Results", "Diagnose", "Slides", "Cohort"]
     actions = [a.text().replace("&", "") for a in window.file_menu.actions() if a.text()]
     assert actions == ["Open dataset folder…", "Open run folder…", "Open ONNX model…", "Export report…", "Quit"]
     window.show_page("Results")

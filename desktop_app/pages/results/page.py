@@ -2,7 +2,8 @@
 sweep, image or patient level, and the report export (HTML with embedded figures + CSV, optionally PDF).
 Every metric carries its 95% patient-level interval. A second tab shows the robustness evaluation (attacks,
 transfer, black-box, natural perturbations, smallest flipping eps, paired comparisons, gradient-masking checks),
-a third the calibration (temperature, ECE, Brier, reliability diagram, review band, coverage curve)."""
+a third the calibration (temperature, ECE, Brier, reliability diagram, review band, coverage curve); the last the
+report's gallery of test images with their attribution maps."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from desktop_app.state import RunInfo
 from desktop_app.widgets.calibration_view import CalibrationView
 from desktop_app.widgets.confusion_heatmap import ConfusionHeatmap
 from desktop_app.widgets.cv_view import CrossValidationView
+from desktop_app.widgets.gallery_view import GalleryView
 from desktop_app.widgets.metrics_table import MetricsTable
 from desktop_app.widgets.progress_panel import ProgressPanel
 from desktop_app.widgets.robustness_view import RobustnessView
@@ -126,6 +128,8 @@ class ResultsPage(Page):
         self.cv_tab = scrolled(self.cross_validation)
         self.tabs.addTab(self.cv_tab, "Cross-validation")
         self.tabs.setTabVisible(3, False)
+        self.gallery = GalleryView()
+        self.tabs.addTab(scrolled(self.gallery), "Explanations (gallery)")
         layout.addWidget(self.tabs, 1)
         return box
 
@@ -218,6 +222,7 @@ class ResultsPage(Page):
         self.sweep_plot.set_sweep(report.get("sweep") or [])
         self.robustness.set_report(report)
         self.calibration.set_report(report)
+        self.gallery.set_gallery(report.get("gallery"), run.path)
         cv = run.cross_validation
         self.tabs.setTabVisible(3, cv is not None)
         if cv is not None:

@@ -39,17 +39,18 @@ from desktop_app.widgets.slide_toolbar import SlideToolbar, zoom_text
 from desktop_app.widgets.slide_view import SlideView
 from desktop_app.workers import Task
 from engine.core.edition import needs_full_edition
-from engine.core.errors import ModelError
+from engine.core.errors import EngineError, ModelError
 from engine.slides.export import colourise, fragility, robustness_record
-from engine.slides.grid import tiling
+from engine.slides.scale import plan_tiles, resolve_scale
 
 SLIDE_FILTER = (
-    "Slides (*.svs *.ndpi *.mrxs *.scn *.vms *.vmu *.bif *.svslide *.tif *.tiff *.png *.jpg *.jpeg);;All files (*)"
+    "Slides (*.svs *.ndpi *.mrxs *.scn *.vms *.vmu *.bif *.svslide *.dcm *.tif *.tiff *.png *.jpg *.jpeg);;"
+    "All files (*)"
 )
 HINT = (
-    "Open a whole-slide image (.svs, .ndpi, .mrxs, .scn, pyramidal TIFF, or a plain image), predict every tissue "
-    "tile with the ONNX model and see the heatmap; the robustness map shows how little an attack needs to flip each "
-    "call. Research tool, not a medical device: every call must be reviewed by a pathologist."
+    "Open a whole-slide image (.svs, .ndpi, .mrxs, .scn, DICOM, pyramidal TIFF, or a plain image), predict every "
+    "tissue tile with the ONNX model and see the heatmap; the robustness map shows how little an attack needs to flip "
+    "each call. Research tool, not a medical device: every call must be reviewed by a pathologist."
 )
 
 
@@ -121,6 +122,7 @@ class SlidesPage(Page):
         self.form.run_button.clicked.connect(self.run_prediction)
         self.form.robust_button.clicked.connect(self.run_robustness)
         self.form.model_mpp.valueChanged.connect(self._update_tile_hint)
+        self.form.slide_mpp.valueChanged.connect(self._update_tile_hint)
         self.export_button.clicked.connect(self.export_dialog)
         self.ctx.state.run_changed.connect(self._refresh_choices)
         self.ctx.state.onnx_changed.connect(self._onnx_changed)
@@ -189,7 +191,7 @@ class SlidesPage(Page):
             negative = next(c for c in pred.classes if c != pred.positive)
             self.colour_bar.set_labels(f"0 {negative}", f"1 {pred.positive}", "0.5")
         self.colour_bar.setVisible(True)
-        self.view.set_overlay(rgba, pred.tile_size, self.opacity.value() / 100)
+        self.view.set_overlay(rgba, pred.cell, self.opacity.value() / 100)  # a cell: one stride
 
     def _opacity_changed(self, value: int) -> None:
         self.view.set_overlay_opacity(value / 100)
@@ -234,20 +236,22 @@ class SlidesPage(Page):
             self.model_box.show_error(self.ctx.state.onnx_path, user_message(exc))
 
     def _update_tile_hint(self) -> None:
+        """The tile the model will see, and where its scale comes from; a scale that would be refused, in words."""
         if self.info is None or self.model_info is None:
             self.form.tile_hint.setText("Open a slide and a model to see the tile size.")
             return
-        size, slide_mpp = self.model_info.meta.image_size, self.info.mpp[0] if self.info.mpp else None
-        model_mpp = self.form.model_mpp_value() or self.model_info.meta.mpp
-        plan = tiling(size, model_mpp, slide_mpp, self.info.level_downsamples)
-        side, level = plan.side, plan.level
-        if plan.scaled:
-            why = f"the model's {size} px at {model_mpp:g} µm/px"
-        elif slide_mpp:
-            why = "one slide pixel per model pixel: give the model's resolution"
-        else:
-            why = "the slide records no resolution: one slide pixel per model pixel"
-        self.form.tile_hint.setText(f"One tile = {side} × {side} slide px ({why}), read at level {level}.")
+        meta, form = self.model_info.meta, self.form
+        try:
+            scale = resolve_scale(
+                self.info, meta.mpp, model_mpp=form.model_mpp_value(), slide_mpp=form.slide_mpp_value()
+            )
+            plan = plan_tiles(self.info, scale, meta.image_size, warn=False)
+        except EngineError as exc:
+            form.tile_hint.setText(f"Cannot predict: {user_message(exc)}")
+            return
+        form.tile_hint.setText(
+            f"One tile = {plan.side} × {plan.side} slide px, read at level {plan.level} ({scale.describe()})."
+        )
 
     # --- prediction and robustness ----------------------------------------------------------------
     def _update_buttons(self) -> None:
@@ -267,7 +271,9 @@ class SlidesPage(Page):
         self._forget_prediction("Predicting…")
         model = self.model_info.path
         self._task_size = self.model_info.meta.image_size
-        kw = {"model_mpp": self.form.model_mpp_value(), "min_tissue": self.form.min_tissue.value() / 100}
+        kw = {"model_mpp": self.form.model_mpp_value(), "slide_mpp": self.form.slide_mpp_value()}
+        kw["min_tissue"] = self.form.min_tissue.value() / 100
+        kw.update(self.form.tiling_options())
         self.task = self.start_task("Predict slide", predict, self.slide_path, model, **kw)
         self.task.finished.connect(self._predicted)
         return self._follow(self.task, "Opening the model and finding tissue…", model)
@@ -288,6 +294,12 @@ class SlidesPage(Page):
         self.show_overlay()
         s = prediction.summary(top=0)
         self.ctx.state.message.emit(f"Predicted {s['tissue_tiles']:,} tissue tiles: {s['positive_tiles']:,} positive")
+
+    def show_saved_prediction(self, prediction, model: Path, input_size: int) -> None:
+        """Show a prediction saved earlier (a cohort's slide) over the open slide, as if it had been run here."""
+        self._task_model, self._task_size = Path(model), input_size
+        self._predicted(prediction)
+        self._update_buttons()
 
     def run_robustness(self) -> Task | None:
         if not self.form.robust_button.isEnabled():

@@ -1,6 +1,6 @@
 """What the Slides page runs on the worker pool: plain functions over the engine's slide API (no Qt), each
 taking the ``on_progress`` and ``cancel`` that ``workers.Task`` passes. PyTorch is imported only by the
-robustness map and the tile attack, on the worker, when first used."""
+robustness map, the tile attack and a tile's Grad-CAM map, on the worker, when first used."""
 
 from __future__ import annotations
 
@@ -63,3 +63,15 @@ def attack(slide: Path, model: Path, tile, level: int, how, *, on_progress=None,
 
     check_cancel(cancel, "tile attack")  # a click on another tile before this one started
     return attack_tile(slide, model, tile, level, how)
+
+
+def tile_map(slide: Path, model: Path, tile, level: int, size: int, method: str, *, on_progress=None, cancel=None):
+    """(tile, the map of the tile as the model saw it with its colours) (worker): occlusion on the ONNX file
+    (onnxruntime only) or Grad-CAM on the checkpoint beside it (``engine.api.explain_rgb``)."""
+    from engine import api
+
+    check_cancel(cancel, "tile map")  # a click on another tile before this one started
+    with api.open_slide(slide) as s:
+        rgb = api.read_tile_rgb(s, tile, level, size)
+    result = api.explain_rgb(model, rgb, method=method, on_progress=on_progress, cancel=cancel)
+    return tile, {**result, "heat": api.heat_rgba(result["shown"])}

@@ -1,5 +1,7 @@
 """The Slides page's selected tile: a click on the slide (or on a top tile) selects the tissue tile there,
-outlines it, reads what the model saw on a worker and attacks it white-box on another.
+outlines it, reads what the model saw on a worker and attacks it white-box on another; with Show map on, a third
+worker computes its attribution map (occlusion on the ONNX file, or Grad-CAM on the checkpoint beside it in the full
+edition), drawn over the tile with the panel's opacity slider.
 
 The newest click wins: results of tiles clicked before are dropped when they arrive. If the attack cannot
 run for a model (no matching checkpoint, say), the error is shown once and clicks stop attacking that
@@ -12,9 +14,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
-from desktop_app.pages.slides.tasks import attack, read_tile
+from desktop_app.pages.diagnose.explain import status_html
+from desktop_app.pages.slides.tasks import attack, read_tile, tile_map
 from desktop_app.widgets.slide_summary import flip_phrase
 from desktop_app.workers import Task
+from engine import api
+from engine.core.catalog import EXPLAIN_INFO
 from engine.core.eps import format_eps
 
 
@@ -28,7 +33,9 @@ class TileSelection(QObject):
         self._read_task: Task | None = None
         self._attack_task: Task | None = None
         self._attack_broken: Path | None = None  # the model whose attack failed: clicks do not retry it
+        self._map_task: Task | None = None
         self.panel.attack_button.clicked.connect(self.attack_selected)
+        self.panel.map.show_button.toggled.connect(self._map_toggled)
 
     def index_tiles(self, prediction) -> None:
         self.index = {(t.row, t.col): i for i, t in enumerate(prediction.tiles)}
@@ -44,7 +51,7 @@ class TileSelection(QObject):
         if pred is None:
             self.panel.clear("Run a prediction first; then click a tile to see it and attack it.")
             return
-        i = self.index.get((int(y // pred.tile_size), int(x // pred.tile_size)))
+        i = pred.tile_at(x, y)  # with overlap, the tile centred nearest the click
         if i is None:
             self.selected = None
             self.view.select(None)
@@ -70,6 +77,8 @@ class TileSelection(QObject):
         self._read_task.finished.connect(self._tile_read)
         if self.attacks_available and self._attack_broken != page.predicted_with:
             self.attack_selected()
+        if self.panel.map.show_button.isChecked():
+            self.explain_selected()
 
     def refresh(self) -> None:
         """The robustness map arrived: show the selected tile's flip eps."""
@@ -112,3 +121,50 @@ class TileSelection(QObject):
             self._attack_task = None
             self._attack_broken = self.page.predicted_with
             self.panel.set_status("The attack could not run (see the error message); Attack tile tries again.")
+
+    # --- the tile's attribution map ---------------------------------------------------------------
+    def map_method(self) -> str:
+        """Grad-CAM on the checkpoint beside the ONNX file (full edition), else occlusion on the ONNX file itself."""
+        model = self.page.predicted_with
+        beside = model is not None and api.checkpoint_beside(model).is_file()
+        return "gradcam" if self.attacks_available and beside else "occlusion"
+
+    def explain_selected(self) -> Task | None:
+        """Compute the selected tile's map on a worker (an earlier tile's map, if still running, is cancelled)."""
+        pred, page = self.page.prediction, self.page
+        if self.selected is None or pred is None:
+            return None
+        if self._map_task is not None:
+            self._map_task.cancel()
+        method = self.map_method()
+        self.panel.map.clear(f"Computing the {EXPLAIN_INFO[method].label} map of the tile…")
+        args = (page.slide_path, page.predicted_with, pred.tiles[self.selected], pred.level, page.input_size, method)
+        self._map_task = page.start_task("Tile map", tile_map, *args)
+        self._map_task.finished.connect(self._mapped)
+        self._map_task.failed.connect(self._map_failed)
+        self._map_task.ended.connect(self._map_ended)
+        return self._map_task
+
+    def _mapped(self, result: tuple) -> None:
+        tile, r = result
+        if self.sender() is not self._map_task or self.selected is None or not self.panel.map.show_button.isChecked():
+            return  # an older click's map, or the map was switched off
+        if self.page.prediction.tiles[self.selected] != tile:
+            return
+        caption = f"{EXPLAIN_INFO[r['method']].label} map of {r['target']}"
+        failed = bool(r["sanity"] and not r["sanity"]["passed"])
+        self.panel.map.set_result(r, caption, status_html(r), failed)
+
+    def _map_failed(self, exc: BaseException, details: str) -> None:
+        if self.sender() is self._map_task:
+            self.panel.map.set_status("The map could not be computed (see the error message).", failed=True)
+
+    def _map_ended(self) -> None:
+        if self.sender() is self._map_task:
+            self._map_task = None  # the task object is deleted once it has ended
+
+    def _map_toggled(self, on: bool) -> None:
+        if on:
+            self.explain_selected()
+        elif self._map_task is not None:
+            self._map_task.cancel()

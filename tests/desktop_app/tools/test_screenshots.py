@@ -13,9 +13,10 @@ def test_screenshots_of_every_page(tmp_path, tiny_run, monkeypatch):
     monkeypatch.setenv("HISTOGUARD_DATA_DIR", str(tmp_path / "data"))
     assert take_screenshots(get_app(), tmp_path / "shots", run=str(tiny_run)) == 0
     names = sorted(p.name for p in (tmp_path / "shots").glob("*.png"))
-    assert names == ["1-start.png", "11-diagnose-explain.png", "2-data.png", "3-train.png", "4-stress-test.png",
-                     "5-results.png", "6-diagnose.png", "7-slides.png", "8-results-robustness.png",
-                     "9-results-calibration.png"]  # fmt: skip
+    assert names == ["1-start.png", "10-results-calibration.png", "12-diagnose-explain.png", "13-stress-maps.png",
+                     "14-slides-tile-map.png", "15-results-gallery.png", "2-data.png", "3-train.png",
+                     "4-stress-test.png", "5-results.png", "6-diagnose.png", "7-slides.png", "8-cohort.png",
+                     "9-results-robustness.png"]  # fmt: skip
     for name in names:
         image = np.asarray(Image.open(tmp_path / "shots" / name).convert("RGB"))
         assert image.shape == (800, 1280, 3), name

@@ -34,7 +34,7 @@ def test_self_test_passes_offscreen_and_says_what_it_did(tmp_path):
     proc = _histoguard(tmp_path, "--self-test")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     out = proc.stdout
-    assert "full edition" in out and "main window shown (7 pages)" in out
+    assert "full edition" in out and "main window shown (8 pages)" in out
     assert "model loaded: selftest.onnx" in out and "CPUExecutionProvider" in out
     assert "predicted " in out and "passed in" in out
 
