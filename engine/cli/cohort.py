@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine import api
+from engine.cli.slide_cmd import add_tile_options
 from engine.cli.text import aligned
 from engine.slides.cohort import DEFAULT_TOP_K, CohortSettings
 
@@ -26,7 +27,10 @@ def add_cohort_command(sub) -> None:
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, metavar="K",
                    help="slide score = mean of the K highest tile probabilities (default %(default)s)")  # fmt: skip
     p.add_argument("--model-mpp", type=float, default=None, help="microns per pixel of the model's training images")
+    p.add_argument("--slide-mpp", type=float, default=None, metavar="MPP",
+                   help="microns per level-0 pixel of every slide, over what the files record")  # fmt: skip
     p.add_argument("--min-tissue", type=float, default=0.5, help="keep tiles with at least this tissue fraction")
+    add_tile_options(p)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto")
     g = p.add_argument_group("robustness map (full edition)")
@@ -47,7 +51,8 @@ def cmd_slides(a, progress) -> int:
     from engine.slides.cohort_table import cell
 
     settings = CohortSettings(
-        model_mpp=a.model_mpp, min_tissue=a.min_tissue, top_k=a.top_k,
+        model_mpp=a.model_mpp, slide_mpp=a.slide_mpp, min_tissue=a.min_tissue, overlap=a.overlap, tta=a.tta,
+        top_k=a.top_k,
         robustness=None if a.robustness == "none" else a.robustness, max_eps=a.max_eps, steps=a.steps,
         robust_limit=a.robust_limit, batch_size=a.batch_size, device=a.device,
     )  # fmt: skip

@@ -42,7 +42,10 @@ class CohortSettings:
     the speed, not the results, so a finished slide is reused across them."""
 
     model_mpp: float | None = None
+    slide_mpp: float | None = None  # over what every slide's file records (a cohort from one scanner)
     min_tissue: float = 0.5
+    overlap: float = 0.0
+    tta: str = "none"
     top_k: int = DEFAULT_TOP_K
     robustness: str | None = None
     max_eps: int = 16
@@ -58,6 +61,8 @@ class CohortSettings:
             raise ConfigError(f"min tissue ({self.min_tissue}) must be a fraction between 0 and 1")
         if self.model_mpp is not None and self.model_mpp <= 0:
             raise ConfigError(f"the model's microns per pixel ({self.model_mpp}) must be positive")
+        if self.slide_mpp is not None and self.slide_mpp <= 0:
+            raise ConfigError(f"the slides' microns per pixel ({self.slide_mpp}) must be positive, e.g. 0.5")
         if self.robustness not in (None, *ROBUSTNESS_METHODS):
             raise ConfigError(f"robustness {self.robustness!r} is not one of {', '.join(ROBUSTNESS_METHODS)}")
         if not 1 <= self.max_eps <= 255 or self.steps < 1 or self.batch_size < 1:

@@ -175,6 +175,11 @@ def test_a_changed_model_or_setting_is_not_reused(cohort, reference, tmp_path, m
     calls.clear()
     run_cohort([cohort["slides"]], other, out, CohortSettings(model_mpp=2.0, top_k=3, batch_size=7))
     assert calls == []  # the batch size changes the speed, not the results
+    calls.clear()
+    run_cohort([cohort["slides"]], other, out, CohortSettings(model_mpp=2.0, top_k=3, overlap=0.5, tta="flips"))
+    assert len(calls) == N  # overlapping tiles and TTA change the tiles and their probabilities: run again
+    rec = json.loads((out / rows(out)[0]["folder"] / "slide.json").read_text())
+    assert rec["stride"] < rec["tile_size"] and rec["tta"]["mode"] == "flips"
 
 
 def test_folder_names_are_unique_stable_and_the_output_folder_is_skipped(tmp_path):
@@ -197,6 +202,8 @@ def test_folder_names_are_unique_stable_and_the_output_folder_is_skipped(tmp_pat
 def test_bad_inputs_are_refused_with_what_to_do(cohort, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="top-k"):
         CohortSettings(top_k=0)
+    with pytest.raises(ConfigError, match="slides' microns per pixel"):
+        CohortSettings(slide_mpp=0)
     from engine.core.errors import DataError
 
     with pytest.raises(DataError, match="no slides"):
