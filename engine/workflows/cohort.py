@@ -105,7 +105,8 @@ def process_slide(
     try:
         pred = predict_slide(
             slide.path, model, model_mpp=settings.model_mpp, slide_mpp=settings.slide_mpp,
-            min_tissue=settings.min_tissue, overlap=settings.overlap, tta=settings.tta, batch_size=settings.batch_size, device=settings.device, on_progress=on_progress, cancel=cancel,
+            min_tissue=settings.min_tissue, overlap=settings.overlap, tta=settings.tta, batch_size=settings.batch_size,
+            device=settings.device, on_progress=on_progress, cancel=cancel,
         )  # fmt: skip
         robust = _robustness(slide, model, pred, settings, on_progress, cancel) if settings.robustness else None
         record = slide_record(slide, pred, expected, model_info, time.perf_counter() - start)
