@@ -10,6 +10,10 @@ tiles already in memory (up to 1,024 of them, spread over the slide) with the sa
 prediction runs at X% of the model's batched rate". The rate is given end to end (opening the model and finding
 tissue included, as a user waits) and over the tile loop alone (from the first batch's result to the last).
 
+Cohort throughput (``--cohort_slides N``, 0: skip): ``histoguard slides`` on N synthetic slides of
+``--cohort_side`` px with a tiny model (``bench/cohort.py``), in one process and on a local Ray cluster with 1 and
+2 workers.
+
     python -m bench.slide [--side 20000] [--arch densenet121] [--size 224] [--robust_tiles 256] [--reps 2]
     OMP_NUM_THREADS=1 python -m bench.slide --side 8000 --arch small_cnn --size 64 --robust_tiles 0  # ~1 min
 
@@ -99,7 +103,10 @@ def _timed_prediction(predict_slide, slide: Path, model: Path, model_mpp: float 
     return {"pred": pred, "seconds": seconds, "loop_tiles_s": (d1 - d0) / (t1 - t0) if t1 > t0 else float("nan")}
 
 
-def run(side: int = 20000, arch: str = "densenet121", size: int = 224, robust_tiles: int = 256, reps: int = 2) -> dict:
+def run(
+    side: int = 20000, arch: str = "densenet121", size: int = 224, robust_tiles: int = 256, reps: int = 2,
+    cohort_slides: int = 4, cohort_side: int = 2048,
+) -> dict:  # fmt: skip
     from engine.data.demo_slide import MPP, write_demo_slide
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,6 +125,11 @@ def run(side: int = 20000, arch: str = "densenet121", size: int = 224, robust_ti
         }  # fmt: skip
         if robust_tiles > 0:
             out |= _robustness_map(slide, model, throughput["prediction"], robust_tiles)
+    if cohort_slides > 0:
+        from bench.cohort import cohort_throughput
+
+        out["cohort"] = {"slides": cohort_slides, "side": cohort_side,
+                         "modes": cohort_throughput(cohort_slides, cohort_side)}  # fmt: skip
     return out
 
 
@@ -149,7 +161,21 @@ def render(r: dict) -> str:
             ]
         )
     text = "### Whole slide (CPU)\n\n" + table(["what", "measured"], rows)
-    return text + (render_throughput(r["throughput"]) if "throughput" in r else "")
+    text += render_throughput(r["throughput"]) if "throughput" in r else ""
+    return text + (render_cohort(r["cohort"]) if "cohort" in r else "")
+
+
+def render_cohort(c: dict) -> str:
+    """``histoguard slides`` on a few synthetic slides: one process, then Ray with 1 and 2 workers."""
+    names = {"single": "one process", "ray-1": "Ray, 1 worker", "ray-2": "Ray, 2 workers"}
+    rows = [[names.get(m, m), f"{v['seconds']:.1f} s", f"{v['slides_per_min']:.1f}", f"{v['tiles_per_s']:.1f}"]
+            for m, v in c["modes"].items()]  # fmt: skip
+    return (
+        f"\n\n#### Cohort throughput ({c['slides']} synthetic slides of {c['side']:,} px, a tiny model; a Ray run's "
+        "time includes starting and stopping its local cluster)\n\n"
+        + table(["histoguard slides", "time", "slides/min", "tiles/s"], rows)
+        + "\n"
+    )
 
 
 def render_throughput(t: dict) -> str:
@@ -174,5 +200,16 @@ def render_throughput(t: dict) -> str:
 
 if __name__ == "__main__":
     raise SystemExit(
-        bench_main(__doc__, run, render, side=20000, arch="densenet121", size=224, robust_tiles=256, reps=2)
+        bench_main(
+            __doc__,
+            run,
+            render,
+            side=20000,
+            arch="densenet121",
+            size=224,
+            robust_tiles=256,
+            reps=2,
+            cohort_slides=4,
+            cohort_side=2048,
+        )  # fmt: skip
     )

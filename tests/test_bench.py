@@ -66,6 +66,11 @@ def test_whole_slide_tables():
          "robust_s": 128.0, "robust_peak_mb": 2000.0}
     )  # fmt: skip
     assert "20.0 tiles/s" in text and "256 tiles in 128 s, 2.00 tiles/s" in text and "3,000 of 7,921" in text
+    cohort = {"slides": 4, "side": 2048, "modes": {
+        "single": {"seconds": 2.8, "slides_per_min": 84.0, "tiles_per_s": 90.0, "tiles": 256},
+        "ray-2": {"seconds": 13.1, "slides_per_min": 18.3, "tiles_per_s": 19.5, "tiles": 256}}}  # fmt: skip
+    text = slide.render_cohort(cohort)
+    assert "| one process | 2.8 s | 84.0 | 90.0 |" in text and "| Ray, 2 workers | 13.1 s | 18.3 | 19.5 |" in text
     text = slide_viewer.render(
         {"slide": "s.tiff", "model": "m.onnx", "tiles": 1500, "seconds": 15.0, "gap_median_ms": 21.0,
          "gap_p99_ms": 60.0, "gap_max_ms": 90.0, "ticks": 700, "view_steps": 250, "levels": [0, 1, 2], "errors": []}
