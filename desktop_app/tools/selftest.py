@@ -70,6 +70,24 @@ def _slide_check(image: Path, model: Path) -> str:
     )
 
 
+def _stain_check(image: Path) -> str:
+    """Stain normalisation (torchstain's numpy backend, bundled): a Macenko and a Reinhard reference fitted on the
+    image and applied to it."""
+    import numpy as np
+
+    from engine.data.decode import load_rgb
+    from engine.data.stain_norm import fit_reference, normalise
+
+    pixels = np.asarray(load_rgb(image), np.uint8)[:128, :128]
+    done = []
+    for method in ("macenko", "reinhard"):
+        out = normalise(pixels, fit_reference(method, pixels))
+        if out.shape != pixels.shape or out.dtype != np.uint8:
+            raise SelfTestFailed(f"{method} stain normalisation returned {out.dtype} {out.shape}")
+        done.append(f"{method} (mean change {np.abs(out.astype(int) - pixels).mean():.1f} grey levels)")
+    return "stain normalisation: " + ", ".join(done)
+
+
 def _blackbox_check(app, window, model: Path, labelled: Path, deadline: float) -> str:
     """The Stress page's black-box mode, as a user runs it: the Square attack on ``model`` over a labelled folder."""
     window.show_page("Stress test")
@@ -137,6 +155,7 @@ def self_test(app, out=sys.stdout, timeout_s: float = TIMEOUT_S) -> int:
             say(f"predicted {row['predicted']} (p = {max(probs):.3f}) for {image.name}")
             say(_blackbox_check(app, window, model, labelled, deadline))
             say(_slide_check(image, model))
+            say(_stain_check(image))
             say(f"passed in {time.monotonic() - start:.1f} s")
             return 0
         except SelfTestFailed as exc:

@@ -37,6 +37,7 @@ def test_self_test_passes_offscreen_and_says_what_it_did(tmp_path):
     assert "full edition" in out and "main window shown (8 pages)" in out
     assert "model loaded: selftest.onnx" in out and "CPUExecutionProvider" in out
     assert "predicted " in out and "passed in" in out
+    assert "stain normalisation: macenko (mean change" in out and "reinhard (mean change" in out
 
 
 def test_self_test_passes_without_pytorch(tmp_path):
