@@ -128,8 +128,10 @@ def test_export_writes_html_and_csv_matching_the_report(qtbot, window, opened, t
     wait_for_tasks(qtbot, window)
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     # five confusion matrices, the FGSM sweep, the robustness curves, the min-eps distribution, the reliability
-    # diagram and the coverage curve
-    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") == 10
+    # diagram and the coverage curve; then the gallery's pictures (image, map, adversarial image and its map)
+    gallery = sum(len(it["files"]) for m in report["gallery"]["models"].values() for it in m["items"])
+    assert gallery > 0 and html.count("data:image/png;base64,") == 10 + gallery
+    assert html.startswith("<!DOCTYPE html>")
     assert "Gradient-masking checks" in html and "Square (ONNX, queries only)" in html
     for e in report["evaluations"]:
         assert e["ci"]["accuracy"] is not None
