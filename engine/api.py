@@ -30,7 +30,7 @@ _LAZY = {
     "certify_set": "engine.deploy.certify_run",
     "attach_certificates": "engine.deploy.certify_run",
     "certificates_csv": "engine.deploy.certify_run",
-    "model_sigma": "engine.deploy.certify_run",
+    "model_sigma": "engine.deploy.smoothed",
     "certified_accuracy_curve": "engine.deploy.certify",
     "compare_maps": "engine.deploy.saliency",
     "overlay_png": "engine.deploy.saliency",

@@ -38,18 +38,12 @@ from engine.deploy.certify import (
 from engine.deploy.model_inputs import prepare_inputs
 from engine.deploy.predict import AUDIT_COLUMNS, audit_fields, input_audit
 from engine.deploy.session import create_session, session_meta
+from engine.deploy.smoothed import model_sigma
 from engine.runs.images import ImageSource, labelled_images
 
 log = logging.getLogger(__name__)
 ABSTAIN = "abstain"
 SETTINGS = ("sigma", "n0", "n", "alpha", "seed")
-
-
-def model_sigma(meta: ModelMeta) -> float | None:
-    """The noise sigma the model was trained with (its training record), or None when it was not."""
-    how = meta.training if isinstance(meta.training, dict) else {}
-    sigma = how.get("sigma") if how.get("method") == "gaussian" else None
-    return float(sigma) if isinstance(sigma, (int, float)) and 0 < sigma <= 1 else None
 
 
 def resolve_config(cfg: CertifyConfig, meta: ModelMeta, model: str) -> CertifyConfig:

@@ -24,8 +24,11 @@ from engine.core.metadata import ModelMeta
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import load_rgb, resize_center
 from engine.data.inputs import collect_images
+from engine.deploy import smoothed
+from engine.deploy.blackbox import onnx_predictor
 from engine.deploy.model_inputs import prepare_inputs
 from engine.deploy.session import create_session, run_session, session_integrity, session_meta, session_provider
+from engine.deploy.smoothed import model_sigma
 
 log = logging.getLogger(__name__)
 AUDIT_COLUMNS = ("model", "model_sha256", "app_version", "provider", "time", "input_sha256")
@@ -59,10 +62,14 @@ def predict_files(
     classes = list(meta.classes)
     band = band or meta.review_band
     common = {**audit_fields(session, model_path), "temperature": meta.temperature if meta.calibration else None}
+    sigma = model_sigma(meta)
+    if sigma is not None:  # a noise-trained base model: call its smoothed classifier (engine.deploy.smoothed)
+        common |= {"temperature": None, "smoothed": smoothed.describe(sigma)}
+        log.info("%s was trained with Gaussian noise (sigma %g): %s", Path(model_path).name, sigma, common["smoothed"])
     rows: list[dict] = []
     for start in range(0, len(paths), batch_size):
         check_cancel(cancel, "prediction")
-        rows += _predict_batch(session, paths[start : start + batch_size], meta, common)
+        rows += _predict_batch(session, paths[start : start + batch_size], meta, common, sigma)
         report(on_progress, "predict", min(start + batch_size, len(paths)), len(paths), unit="images")
     flag_rows(rows, meta.positive_class, band)
     if out_csv is not None:
@@ -70,7 +77,7 @@ def predict_files(
     return rows
 
 
-def _predict_batch(session, paths: list[Path], meta: ModelMeta, common: dict) -> list[dict]:
+def _predict_batch(session, paths: list[Path], meta: ModelMeta, common: dict, sigma: float | None) -> list[dict]:
     arrays, rows, classes, size = [], [], list(meta.classes), int(meta.image_size)
     for path in paths:
         row = {"path": str(path), **common, **input_audit(path)}
@@ -82,7 +89,12 @@ def _predict_batch(session, paths: list[Path], meta: ModelMeta, common: dict) ->
             log.warning("%s", exc)
         rows.append(row)
     if arrays:
-        probs = run_session(session, prepare_inputs(meta, np.stack(arrays)))  # the model's stain normalisation
+        x = prepare_inputs(meta, np.stack(arrays))  # the model's stain normalisation
+        if sigma is None:
+            probs = run_session(session, x)
+        else:  # noise seeded by the image's content: the same file gets the same call, in any batch or order
+            keys = [int(r["input_sha256"][:15], 16) for r in rows if not r["error"]]
+            probs = smoothed.smoothed_probabilities(onnx_predictor(session)[0], x, sigma, keys=keys)
         ok = [r for r in rows if not r["error"]]
         for row, p in zip(ok, probs):
             row["predicted"] = classes[int(p.argmax())]
@@ -136,6 +148,7 @@ def rows_to_csv(rows: list[dict], classes: list[str]) -> str:
         "review",
         "review_band",
         "temperature",
+        *(("smoothed",) if any("smoothed" in r for r in rows) else ()),
         *(CERTIFICATE_COLUMNS if certified else ()),
         "error",
         *AUDIT_COLUMNS,

@@ -29,7 +29,10 @@ def note(section: dict) -> str:
         "not for the plain model. Certified accuracy at radius r: the share of images whose smoothed call is right "
         "and provably cannot change within L2 distance r (pixel units on [0, 1] images). An L2 ball of radius r "
         "holds every L-inf perturbation up to r / sqrt(3 H W), given as k/255: small, so the certified curve lies at "
-        f"the left of the attack curves in the robustness figure. {abstained} of {n} images abstained{median_text}."
+        f"the left of the attack curves in the robustness figure. {abstained} of {n} images abstained{median_text}. "
+        "Model C's rows in the other tables are its base model called without noise, which for a model trained on "
+        "noise can be far worse than its smoothed classifier (HistoGuard's predict and Diagnose call the smoothed "
+        "one): read this table for Model C."
     )
 
 

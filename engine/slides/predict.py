@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from engine.core.calibration import DEFAULT_REVIEW_BAND, uncertain
+from engine.core.errors import ModelError
 from engine.core.progress import CancelToken, ProgressCallback, check_cancel, report
 from engine.data.decode import RESAMPLE
 from engine.data.stain_norm import model_stain, normalise
 from engine.deploy.session import create_session, session_integrity, session_meta
+from engine.deploy.smoothed import model_sigma
 from engine.slides.grid import Tile, cell_span, cell_values, overlap_stride, tile_grid
 from engine.slides.prefetch import read_ahead
 from engine.slides.reader import SlideInfo, open_slide, slide_info
@@ -164,6 +166,13 @@ def predict_slide(
     check_tta(tta)
     session = create_session(model_path, device=device)
     meta = session_meta(session, source=Path(model_path).name)
+    if (sigma := model_sigma(meta)) is not None:
+        raise ModelError(
+            f"{Path(model_path).name} was trained with Gaussian noise (sigma {sigma:g}) for randomized smoothing: "
+            "its calls without noise are not its smoothed classifier's, and a smoothed call costs about 100 "
+            "passes per tile; predict slides with a model trained without noise, and certify images with "
+            "`histoguard certify`"
+        )
     size, classes, positive = meta.image_size, list(meta.classes), meta.positive_class
     with open_slide(slide_path) as slide:  # closed on cancel and errors too
         info = slide_info(slide, slide_path)
