@@ -227,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     combined_from = None
     if "combined" in levers:
         changes, combined_from = combination(results, a.combine, s)
-        if changes:
+        if len(combined_from) == 1 and a.combine is None:  # one lever helped: its model, not a second copy of it
+            (only,) = combined_from
+            what = f"= {only} (the only lever that helped)"
+            results["combined"] = {**results[only], "lever": "combined", "what": what}
+        elif changes:
             what = "+ " + ", ".join(combined_from)
             results["combined"] = run_lever("combined", changes, what, s, data, a.out, a.reuse)
         else:  # the baseline's settings: its model, not a second copy of it
