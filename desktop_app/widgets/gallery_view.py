@@ -28,8 +28,10 @@ class GalleryView(QWidget):
         """Show ``gallery`` (report.json's "gallery") with the PNGs of ``run_dir``."""
         while self.layout_.count():
             item = self.layout_.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            if (old := item.widget()) is not None:  # hidden and detached now: deleteLater waits for the event loop
+                old.hide()
+                old.setParent(None)
+                old.deleteLater()
         self.pictures = []
         if not gallery:
             self.layout_.addWidget(_label(escape(NONE)))

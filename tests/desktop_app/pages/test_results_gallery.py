@@ -20,3 +20,6 @@ def test_the_gallery_tab_shows_every_picture_of_the_report(qtbot, window, tiny_r
     page.gallery.set_gallery(None, None)
     assert page.gallery.shown_pictures() == 0
     assert any(escape(NONE) in label.text() for label in page.gallery.findChildren(type(page.run_label)))
+    page.gallery.set_gallery(gallery, tiny_run)  # the "no gallery" line goes at once (it was drawn over the intro)
+    labels = page.gallery.findChildren(type(page.run_label))
+    assert not any(escape(NONE) in label.text() for label in labels) and page.gallery.shown_pictures() == len(files)
