@@ -81,15 +81,12 @@ def explain_image(
     cancel: CancelToken | None = None,
     **options,
 ) -> dict:
-    """One image file's map (``engine.deploy.explain_run.explain_image``'s result, with "image_path" and the record)."""
-    report(on_progress, f"{method} map", 0, 1, unit="images")
-    explainer, lock = _cached(model_path, method, device, options)
+    """One image file's map (``explain_rgb`` of the decoded image, with "image_path")."""
+    explainer, _ = _cached(model_path, method, device, options)  # cached: explain_rgb finds the same one
     image = decode_image(image_path, explainer.meta.image_size)
-    check_cancel(cancel, "explanation")
-    with lock:
-        result = explain_array(explainer, image, target=target, sanity=sanity, cancel=cancel)
-    report(on_progress, f"{method} map", 1, 1, unit="images")
-    return {**result, "image_path": str(image_path), **explainer.record}
+    result = explain_rgb(model_path, image, method=method, target=target, sanity=sanity, device=device,
+                         on_progress=on_progress, cancel=cancel, **options)  # fmt: skip
+    return {**result, "image_path": str(image_path)}
 
 
 def explain_rgb(
