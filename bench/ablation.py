@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import header, setup, shared_data
+from bench.common import header, idc_manifest, setup
 from engine.core.config import DataConfig, TrainConfig
 from engine.core.eps import format_eps
 from engine.core.fileio import write_json
@@ -215,10 +215,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(a.threads)
     levers = [n for n in ALL if n in a.levers]
-    shared = shared_data()
-    path = a.data or (shared / "idc_subset" / "MANIFEST.csv" if shared else None)
-    if path is None or not Path(path).exists():
-        sys.stderr.write(f"IDC patches not found ({path}); set HISTOGUARD_SHARED_DATA or pass --data\n")
+    path = idc_manifest(a.data)
+    if path is None:
         return 2
     s = settings(a.epochs, a.device, a.quick)
     data = load_data(Path(path), a.positive_class, s)

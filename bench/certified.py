@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.ablation import Settings, load_data, settings
-from bench.common import header, setup, shared_data
+from bench.common import header, idc_manifest, setup
 from engine.core.fileio import write_json
 
 RADII = (0.0, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
@@ -125,10 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(a.threads)
-    shared = shared_data()
-    path = a.data or (shared / "idc_subset" / "MANIFEST.csv" if shared else None)
-    if path is None or not Path(path).exists():
-        sys.stderr.write(f"IDC patches not found ({path}); set HISTOGUARD_SHARED_DATA or pass --data\n")
+    path = idc_manifest(a.data)
+    if path is None:
         return 2
     s = settings(a.epochs, a.device, a.quick)
     if a.quick:

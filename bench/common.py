@@ -87,3 +87,16 @@ def bench_main(doc: str, run: Callable[..., object], render: Callable[[object], 
     setup()
     sys.stdout.write(header() + "\n" + render(run(**vars(args))) + "\n")
     return 0
+
+
+def idc_manifest(given=None) -> Path | None:
+    """``given`` (a --data path), else the shared IDC patches' manifest; None (with a line on stderr) when it is
+    not there."""
+    import sys
+
+    shared = shared_data()
+    path = Path(given) if given else (shared / "idc_subset" / "MANIFEST.csv" if shared else None)
+    if path is None or not path.exists():
+        sys.stderr.write(f"IDC patches not found ({path}); set HISTOGUARD_SHARED_DATA or pass --data\n")
+        return None
+    return path
