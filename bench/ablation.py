@@ -209,11 +209,7 @@ def render(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    setup()
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
+    setup(a.threads)
     levers = [n for n in ALL if n in a.levers]
     path = idc_manifest(a.data)
     if path is None:

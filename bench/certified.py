@@ -120,11 +120,7 @@ def render(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    setup()
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
+    setup(a.threads)
     path = idc_manifest(a.data)
     if path is None:
         return 2

@@ -18,14 +18,19 @@ def shared_data() -> Path | None:
     return path if path.is_dir() else None
 
 
-def setup() -> None:
-    """The process settings HistoGuard's own entry points apply (malloc thresholds), and quiet logs."""
+def setup(threads: int | None = None) -> None:
+    """The process settings HistoGuard's own entry points apply (malloc thresholds), quiet logs, and ``threads``
+    torch CPU threads when given (1 where other jobs share the cores)."""
     import logging
 
     from engine.core.runtime import tune_malloc
 
     tune_malloc()
     logging.basicConfig(level=logging.WARNING)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def header(title: str = "HistoGuard benchmarks") -> str:
